@@ -1,0 +1,10 @@
+//! raum: a Kubernetes operator for privacy-first video conferences.
+//!
+//! One binary with one subcommand per component (see [`cli`]). The custom resources
+//! live in [`api`]; the CRDs are generated from them by [`crd`].
+
+pub mod api;
+pub mod cli;
+pub mod crd;
+pub mod kubeconfig;
+pub mod telemetry;
