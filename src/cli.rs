@@ -1,0 +1,90 @@
+//! The command line: `raum <subcommand>`. One binary, one image; each subcommand is one
+//! component of raum (see docs/architecture.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// raum: privacy-first video conferences on your own Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "raum", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// How process logs are written (to stderr). The filter comes from RAUM_LOG.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "RAUM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// The component to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// raum's components.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reconcile Meeting and RetentionPolicy objects (runs as a Deployment with leader
+    /// election).
+    Operator(ClusterArgs),
+    /// Serve join URLs and the web client, proxy signaling to each meeting's SFU and
+    /// write the shared access log.
+    Gateway(ClusterArgs),
+    /// The WebRTC SFU of one meeting (runs in the meeting's ephemeral pod).
+    Sfu,
+    /// One pruning run of the shared access log, honouring holds (runs in the
+    /// RetentionPolicy's CronJob).
+    Prune(ClusterArgs),
+    /// Print the CustomResourceDefinitions generated from raum's Rust types.
+    Crd(CrdArgs),
+    /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings
+    /// from YAML files; no Kubernetes needed.
+    Standalone,
+}
+
+/// Flags of the subcommands that talk to the Kubernetes API server.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig to use. Without it: $KUBECONFIG, then the in-cluster service
+    /// account, then ~/.kube/config.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Flags of `raum crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD into this directory (as in the repository's crds/)
+    /// instead of printing one YAML stream to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_subcommands_and_flags_are_usage_errors() {
+        for args in [
+            &["raum", "meet"][..],
+            &["raum", "crd", "--nope"],
+            &["raum"],
+            &["raum", "operator", "--kubeconfig"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `raum`: parse the command line, run the chosen component, report errors on one line.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use raum::cli::{Cli, ClusterArgs, Command};
+
+/// Exit status of a component that this build does not have yet (sysexits' EX_UNAVAILABLE).
+const NOT_YET_AVAILABLE: u8 = 69;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    raum::telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Crd(args) => match args.out_dir {
+            Some(dir) => match raum::crd::write_dir(&dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("cannot write CRDs to {}: {e}", dir.display())),
+            },
+            None => {
+                let mut out = std::io::stdout().lock();
+                match out.write_all(raum::crd::stream().as_bytes()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&format!("cannot write to stdout: {e}")),
+                }
+            }
+        },
+        Command::Operator(args) => {
+            not_yet_with_cluster("operator", "the meeting controller", args).await
+        }
+        Command::Gateway(args) => not_yet_with_cluster("gateway", "the gateway", args).await,
+        Command::Prune(args) => not_yet_with_cluster("prune", "the access-log pruner", args).await,
+        Command::Sfu => not_yet("sfu", "the SFU"),
+        Command::Standalone => not_yet("standalone", "standalone mode"),
+    }
+}
+
+/// Components that need the API server check their kubeconfig first, so a broken one
+/// is reported the same way now as once the component exists.
+async fn not_yet_with_cluster(name: &str, what: &str, args: ClusterArgs) -> ExitCode {
+    if let Err(e) = raum::kubeconfig::load(args.kubeconfig.as_deref()).await {
+        return fail(&e);
+    }
+    not_yet(name, what)
+}
+
+fn not_yet(name: &str, what: &str) -> ExitCode {
+    eprintln!("raum {name}: {what} is not yet available in this build");
+    ExitCode::from(NOT_YET_AVAILABLE)
+}
+
+/// Prints an error on one line. Some parsers add a multi-line source excerpt after
+/// their first line (which already says what and where); that excerpt is dropped.
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    let msg = err.to_string();
+    eprintln!("error: {}", msg.lines().next().unwrap_or_default());
+    ExitCode::FAILURE
+}
