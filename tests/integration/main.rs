@@ -1,0 +1,9 @@
+//! Integration tests against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and kwok, started on loopback by
+//! `support::cluster`). One test binary, so the cluster starts once.
+
+mod support;
+
+mod crds;
+mod harness;
+mod pod_security;

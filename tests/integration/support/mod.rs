@@ -1,0 +1,3 @@
+//! Test support shared by the integration tests: the real control plane and helpers.
+
+pub mod cluster;
