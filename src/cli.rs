@@ -27,11 +27,13 @@ pub struct Cli {
 }
 
 /// raum's components.
+// Parsed once at start-up; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Reconcile Meeting and RetentionPolicy objects (runs as a Deployment with leader
     /// election).
-    Operator(ClusterArgs),
+    Operator(OperatorArgs),
     /// Serve join URLs and the web client, proxy signaling to each meeting's SFU and
     /// write the shared access log.
     Gateway(ClusterArgs),
@@ -54,6 +56,75 @@ pub struct ClusterArgs {
     /// account, then ~/.kube/config.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// How the SFU's UDP media port is reachable from participants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "camelCase")]
+pub enum MediaExposure {
+    /// A NodePort Service: the SFU advertises the node's (or the given) IP and the
+    /// allocated node port.
+    NodePort,
+    /// A ClusterIP Service only: media reaches the SFU through a TURN relay or, in
+    /// tests, directly.
+    #[value(name = "clusterIP")]
+    ClusterIp,
+}
+
+/// Flags of `raum operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// How to reach the API server.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The gateway's public base URL; join URLs are this plus /j/<token>.
+    #[arg(long, env = "RAUM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: String,
+
+    /// Watch Meetings in this namespace only; repeat for several. Default: all.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+
+    /// The image of the SFU pods (the raum image; the pod runs `raum sfu`).
+    #[arg(long, env = "RAUM_SFU_IMAGE", default_value = concat!("ghcr.io/raum-dev/raum:", env!("CARGO_PKG_VERSION")))]
+    pub sfu_image: String,
+
+    /// How long before a meeting's start its SFU pod is created.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub warm_up: std::time::Duration,
+
+    /// How long a meeting with neither endsAt nor duration lasts.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub default_length: std::time::Duration,
+
+    /// How the SFU's UDP media port is exposed.
+    #[arg(long, value_enum, default_value = "nodePort")]
+    pub media_exposure: MediaExposure,
+
+    /// The IP address the SFU advertises in its ICE candidates (a load balancer's or a
+    /// node's public address); repeat for several. Default: the IP of the node the SFU
+    /// pod runs on.
+    #[arg(long = "advertise-ip", value_name = "IP")]
+    pub advertise_ips: Vec<std::net::IpAddr>,
+
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
+
+    /// The operator's own namespace: it holds the leader-election Lease and the
+    /// Secret with the join-URL key.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "raum-system")]
+    pub operator_namespace: String,
+
+    /// This replica's name in leader election and events.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// The Secret (in the operator's namespace) holding the key join tokens are derived
+    /// from. Created with a random key if missing. Changing the key changes every URL.
+    #[arg(long, default_value = "raum-url-key")]
+    pub url_key_secret: String,
 }
 
 /// Flags of `raum crd`.

@@ -7,4 +7,5 @@ pub mod api;
 pub mod cli;
 pub mod crd;
 pub mod kubeconfig;
+pub mod operator;
 pub mod telemetry;

@@ -34,9 +34,10 @@ async fn run(command: Command) -> ExitCode {
                 }
             }
         },
-        Command::Operator(args) => {
-            not_yet_with_cluster("operator", "the meeting controller", args).await
-        }
+        Command::Operator(args) => match raum::operator::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Gateway(args) => not_yet_with_cluster("gateway", "the gateway", args).await,
         Command::Prune(args) => not_yet_with_cluster("prune", "the access-log pruner", args).await,
         Command::Sfu => not_yet("sfu", "the SFU"),

@@ -10,6 +10,8 @@ fn raum(args: &[&str]) -> Output {
 
 fn raum_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_raum"));
+    // The operator's one required flag, so these tests reach the kubeconfig.
+    cmd.env("RAUM_PUBLIC_URL", "https://meet.example.test");
     cmd.args(args)
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST");
@@ -99,6 +101,24 @@ fn missing_or_unusable_kubeconfig_is_one_line_naming_the_path() {
         &raum_with_env(&["operator"], &[("HOME", home.path().to_str().unwrap())]),
         default.to_str().unwrap(),
     );
+}
+
+#[test]
+fn operator_refuses_a_public_url_that_is_not_http() {
+    let out = raum_with_env(&["operator"], &[("RAUM_PUBLIC_URL", "meet.example.test")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_raum"))
+        .args(["operator"])
+        .env_remove("RAUM_PUBLIC_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing required flag is a usage error"
+    );
+    assert!(stderr(&out).contains("--public-url"));
 }
 
 #[test]

@@ -6,4 +6,5 @@ mod support;
 
 mod crds;
 mod harness;
+mod meeting_controller;
 mod pod_security;

@@ -1,0 +1,548 @@
+//! The objects a running meeting needs, built as pure functions of the Meeting and the
+//! operator's settings: its SFU pod and its Service. Nothing here talks to the API
+//! server, so every property is unit-tested.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::api::Meeting;
+use crate::cli::MediaExposure;
+
+/// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
+pub const SIGNALING_PORT: i32 = 8080;
+/// The SFU's one UDP port for every participant's media.
+pub const MEDIA_PORT: i32 = 50000;
+/// Name of the signaling port in the pod and the Service.
+pub const SIGNALING_PORT_NAME: &str = "signaling";
+/// Name of the media port in the pod and the Service.
+pub const MEDIA_PORT_NAME: &str = "media";
+/// The label every object of a meeting carries, with the meeting's name.
+pub const MEETING_LABEL: &str = "raum.dev/meeting";
+/// Seconds the SFU gets to tell participants the meeting ended before it is killed.
+pub const TERMINATION_GRACE_SECONDS: i64 = 5;
+/// The unprivileged user the SFU runs as (distroless's `nonroot`).
+pub const SFU_UID: i64 = 65532;
+
+/// What the operator's settings contribute to the SFU's objects.
+#[derive(Clone, Debug)]
+pub struct SfuSettings {
+    /// The raum image.
+    pub image: String,
+    /// How the media port is exposed.
+    pub media_exposure: MediaExposure,
+    /// Addresses to advertise in ICE candidates; empty means the node's IP.
+    pub advertise_ips: Vec<IpAddr>,
+}
+
+/// The name of a meeting's SFU pod and Service: `raum-` plus the meeting's name, made
+/// a valid DNS-1035 label (Service names are; Meeting names may hold dots and be 253
+/// characters long). Long names are cut and made unique with a hash of the full name.
+pub fn sfu_name(meeting: &str) -> String {
+    let cleaned: String = meeting
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let full = format!("raum-{cleaned}");
+    if full.len() <= 63 && !full.ends_with('-') && cleaned == meeting {
+        return full;
+    }
+    // Cut or rewritten: add a hash of the original so that two meetings never share
+    // a name (`a.b` and `a-b` would otherwise both be `raum-a-b`).
+    let hash = Sha256::digest(meeting.as_bytes());
+    let suffix: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let head: String = full.chars().take(63 - 9).collect();
+    format!("{}-{suffix}", head.trim_end_matches('-'))
+}
+
+/// Labels of a meeting's SFU pod and Service.
+pub fn labels(meeting: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "raum-sfu".to_owned()),
+        (
+            "app.kubernetes.io/instance".to_owned(),
+            label_value(meeting),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "raum-operator".to_owned(),
+        ),
+        (MEETING_LABEL.to_owned(), label_value(meeting)),
+    ])
+}
+
+/// A label value is at most 63 characters; longer meeting names get the same treatment
+/// as [`sfu_name`], minus the prefix.
+fn label_value(meeting: &str) -> String {
+    if meeting.len() <= 63 {
+        meeting.to_owned()
+    } else {
+        sfu_name(meeting).trim_start_matches("raum-").to_owned()
+    }
+}
+
+fn metadata(meeting: &Meeting) -> ObjectMeta {
+    let name = meeting.name_any();
+    ObjectMeta {
+        name: Some(sfu_name(&name)),
+        namespace: meeting.namespace(),
+        labels: Some(labels(&name)),
+        owner_references: meeting.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// The meeting's Service: signaling (TCP) for the gateway and the one media port (UDP).
+pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
+    let port = |name: &str, protocol: &str, port: i32| ServicePort {
+        name: Some(name.to_owned()),
+        protocol: Some(protocol.to_owned()),
+        port,
+        target_port: Some(IntOrString::String(name.to_owned())),
+        ..Default::default()
+    };
+    let (type_, external_traffic_policy) = match settings.media_exposure {
+        // Local: media must reach the node the SFU runs on without being re-NATed,
+        // since ICE checks the addresses it sees.
+        MediaExposure::NodePort => ("NodePort", Some("Local".to_owned())),
+        MediaExposure::ClusterIp => ("ClusterIP", None),
+    };
+    Service {
+        metadata: metadata(meeting),
+        spec: Some(ServiceSpec {
+            type_: Some(type_.to_owned()),
+            external_traffic_policy,
+            selector: Some(labels(&meeting.name_any())),
+            ports: Some(vec![
+                port(SIGNALING_PORT_NAME, "TCP", SIGNALING_PORT),
+                port(MEDIA_PORT_NAME, "UDP", MEDIA_PORT),
+            ]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The media port participants reach, read back from the applied Service: the
+/// allocated node port with `nodePort` exposure, the service port otherwise.
+pub fn advertised_media_port(service: &Service) -> Option<i32> {
+    let spec = service.spec.as_ref()?;
+    let port = spec
+        .ports
+        .as_ref()?
+        .iter()
+        .find(|p| p.name.as_deref() == Some(MEDIA_PORT_NAME))?;
+    match spec.type_.as_deref() {
+        Some("NodePort") | Some("LoadBalancer") => port.node_port,
+        _ => Some(port.port),
+    }
+}
+
+/// The SHA-256 of the join token, hex: the SFU checks tokens against it, so the pod
+/// spec (readable by anyone who may read pods) does not hold the token itself.
+pub fn token_digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), q("100m")),
+            ("memory".to_owned(), q("64Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), q("512Mi"))])),
+        ..Default::default()
+    }
+}
+
+/// The meeting's SFU pod. No volumes of any kind and no service-account token: nothing
+/// said or shown can be written to disk; it passes the `restricted` Pod Security
+/// Standard; `restartPolicy: Never`, because a failed SFU is replaced by the operator
+/// with a fresh pod, never restarted with state.
+pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: i32) -> Pod {
+    let spec = &meeting.spec;
+    let mut args = vec![
+        "sfu".to_owned(),
+        format!("--listen=0.0.0.0:{SIGNALING_PORT}"),
+        format!("--media-port={MEDIA_PORT}"),
+        format!("--advertise-port={media_port}"),
+        format!("--max-participants={}", spec.max_participants),
+        format!(
+            "--max-video-bitrate-kbps={}",
+            spec.media.max_video_bitrate_kbps
+        ),
+    ];
+    if !spec.media.audio {
+        args.push("--no-audio".to_owned());
+    }
+    if !spec.media.video {
+        args.push("--no-video".to_owned());
+    }
+    if !spec.chat.enabled {
+        args.push("--no-chat".to_owned());
+    }
+    let mut env = vec![EnvVar {
+        name: "RAUM_TOKEN_SHA256".to_owned(),
+        value: Some(token_digest(token)),
+        value_from: None,
+    }];
+    if settings.advertise_ips.is_empty() {
+        // Advertise the node's address (the downward API fills it in at start).
+        env.push(EnvVar {
+            name: "RAUM_ADVERTISE_IP".to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.hostIP".to_owned(),
+                    api_version: None,
+                }),
+                ..Default::default()
+            }),
+        });
+    } else {
+        for ip in &settings.advertise_ips {
+            args.push(format!("--advertise-ip={ip}"));
+        }
+    }
+    let probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(SIGNALING_PORT_NAME.to_owned()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    Pod {
+        metadata: metadata(meeting),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            restart_policy: Some("Never".to_owned()),
+            termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+            node_selector: (!spec.sfu.node_selector.is_empty())
+                .then(|| spec.sfu.node_selector.clone()),
+            tolerations: (!spec.sfu.tolerations.is_empty()).then(|| spec.sfu.tolerations.clone()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(SFU_UID),
+                run_as_group: Some(SFU_UID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    localhost_profile: None,
+                }),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: "sfu".to_owned(),
+                image: Some(settings.image.clone()),
+                args: Some(args),
+                env: Some(env),
+                ports: Some(vec![
+                    ContainerPort {
+                        name: Some(SIGNALING_PORT_NAME.to_owned()),
+                        container_port: SIGNALING_PORT,
+                        protocol: Some("TCP".to_owned()),
+                        ..Default::default()
+                    },
+                    ContainerPort {
+                        name: Some(MEDIA_PORT_NAME.to_owned()),
+                        container_port: MEDIA_PORT,
+                        protocol: Some("UDP".to_owned()),
+                        ..Default::default()
+                    },
+                ]),
+                readiness_probe: Some(probe("/readyz", 2, 2)),
+                liveness_probe: Some(probe("/healthz", 10, 3)),
+                resources: Some(spec.sfu.resources.clone().unwrap_or_else(default_resources)),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    run_as_non_root: Some(true),
+                    capabilities: Some(Capabilities {
+                        drop: Some(vec!["ALL".to_owned()]),
+                        add: None,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MeetingSpec;
+
+    fn meeting(yaml: &str) -> Meeting {
+        let spec: MeetingSpec = serde_yaml::from_str(yaml).unwrap();
+        let mut m = Meeting::new("elternabend", spec);
+        m.metadata.namespace = Some("schule".to_owned());
+        m.metadata.uid = Some("0b9e0a3c-1111-2222-3333-444455556666".to_owned());
+        m
+    }
+
+    fn settings(exposure: MediaExposure, ips: &[&str]) -> SfuSettings {
+        SfuSettings {
+            image: "raum:test".to_owned(),
+            media_exposure: exposure,
+            advertise_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        }
+    }
+
+    fn args(p: &Pod) -> Vec<String> {
+        p.spec.as_ref().unwrap().containers[0].args.clone().unwrap()
+    }
+
+    #[test]
+    fn the_pod_has_no_volumes_no_token_and_a_restricted_security_context() {
+        let p = pod(
+            &meeting("title: t"),
+            &settings(MediaExposure::NodePort, &[]),
+            "tok",
+            31000,
+        );
+        let spec = p.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none());
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.termination_grace_period_seconds, Some(5));
+        let psc = spec.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(
+            psc.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        assert_eq!(spec.containers.len(), 1);
+        let c = &spec.containers[0];
+        assert!(c.volume_mounts.is_none());
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop,
+            Some(vec!["ALL".to_owned()])
+        );
+        assert!(sc.privileged.is_none() && sc.capabilities.as_ref().unwrap().add.is_none());
+    }
+
+    #[test]
+    fn the_pod_runs_raum_sfu_with_probes_and_the_meeting_limits() {
+        let m = meeting(
+            "title: t\nmaxParticipants: 12\nmedia: {video: false, maxVideoBitrateKbps: 900}\nchat: {enabled: false}",
+        );
+        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "tok", 31000);
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some("raum:test"));
+        let a = args(&p);
+        assert_eq!(a[0], "sfu");
+        for want in [
+            "--max-participants=12",
+            "--max-video-bitrate-kbps=900",
+            "--advertise-port=31000",
+            "--media-port=50000",
+            "--no-video",
+            "--no-chat",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
+        }
+        assert!(!a.iter().any(|x| x == "--no-audio"));
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        assert_eq!(ready.port, IntOrString::String("signaling".to_owned()));
+        let live = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+    }
+
+    #[test]
+    fn the_pod_carries_the_token_digest_never_the_token() {
+        let p = pod(
+            &meeting("title: t"),
+            &settings(MediaExposure::NodePort, &[]),
+            "s3cret-token",
+            1,
+        );
+        let yaml = serde_yaml::to_string(&p).unwrap();
+        assert!(!yaml.contains("s3cret-token"));
+        assert!(yaml.contains(&token_digest("s3cret-token")));
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn advertised_addresses_come_from_settings_or_the_node() {
+        let m = meeting("title: t");
+        let p = pod(
+            &m,
+            &settings(MediaExposure::NodePort, &["203.0.113.7", "2001:db8::7"]),
+            "t",
+            1,
+        );
+        let a = args(&p);
+        assert!(a.contains(&"--advertise-ip=203.0.113.7".to_owned()));
+        assert!(a.contains(&"--advertise-ip=2001:db8::7".to_owned()));
+        let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        assert!(!env.iter().any(|e| e.name == "RAUM_ADVERTISE_IP"));
+
+        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "t", 1);
+        let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        let host = env.iter().find(|e| e.name == "RAUM_ADVERTISE_IP").unwrap();
+        let field = host
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(field.field_path, "status.hostIP");
+    }
+
+    #[test]
+    fn scheduling_knobs_and_resources_come_from_the_spec() {
+        let m = meeting(
+            "title: t\nsfu:\n  resources: {requests: {cpu: '2'}}\n  nodeSelector: {media: 'yes'}\n  tolerations: [{key: media, operator: Exists}]",
+        );
+        let p = pod(&m, &settings(MediaExposure::ClusterIp, &[]), "t", 50000);
+        let spec = p.spec.unwrap();
+        assert_eq!(spec.node_selector.unwrap()["media"], "yes");
+        assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("media"));
+        let res = spec.containers[0].resources.clone().unwrap();
+        assert_eq!(res.requests.unwrap()["cpu"], Quantity("2".to_owned()));
+
+        let p = pod(
+            &meeting("title: t"),
+            &settings(MediaExposure::ClusterIp, &[]),
+            "t",
+            50000,
+        );
+        let res = p.spec.unwrap().containers[0].resources.clone().unwrap();
+        assert_eq!(res.limits.unwrap()["memory"], Quantity("512Mi".to_owned()));
+    }
+
+    #[test]
+    fn pod_and_service_are_owned_by_the_meeting_and_labelled() {
+        let m = meeting("title: t");
+        let s = settings(MediaExposure::NodePort, &[]);
+        for meta in [pod(&m, &s, "t", 1).metadata, service(&m, &s).metadata] {
+            assert_eq!(meta.name.as_deref(), Some("raum-elternabend"));
+            assert_eq!(meta.namespace.as_deref(), Some("schule"));
+            let owner = &meta.owner_references.unwrap()[0];
+            assert_eq!(owner.kind, "Meeting");
+            assert_eq!(owner.name, "elternabend");
+            assert_eq!(owner.uid, "0b9e0a3c-1111-2222-3333-444455556666");
+            assert_eq!(owner.controller, Some(true));
+            let l = meta.labels.unwrap();
+            assert_eq!(l["app.kubernetes.io/name"], "raum-sfu");
+            assert_eq!(l["app.kubernetes.io/instance"], "elternabend");
+            assert_eq!(l["app.kubernetes.io/managed-by"], "raum-operator");
+            assert_eq!(l["raum.dev/meeting"], "elternabend");
+        }
+    }
+
+    #[test]
+    fn the_service_exposes_signaling_and_one_media_port() {
+        let m = meeting("title: t");
+        let svc = service(&m, &settings(MediaExposure::NodePort, &[]));
+        let spec = svc.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        let ports = spec.ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 2);
+        assert_eq!(
+            (ports[0].protocol.as_deref(), ports[0].port),
+            (Some("TCP"), 8080)
+        );
+        assert_eq!(
+            (ports[1].protocol.as_deref(), ports[1].port),
+            (Some("UDP"), 50000)
+        );
+        assert_eq!(
+            spec.selector.as_ref().unwrap()["raum.dev/meeting"],
+            "elternabend"
+        );
+
+        let svc = service(&m, &settings(MediaExposure::ClusterIp, &[]));
+        assert_eq!(
+            svc.spec.as_ref().unwrap().type_.as_deref(),
+            Some("ClusterIP")
+        );
+        assert_eq!(advertised_media_port(&svc), Some(50000));
+    }
+
+    #[test]
+    fn the_node_port_is_read_back_from_the_applied_service() {
+        let mut svc = service(
+            &meeting("title: t"),
+            &settings(MediaExposure::NodePort, &[]),
+        );
+        assert_eq!(advertised_media_port(&svc), None, "not allocated yet");
+        svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].node_port = Some(31234);
+        assert_eq!(advertised_media_port(&svc), Some(31234));
+    }
+
+    #[test]
+    fn names_are_valid_unique_service_names() {
+        assert_eq!(sfu_name("elternabend"), "raum-elternabend");
+        let dotted = sfu_name("a.b");
+        let dashed = sfu_name("a-b");
+        assert_ne!(dotted, dashed);
+        assert_eq!(dashed, "raum-a-b");
+        let long = "x".repeat(253);
+        let other = format!("{}y", "x".repeat(252));
+        for n in [
+            sfu_name(&long),
+            sfu_name(&other),
+            dotted,
+            sfu_name("9lives"),
+        ] {
+            assert!(n.len() <= 63, "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            );
+            assert!(n.starts_with("raum-") && !n.ends_with('-'), "{n}");
+        }
+        assert_ne!(sfu_name(&long), sfu_name(&other));
+        assert!(labels(&long)["raum.dev/meeting"].len() <= 63);
+    }
+}

@@ -1,0 +1,244 @@
+//! The operator's Prometheus metrics and its small HTTP server (`/metrics`,
+//! `/healthz`, `/readyz`). Labels carry controller names, stages and phases only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kube::runtime::reflector::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::{Meeting, MeetingPhase};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabel {
+    controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: &'static str,
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+type HistogramFamily = Family<ControllerLabel, Histogram, fn() -> Histogram>;
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabel, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    durations: HistogramFamily,
+    meetings: Family<PhaseLabel, Gauge>,
+    leader: Gauge,
+    /// Meetings as the controllers see them, counted by phase at scrape time.
+    stores: std::sync::Mutex<Vec<Store<Meeting>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("raum");
+        let reconciles = Family::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let errors = Family::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by pipeline stage",
+            errors.clone(),
+        );
+        let durations: HistogramFamily =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            durations.clone(),
+        );
+        let meetings = Family::default();
+        registry.register("meetings", "Meetings by phase", meetings.clone());
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads, 0 on standby",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            meetings,
+            leader,
+            stores: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one reconcile of `controller`; `failed_stage` names the stage that
+    /// failed, if any.
+    pub fn observe_reconcile(
+        &self,
+        controller: &'static str,
+        took: Duration,
+        failed_stage: Option<&'static str>,
+    ) {
+        let label = ControllerLabel { controller };
+        self.reconciles.get_or_create(&label).inc();
+        self.durations
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+        if let Some(stage) = failed_stage {
+            self.errors
+                .get_or_create(&ErrorLabels { controller, stage })
+                .inc();
+        }
+    }
+
+    /// Sets whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Adds a controller's store, whose meetings are counted by phase.
+    pub fn watch_meetings(&self, store: Store<Meeting>) {
+        self.stores.lock().expect("not poisoned").push(store);
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let phases = [
+            MeetingPhase::Scheduled,
+            MeetingPhase::Starting,
+            MeetingPhase::Running,
+            MeetingPhase::Ended,
+            MeetingPhase::Failed,
+        ];
+        let mut counts = [0i64; 5];
+        for store in self.stores.lock().expect("not poisoned").iter() {
+            for m in store.state() {
+                if let Some(phase) = m.status.as_ref().and_then(|s| s.phase) {
+                    counts[phases
+                        .iter()
+                        .position(|p| *p == phase)
+                        .expect("every phase listed")] += 1;
+                }
+            }
+        }
+        for (phase, n) in phases.iter().zip(counts) {
+            self.meetings
+                .get_or_create(&PhaseLabel {
+                    phase: phase.as_str(),
+                })
+                .set(n);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+/// Whether the process is ready to serve (set once the controllers or the standby
+/// loop run).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks ready or not.
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+}
+
+/// Binds the HTTP server; returns the bound address and the future that serves until
+/// `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let app = Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { metrics, ready });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((bound, async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }))
+}
+
+async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.ready.0.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_reconciles_errors_and_phases() {
+        let m = Metrics::default();
+        m.observe_reconcile("meeting", Duration::from_millis(3), None);
+        m.observe_reconcile("meeting", Duration::from_millis(5), Some("apply"));
+        m.set_leader(true);
+        let text = m.render();
+        assert!(
+            text.contains(r#"raum_reconciles_total{controller="meeting"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"raum_reconcile_errors_total{controller="meeting",stage="apply"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"raum_reconcile_duration_seconds_count{controller="meeting"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"raum_meetings{phase="Running"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("raum_leader 1"), "{text}");
+    }
+}

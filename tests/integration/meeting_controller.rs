@@ -1,0 +1,654 @@
+//! The Meeting controller on the real control plane, run as a real `raum operator`
+//! process with only the shipped RBAC. kwok plays the kubelet, so SFU pods become
+//! Running and Ready without an SFU in them.
+
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use raum::api::{Meeting, MeetingPhase, MeetingSpec};
+use serde_json::json;
+
+use crate::support::cluster::{TestNamespace, cluster, wait};
+use crate::support::operator::{Operator, PUBLIC_URL, install_rbac};
+
+const RESTRICTED: &[(&str, &str)] = &[
+    ("pod-security.kubernetes.io/enforce", "restricted"),
+    ("pod-security.kubernetes.io/enforce-version", "latest"),
+];
+
+async fn setup(prefix: &str, extra: &[&str]) -> (TestNamespace, Operator) {
+    let c = cluster();
+    c.install_crds().await;
+    let ns = c.namespace(prefix, RESTRICTED).await;
+    install_rbac(c, &ns.name);
+    let op = Operator::start(c, &ns.name, extra);
+    (ns, op)
+}
+
+fn spec(v: serde_json::Value) -> MeetingSpec {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn create(ns: &TestNamespace, name: &str, s: serde_json::Value) -> Meeting {
+    ns.api::<Meeting>()
+        .create(&PostParams::default(), &Meeting::new(name, spec(s)))
+        .await
+        .unwrap()
+}
+
+/// Waits until the meeting satisfies `cond`, with a message that shows the operator's
+/// log if it never does.
+async fn until_meeting(
+    ns: &TestNamespace,
+    op: &Operator,
+    name: &str,
+    what: &str,
+    limit: Duration,
+    cond: impl Fn(&Meeting) -> bool,
+) -> Meeting {
+    let api = ns.api::<Meeting>();
+    let start = Instant::now();
+    loop {
+        if let Some(m) = api.get_opt(name).await.unwrap()
+            && cond(&m)
+        {
+            return m;
+        }
+        if start.elapsed() > limit {
+            let m = api.get_opt(name).await.unwrap();
+            panic!(
+                "timed out after {limit:?} waiting for {name} to be {what}; it is {:?}\n--- operator log ---\n{}",
+                m.and_then(|m| m.status),
+                op.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn phase(m: &Meeting) -> Option<MeetingPhase> {
+    m.status.as_ref().and_then(|s| s.phase)
+}
+
+fn is(p: MeetingPhase) -> impl Fn(&Meeting) -> bool {
+    move |m| phase(m) == Some(p)
+}
+
+async fn sfu_pods(ns: &TestNamespace, meeting: &str) -> Vec<Pod> {
+    ns.api::<Pod>()
+        .list(&ListParams::default().labels(&format!("raum.dev/meeting={meeting}")))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn event_reasons(ns: &TestNamespace, meeting: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(meeting))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
+    let (ns, op) = setup("mtg-now", &[]).await;
+    create(
+        &ns,
+        "elternabend",
+        json!({"title": "Elternabend", "maxParticipants": 12}),
+    )
+    .await;
+    let m = until_meeting(
+        &ns,
+        &op,
+        "elternabend",
+        "Running",
+        T,
+        is(MeetingPhase::Running),
+    )
+    .await;
+    let st = m.status.as_ref().unwrap();
+    let url = st.url.as_deref().unwrap();
+    let token = url
+        .strip_prefix(&format!("{PUBLIC_URL}/j/"))
+        .expect("URL under the public base");
+    assert!(token.len() >= 22, "at least 128 bits: {token}");
+    assert!(!token.contains("elternabend"));
+    assert!(st.started_at.is_some());
+    assert_eq!(st.observed_generation, m.metadata.generation);
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "SfuReady")
+    );
+
+    // The pod, admitted in a namespace enforcing `restricted`, has every promised property.
+    let pods = sfu_pods(&ns, "elternabend").await;
+    assert_eq!(pods.len(), 1);
+    let pod = &pods[0];
+    let uid = m.metadata.uid.clone().unwrap();
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("Meeting", uid.as_str(), Some(true))
+    );
+    let labels = pod.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["app.kubernetes.io/name"], "raum-sfu");
+    assert_eq!(labels["app.kubernetes.io/instance"], "elternabend");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "raum-operator");
+    let ps = pod.spec.as_ref().unwrap();
+    assert!(
+        ps.volumes.as_ref().is_none_or(|v| v.is_empty()),
+        "volumes: {:?}",
+        ps.volumes
+    );
+    assert_eq!(ps.automount_service_account_token, Some(false));
+    assert_eq!(ps.restart_policy.as_deref(), Some("Never"));
+    let c = &ps.containers[0];
+    assert!(c.volume_mounts.as_ref().is_none_or(|v| v.is_empty()));
+    assert_eq!(c.args.as_ref().unwrap()[0], "sfu");
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&"--max-participants=12".to_string())
+    );
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        ps.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    assert!(c.readiness_probe.is_some() && c.liveness_probe.is_some());
+    let env = c.env.as_ref().unwrap();
+    assert!(
+        !env.iter().any(|e| e.value.as_deref() == Some(token)),
+        "the token itself is not in the pod"
+    );
+
+    // The Service: signaling TCP and one UDP media port, whose node port the pod advertises.
+    let svc = ns
+        .api::<Service>()
+        .get(pod.metadata.name.as_deref().unwrap())
+        .await
+        .unwrap();
+    let sspec = svc.spec.as_ref().unwrap();
+    assert_eq!(sspec.type_.as_deref(), Some("NodePort"));
+    let media = sspec
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|p| p.protocol.as_deref() == Some("UDP"))
+        .unwrap();
+    let node_port = media.node_port.unwrap();
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&format!("--advertise-port={node_port}"))
+    );
+    assert_eq!(svc.metadata.owner_references.as_ref().unwrap()[0].uid, uid);
+
+    let reasons = event_reasons(&ns, "elternabend").await;
+    for r in ["SfuCreated", "Running"] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "{r} missing from events {reasons:?}"
+        );
+    }
+
+    // The participant count comes from the SFU's /status. kwok's pod IP is a loopback
+    // address, so this test can answer on it as the SFU would.
+    let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    let listener = tokio::net::TcpListener::bind((ip.as_str(), 8080))
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = s.read(&mut buf).await;
+            let body = r#"{"participants":3,"uptimeSeconds":42}"#;
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    until_meeting(
+        &ns,
+        &op,
+        "elternabend",
+        "reporting 3 participants",
+        Duration::from_secs(40),
+        |m| m.status.as_ref().and_then(|s| s.participants) == Some(3),
+    )
+    .await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_scheduled_meeting_waits_without_a_pod_then_starts_on_time() {
+    let (ns, op) = setup("mtg-later", &["--warm-up=3s"]).await;
+    let starts_at = Timestamp::now() + SignedDuration::from_secs(12);
+    create(
+        &ns,
+        "later",
+        json!({"title": "Später", "startsAt": starts_at.to_string(), "duration": "30m"}),
+    )
+    .await;
+    let m = until_meeting(
+        &ns,
+        &op,
+        "later",
+        "Scheduled",
+        T,
+        is(MeetingPhase::Scheduled),
+    )
+    .await;
+    assert!(
+        m.status.unwrap().url.is_some(),
+        "the URL is known before the start, to hand out"
+    );
+    // Well before the warm-up: still nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(Timestamp::now() < starts_at - SignedDuration::from_secs(4));
+    assert!(
+        sfu_pods(&ns, "later").await.is_empty(),
+        "no pod before the warm-up"
+    );
+    let m = until_meeting(&ns, &op, "later", "Running", T, is(MeetingPhase::Running)).await;
+    let pod = &sfu_pods(&ns, "later").await[0];
+    let created = pod.metadata.creation_timestamp.as_ref().unwrap().0;
+    // Timestamps have whole seconds: allow one.
+    assert!(
+        created >= starts_at - SignedDuration::from_secs(4),
+        "pod created at {created}, start {starts_at}"
+    );
+    assert!(m.status.unwrap().started_at.is_some());
+}
+
+#[tokio::test]
+async fn at_its_end_a_meeting_loses_pod_and_service() {
+    let (ns, op) = setup("mtg-end", &[]).await;
+    let ends_at = Timestamp::now() + SignedDuration::from_secs(8);
+    create(
+        &ns,
+        "short",
+        json!({"title": "Kurz", "endsAt": ends_at.to_string()}),
+    )
+    .await;
+    until_meeting(&ns, &op, "short", "Running", T, is(MeetingPhase::Running)).await;
+    let m = until_meeting(&ns, &op, "short", "Ended", T, is(MeetingPhase::Ended)).await;
+    let st = m.status.unwrap();
+    // Kubernetes timestamps have whole seconds.
+    assert!(st.ended_at.unwrap().0 > ends_at - SignedDuration::from_secs(1));
+    wait("the SFU pod to go", T, async {
+        while !sfu_pods(&ns, "short").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        ns.api::<Service>()
+            .get_opt("raum-short")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        event_reasons(&ns, "short")
+            .await
+            .iter()
+            .any(|r| r == "Ended")
+    );
+}
+
+#[tokio::test]
+async fn editing_ends_at_extends_or_shortens_a_running_meeting() {
+    let (ns, op) = setup("mtg-edit", &[]).await;
+    let api = ns.api::<Meeting>();
+    create(&ns, "edited", json!({"title": "t", "endsAt": (Timestamp::now() + SignedDuration::from_hours(1)).to_string()})).await;
+    until_meeting(&ns, &op, "edited", "Running", T, is(MeetingPhase::Running)).await;
+    let soon = Timestamp::now() + SignedDuration::from_secs(3);
+    api.patch(
+        "edited",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"endsAt": soon.to_string()}})),
+    )
+    .await
+    .unwrap();
+    until_meeting(
+        &ns,
+        &op,
+        "edited",
+        "Ended after the shortening",
+        T,
+        is(MeetingPhase::Ended),
+    )
+    .await;
+    // And extended again, it runs again.
+    api.patch(
+        "edited",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"endsAt": (Timestamp::now() + SignedDuration::from_hours(1)).to_string()}})),
+    )
+    .await
+    .unwrap();
+    until_meeting(
+        &ns,
+        &op,
+        "edited",
+        "Running after the extension",
+        T,
+        is(MeetingPhase::Running),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_meeting_garbage_collects_its_pod_and_service() {
+    let (ns, op) = setup("mtg-gc", &[]).await;
+    create(&ns, "gone", json!({"title": "t"})).await;
+    until_meeting(&ns, &op, "gone", "Running", T, is(MeetingPhase::Running)).await;
+    ns.api::<Meeting>()
+        .delete("gone", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    wait("the garbage collector", T, async {
+        loop {
+            let pods = sfu_pods(&ns, "gone").await;
+            let svc = ns.api::<Service>().get_opt("raum-gone").await.unwrap();
+            if pods.is_empty() && svc.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_sfu_pod_is_replaced_with_an_event_and_the_same_url() {
+    let (ns, op) = setup("mtg-replace", &[]).await;
+    create(&ns, "robust", json!({"title": "t"})).await;
+    let before = until_meeting(&ns, &op, "robust", "Running", T, is(MeetingPhase::Running)).await;
+    let old = sfu_pods(&ns, "robust").await.remove(0);
+    ns.api::<Pod>()
+        .delete(
+            old.metadata.name.as_deref().unwrap(),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    let old_uid = old.metadata.uid.clone();
+    wait("a replacement pod", T, async {
+        loop {
+            let pods = sfu_pods(&ns, "robust").await;
+            if pods.len() == 1
+                && pods[0].metadata.uid != old_uid
+                && pods[0].metadata.deletion_timestamp.is_none()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let after = until_meeting(
+        &ns,
+        &op,
+        "robust",
+        "Running again",
+        T,
+        is(MeetingPhase::Running),
+    )
+    .await;
+    assert_eq!(
+        before.status.as_ref().unwrap().url,
+        after.status.as_ref().unwrap().url
+    );
+    assert_eq!(
+        before.status.as_ref().unwrap().started_at,
+        after.status.as_ref().unwrap().started_at
+    );
+    assert!(
+        event_reasons(&ns, "robust")
+            .await
+            .iter()
+            .any(|r| r == "SfuReplaced")
+    );
+    let healthy = after
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "SfuHealthy")
+        .unwrap();
+    assert_eq!(healthy.reason, "Replaced");
+}
+
+#[tokio::test]
+async fn a_killed_and_restarted_operator_keeps_url_phase_and_one_pod() {
+    let (ns, mut op) = setup("mtg-restart", &["--warm-up=2s"]).await;
+    create(&ns, "steady", json!({"title": "t"})).await;
+    let starts_at = Timestamp::now() + SignedDuration::from_secs(10);
+    create(
+        &ns,
+        "upcoming",
+        json!({"title": "t", "startsAt": starts_at.to_string(), "duration": "10m"}),
+    )
+    .await;
+    let before = until_meeting(&ns, &op, "steady", "Running", T, is(MeetingPhase::Running)).await;
+    until_meeting(
+        &ns,
+        &op,
+        "upcoming",
+        "Scheduled",
+        T,
+        is(MeetingPhase::Scheduled),
+    )
+    .await;
+
+    op.kill_and_restart();
+    // Lose the status too: the URL must come back the same, derived again.
+    let api = ns.api::<Meeting>();
+    api.patch_status(
+        "steady",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": null})),
+    )
+    .await
+    .unwrap();
+
+    let after = until_meeting(
+        &ns,
+        &op,
+        "steady",
+        "Running after the restart",
+        T,
+        is(MeetingPhase::Running),
+    )
+    .await;
+    assert_eq!(
+        before.status.as_ref().unwrap().url,
+        after.status.as_ref().unwrap().url
+    );
+    // The scheduled one starts on time under the new process.
+    until_meeting(
+        &ns,
+        &op,
+        "upcoming",
+        "Running",
+        T,
+        is(MeetingPhase::Running),
+    )
+    .await;
+    for m in ["steady", "upcoming"] {
+        let pods = sfu_pods(&ns, m).await;
+        assert_eq!(pods.len(), 1, "{m}: {pods:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_pod_the_cluster_refuses_is_reported_and_others_still_run() {
+    let (ns, op) = setup("mtg-refused", &[]).await;
+    // Requests above limits: the API server refuses such a pod.
+    create(
+        &ns,
+        "greedy",
+        json!({"title": "t", "sfu": {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}}),
+    )
+    .await;
+    create(&ns, "modest", json!({"title": "t"})).await;
+    let m = until_meeting(&ns, &op, "greedy", "reported as refused", T, |m| {
+        m.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "SfuRefused")
+        })
+    })
+    .await;
+    let ready = m
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready
+            .message
+            .contains("must be less than or equal to cpu limit"),
+        "{}",
+        ready.message
+    );
+    until_meeting(&ns, &op, "modest", "Running", T, is(MeetingPhase::Running)).await;
+    assert!(
+        event_reasons(&ns, "greedy")
+            .await
+            .iter()
+            .any(|r| r == "SfuRefused")
+    );
+}
+
+#[tokio::test]
+async fn two_operators_never_both_act() {
+    let c = cluster();
+    let (ns, first) = setup("mtg-leader", &[]).await;
+    create(&ns, "one", json!({"title": "t"})).await;
+    until_meeting(&ns, &first, "one", "Running", T, is(MeetingPhase::Running)).await;
+    // A second replica waits on the Lease; its log says so and it creates nothing.
+    let second = Operator::start(c, &ns.name, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        second.logs().contains("waiting to lead"),
+        "{}",
+        second.logs()
+    );
+    assert!(!second.logs().contains("leading"), "{}", second.logs());
+    assert_eq!(sfu_pods(&ns, "one").await.len(), 1);
+    // When the leader goes, the standby takes over.
+    drop(first);
+    create(&ns, "two", json!({"title": "t"})).await;
+    until_meeting(
+        &ns,
+        &second,
+        "two",
+        "Running under the new leader",
+        Duration::from_secs(60),
+        is(MeetingPhase::Running),
+    )
+    .await;
+}
+
+/// Not a timed assertion: 200 meetings at once all reach Running; the time it took
+/// and the operator's peak memory are printed for docs/benchmarks.md.
+#[tokio::test]
+async fn two_hundred_meetings_at_once_all_run() {
+    let (ns, op) = setup("mtg-200", &[]).await;
+    let api = ns.api::<Meeting>();
+    let start = Instant::now();
+    let creates = (0..200).map(|i| {
+        let api = api.clone();
+        async move {
+            api.create(
+                &PostParams::default(),
+                &Meeting::new(
+                    &format!("m{i:03}"),
+                    spec(json!({"title": format!("Meeting {i}")})),
+                ),
+            )
+            .await
+            .unwrap()
+        }
+    });
+    futures::future::join_all(creates).await;
+    let created = start.elapsed();
+    wait("200 meetings Running", Duration::from_secs(300), async {
+        loop {
+            let list = api.list(&ListParams::default()).await.unwrap();
+            let running = list
+                .items
+                .iter()
+                .filter(|m| phase(m) == Some(MeetingPhase::Running))
+                .count();
+            if running == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    let all_running = start.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", op.pid())).unwrap();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_owned();
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(pods, 200, "one pod per meeting");
+    println!(
+        "BENCH 200 meetings: created in {:.1} s, all Running after {:.1} s; operator peak RSS {}",
+        created.as_secs_f64(),
+        all_running.as_secs_f64(),
+        hwm.trim_start_matches("VmHWM:").trim()
+    );
+    // Check the pods reached Running through kwok, not just the status.
+    let one = ns.api::<Pod>().get("raum-m199").await.unwrap();
+    wait(
+        "pod Running",
+        T,
+        await_condition(ns.api::<Pod>(), "raum-m199", conditions::is_pod_running()),
+    )
+    .await
+    .unwrap();
+    assert!(one.metadata.owner_references.is_some());
+}
