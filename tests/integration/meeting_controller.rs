@@ -552,6 +552,49 @@ async fn a_pod_the_cluster_refuses_is_reported_and_others_still_run() {
     );
 }
 
+/// A plain HTTP GET on loopback, returning status line and body.
+async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn metrics_health_and_a_clean_exit_on_sigterm() {
+    let (ns, mut op) = setup("mtg-metrics", &[]).await;
+    create(&ns, "counted", json!({"title": "t"})).await;
+    let m = until_meeting(&ns, &op, "counted", "Running", T, is(MeetingPhase::Running)).await;
+    let addr = op.metrics_addr().await;
+    let (status, body) = http_get(&addr, "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body.trim(), "ok");
+    assert!(http_get(&addr, "/readyz").await.0.contains("200"));
+    let (_, metrics) = http_get(&addr, "/metrics").await;
+    for want in [
+        r#"raum_meetings{phase="Running"} 1"#,
+        "raum_leader 1",
+        r#"raum_reconciles_total{controller="meeting"}"#,
+        r#"raum_reconcile_duration_seconds_bucket"#,
+    ] {
+        assert!(metrics.contains(want), "{want} missing from\n{metrics}");
+    }
+
+    let status = op.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", op.logs());
+    // The operator's own log never holds a join token.
+    let url = m.status.unwrap().url.unwrap();
+    let token = url.rsplit('/').next().unwrap();
+    assert!(!op.logs().contains(token), "token in the operator log");
+}
+
 #[tokio::test]
 async fn two_operators_never_both_act() {
     let c = cluster();

@@ -135,6 +135,45 @@ impl Operator {
         drop(old);
     }
 
+    /// Sends SIGTERM and waits (at most `limit`) for the exit status.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no exit within {limit:?} of SIGTERM\n{}",
+                self.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The address of its metrics server, from its log.
+    pub async fn metrics_addr(&self) -> String {
+        for _ in 0..100 {
+            if let Some(line) = self.logs().lines().find(|l| l.contains("serving /metrics")) {
+                let addr = line
+                    .split("addr=")
+                    .nth(1)
+                    .expect("addr field")
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                return addr.to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no metrics address in the log:\n{}", self.logs());
+    }
+
     /// Its process ID.
     pub fn pid(&self) -> u32 {
         self.child.id()
