@@ -41,7 +41,7 @@ pub enum Command {
     Sfu,
     /// One pruning run of the shared access log, honouring holds (runs in the
     /// RetentionPolicy's CronJob).
-    Prune(ClusterArgs),
+    Prune(PruneArgs),
     /// Print the CustomResourceDefinitions generated from raum's Rust types.
     Crd(CrdArgs),
     /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings
@@ -125,6 +125,33 @@ pub struct OperatorArgs {
     /// from. Created with a random key if missing. Changing the key changes every URL.
     #[arg(long, default_value = "raum-url-key")]
     pub url_key_secret: String,
+}
+
+/// Flags of `raum prune`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["policy", "policy_file"])))]
+pub struct PruneArgs {
+    /// How to reach the API server (with --policy).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The RetentionPolicy to follow, as NAMESPACE/NAME, read from the API server
+    /// (again before each destructive step); the run's summary goes to its status.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub policy: Option<String>,
+
+    /// A RetentionPolicy YAML file to follow instead (read again before each
+    /// destructive step), for use without a cluster.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    pub policy_file: Option<PathBuf>,
+
+    /// The directory holding the access-log files.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: PathBuf,
+
+    /// Report what would be deleted and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Flags of `raum crd`.

@@ -39,7 +39,10 @@ async fn run(command: Command) -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Gateway(args) => not_yet_with_cluster("gateway", "the gateway", args).await,
-        Command::Prune(args) => not_yet_with_cluster("prune", "the access-log pruner", args).await,
+        Command::Prune(args) => match raum::prune_job::run(args).await {
+            Ok(code) => code,
+            Err(e) => fail(&e),
+        },
         Command::Sfu => not_yet("sfu", "the SFU"),
         Command::Standalone => not_yet("standalone", "standalone mode"),
     }

@@ -1,6 +1,7 @@
 //! raum's custom resources in `raum.dev/v1alpha1`: the Rust types are the source of
 //! truth; the CRDs in `crds/` are generated from them by `raum crd`.
 
+pub mod holds;
 pub mod meeting;
 pub mod retention_policy;
 

@@ -1,0 +1,146 @@
+//! `raum prune`: one pruning run of the shared access log, following a RetentionPolicy
+//! from the API server (in the CronJob's pod) or from a YAML file (standalone, or
+//! people without a cluster). Prints a summary; in API mode it also lands in the
+//! policy's `status.lastRun`. Counts only: no entry ever leaves the log directory.
+
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::access_log::prune::{self, FileSource, Policy, PolicySource, Summary};
+use crate::api::RetentionPolicy;
+use crate::api::retention_policy::PruneRun;
+use crate::cli::PruneArgs;
+
+/// The field manager the pruner writes `status.lastRun` with.
+pub const FIELD_MANAGER: &str = "raum-prune";
+
+/// Why `raum prune` could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--policy` is not NAMESPACE/NAME.
+    #[error("--policy {0:?} must be NAMESPACE/NAME")]
+    PolicyName(String),
+    /// No usable kubeconfig.
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::Error),
+    /// The client could not be built.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// Reads the policy from the API server, from a blocking thread.
+struct ApiSource {
+    api: Api<RetentionPolicy>,
+    name: String,
+    handle: tokio::runtime::Handle,
+}
+
+impl PolicySource for ApiSource {
+    fn load(&mut self) -> Result<Policy, String> {
+        let rp = self
+            .handle
+            .block_on(self.api.get(&self.name))
+            .map_err(|e| format!("cannot read RetentionPolicy {}: {e}", self.name))?;
+        prune::policy_of(&rp).map_err(|e| format!("RetentionPolicy {}: {e}", self.name))
+    }
+}
+
+/// Runs `raum prune`.
+pub async fn run(args: PruneArgs) -> Result<ExitCode, Error> {
+    let started = Timestamp::now();
+    let (mut source, api): (Box<dyn PolicySource + Send>, _) =
+        match (&args.policy, &args.policy_file) {
+            (Some(full), _) => {
+                let (ns, name) = full
+                    .split_once('/')
+                    .filter(|(n, m)| !n.is_empty() && !m.is_empty() && !m.contains('/'))
+                    .ok_or_else(|| Error::PolicyName(full.clone()))?;
+                let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
+                let client = kube::Client::try_from(config).map_err(Error::Client)?;
+                let api: Api<RetentionPolicy> = Api::namespaced(client, ns);
+                let source = ApiSource {
+                    api: api.clone(),
+                    name: name.to_owned(),
+                    handle: tokio::runtime::Handle::current(),
+                };
+                (Box::new(source), Some((api, name.to_owned())))
+            }
+            (None, Some(file)) => (Box::new(FileSource(file.clone())), None),
+            (None, None) => unreachable!("clap requires one of --policy and --policy-file"),
+        };
+    let dir = args.log_dir.clone();
+    let dry_run = args.dry_run;
+    let result = tokio::task::spawn_blocking(move || {
+        prune::prune(&dir, source.as_mut(), Timestamp::now(), dry_run)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(prune::Error::Policy(format!(
+            "the pruning thread failed: {e}"
+        )))
+    });
+    let finished = Timestamp::now();
+
+    let (outcome, summary, code) = match &result {
+        Ok(s) => ("Succeeded".to_owned(), s.clone(), ExitCode::SUCCESS),
+        Err(prune::Error::Busy(_)) => {
+            // Not a failure: the run that holds the lock does the work and reports.
+            eprintln!("raum prune: {}", result.as_ref().unwrap_err());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => (
+            format!("Failed: {e}"),
+            Summary::default(),
+            ExitCode::FAILURE,
+        ),
+    };
+    let report = json!({"outcome": outcome, "summary": summary});
+    println!("{report}");
+    if let Err(e) = &result {
+        eprintln!("error: {e}");
+    }
+    if result.is_ok() {
+        info!(
+            files_deleted = summary.files_deleted,
+            files_rewritten = summary.files_rewritten,
+            entries_removed = summary.entries_removed,
+            entries_kept_for_holds = summary.entries_kept_for_holds,
+            dry_run,
+            "prune run finished"
+        );
+    }
+    if let (Some((api, name)), false) = (api, dry_run) {
+        let run = PruneRun {
+            started: Some(Time(started)),
+            finished: Some(Time(finished)),
+            files_deleted: summary.files_deleted,
+            files_rewritten: summary.files_rewritten,
+            entries_removed: summary.entries_removed,
+            entries_kept_for_holds: summary.entries_kept_for_holds,
+            outcome: Some(outcome),
+        };
+        let patch = json!({
+            "apiVersion": "raum.dev/v1alpha1",
+            "kind": "RetentionPolicy",
+            "status": {"lastRun": run},
+        });
+        if let Err(e) = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(patch),
+            )
+            .await
+        {
+            warn!(error = %e, "cannot write the run's summary to the policy's status");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(code)
+}
