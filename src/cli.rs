@@ -86,9 +86,10 @@ pub struct OperatorArgs {
     #[arg(long = "namespace", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
 
-    /// The image of the SFU pods (the raum image; the pod runs `raum sfu`).
-    #[arg(long, env = "RAUM_SFU_IMAGE", default_value = concat!("ghcr.io/raum-dev/raum:", env!("CARGO_PKG_VERSION")))]
-    pub sfu_image: String,
+    /// The raum image, run by the SFU pods (`raum sfu`) and the pruning Jobs
+    /// (`raum prune`).
+    #[arg(long, env = "RAUM_IMAGE", default_value = concat!("ghcr.io/raum-dev/raum:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
 
     /// How long before a meeting's start its SFU pod is created.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]

@@ -72,8 +72,16 @@ fn missing_or_unusable_kubeconfig_is_one_line_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
     let missing = missing.to_str().unwrap();
-    for sub in [&["operator"][..], &["gateway"], &["prune", "--policy=ns/access-log", "--log-dir=/tmp"]] {
-        let args: Vec<&str> = sub.iter().copied().chain(["--kubeconfig", missing]).collect();
+    for sub in [
+        &["operator"][..],
+        &["gateway"],
+        &["prune", "--policy=ns/access-log", "--log-dir=/tmp"],
+    ] {
+        let args: Vec<&str> = sub
+            .iter()
+            .copied()
+            .chain(["--kubeconfig", missing])
+            .collect();
         assert_kubeconfig_error(&raum(&args), missing);
     }
     // Through $KUBECONFIG too.

@@ -7,12 +7,15 @@
 pub mod join_token;
 pub mod meeting;
 pub mod metrics;
+pub mod names;
+pub mod retention;
 pub mod sfu_status;
 
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use jiff::SignedDuration;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::runtime::events::{Recorder, Reporter};
@@ -26,7 +29,7 @@ use self::meeting::lifecycle::Timing;
 use self::meeting::objects::SfuSettings;
 use self::metrics::{Metrics, Readiness};
 use self::sfu_status::SfuStatusClient;
-use crate::api::Meeting;
+use crate::api::{Meeting, RetentionPolicy};
 use crate::cli::OperatorArgs;
 
 /// The Lease the replicas compete for, in the operator's namespace.
@@ -181,7 +184,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
                     .unwrap_or(SignedDuration::MAX),
             },
             sfu: SfuSettings {
-                image: args.sfu_image.clone(),
+                image: args.image.clone(),
                 media_exposure: args.media_exposure,
                 advertise_ips: args.advertise_ips.clone(),
             },
@@ -200,12 +203,46 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         announced: Default::default(),
     });
 
-    // One controller per watched namespace (or one for all).
+    let retention_ctx = Arc::new(retention::Context {
+        client: client.clone(),
+        image: args.image.clone(),
+        recorder: ctx.recorder.clone(),
+        metrics: metrics.clone(),
+    });
+
+    // One controller per kind and watched namespace (or one per kind for all).
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
         args.namespaces.iter().cloned().map(Some).collect()
     };
+    let retention_controllers = scopes.clone().into_iter().map(|ns| {
+        let (policies, cron_jobs): (Api<RetentionPolicy>, Api<CronJob>) = match &ns {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=raum-operator");
+        Controller::new(policies, watcher::Config::default().any_semantic())
+            .owns(cron_jobs, owned)
+            .graceful_shutdown_on(wait_for(stop_rx.clone()))
+            .run(
+                retention::reconcile,
+                retention::error_policy,
+                retention_ctx.clone(),
+            )
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    match e {
+                        kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                        other => warn!(error = %other, "retention controller"),
+                    }
+                }
+            })
+    });
+    let retention_all = futures::future::join_all(retention_controllers);
     let controllers = scopes.into_iter().map(|ns| {
         let (meetings, pods, services): (Api<Meeting>, Api<Pod>, Api<Service>) = match &ns {
             Some(ns) => (
@@ -238,7 +275,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
                 }
             })
     });
-    futures::future::join_all(controllers).await;
+    futures::future::join(futures::future::join_all(controllers), retention_all).await;
     metrics.set_leader(false);
 
     let lost_leadership = *lost.lock().expect("not poisoned");

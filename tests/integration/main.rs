@@ -8,3 +8,4 @@ mod crds;
 mod harness;
 mod meeting_controller;
 mod pod_security;
+mod retention;

@@ -59,19 +59,39 @@ pub fn install_rbac(c: &Cluster, ns: &str) {
     }
 }
 
-/// A kubeconfig that acts as `system:serviceaccount:<ns>:raum-operator`.
-pub fn service_account_kubeconfig(c: &Cluster, ns: &str) -> PathBuf {
+/// The admin's kubeconfig changed to act as `user` in `groups` (impersonation).
+fn impersonating(c: &Cluster, user: &str, groups: &[&str]) -> String {
     let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
     let mut v: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
-    v["users"][0]["user"]["as"] = format!("system:serviceaccount:{ns}:raum-operator").into();
-    v["users"][0]["user"]["as-groups"] = serde_yaml::to_value([
-        "system:serviceaccounts",
-        &format!("system:serviceaccounts:{ns}"),
-        "system:authenticated",
-    ])
-    .unwrap();
+    v["users"][0]["user"]["as"] = user.into();
+    v["users"][0]["user"]["as-groups"] = serde_yaml::to_value(groups).unwrap();
+    serde_yaml::to_string(&v).unwrap()
+}
+
+/// A kubeconfig file acting as `user` in `groups`, removed when dropped.
+pub fn impersonating_kubeconfig(
+    c: &Cluster,
+    user: &str,
+    groups: &[&str],
+) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, impersonating(c, user, groups).as_bytes()).unwrap();
+    f
+}
+
+/// A kubeconfig that acts as `system:serviceaccount:<ns>:raum-operator`.
+pub fn service_account_kubeconfig(c: &Cluster, ns: &str) -> PathBuf {
+    let text = impersonating(
+        c,
+        &format!("system:serviceaccount:{ns}:raum-operator"),
+        &[
+            "system:serviceaccounts",
+            &format!("system:serviceaccounts:{ns}"),
+            "system:authenticated",
+        ],
+    );
     let path = scratch_dir("raum-operator-kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&v).unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
     path
 }
 
