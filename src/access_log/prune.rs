@@ -16,7 +16,7 @@
 //! without a newline is kept as it is.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -30,6 +30,8 @@ use crate::api::retention_policy::MaxAge;
 /// The lock file; its `flock` keeps two runs from overlapping.
 pub const LOCK_FILE: &str = ".raum-prune.lock";
 const BUF: usize = 256 * 1024;
+/// Read size of the line scanner.
+const CHUNK: usize = 1024 * 1024;
 
 /// What pruning needs from a RetentionPolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,6 +410,10 @@ impl Bounds {
 }
 
 /// Streams `path`, deciding each line; with `out`, writes the kept lines to it.
+///
+/// Works on 1 MiB chunks: lines are found with `memchr` and decided in place, and
+/// consecutive kept lines go out as one write. Entries are appended in time order, so
+/// kept lines come in long runs and a rewrite costs little more than reading.
 fn scan(
     path: &Path,
     day: Date,
@@ -416,27 +422,44 @@ fn scan(
     mut out: Option<&mut BufWriter<File>>,
 ) -> Result<Scan, Error> {
     let bounds = Bounds::new(policy, now);
-    let f = File::open(path).map_err(io_err("cannot open", path))?;
-    let mut reader = BufReader::with_capacity(BUF, f);
-    let mut line = Vec::with_capacity(512);
+    let mut f = File::open(path).map_err(io_err("cannot open", path))?;
     let mut days = DayCache::new(day);
     let mut s = Scan::default();
+    let mut buf = vec![0u8; CHUNK];
+    // buf[..len] holds data not yet decided; it always starts at a line start.
+    let mut len = 0;
+    let write =
+        |w: &mut Option<&mut BufWriter<File>>, bytes: &[u8], s: &mut Scan| -> Result<(), Error> {
+            if let Some(w) = w.as_deref_mut()
+                && !bytes.is_empty()
+            {
+                w.write_all(bytes)
+                    .map_err(io_err("cannot write temporary file for", path))?;
+                s.bytes_written += bytes.len() as u64;
+            }
+            Ok(())
+        };
     loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(io_err("cannot read", path))?;
+        if len == buf.len() {
+            // A line longer than the buffer: make room.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = io::Read::read(&mut f, &mut buf[len..]).map_err(io_err("cannot read", path))?;
+        s.bytes_read += n as u64;
         if n == 0 {
+            if len > 0 {
+                // A writer's unfinished last line: not ours to judge; kept as it is.
+                s.partial_tail = true;
+                write(&mut out, &buf[..len], &mut s)?;
+            }
             break;
         }
-        s.bytes_read += n as u64;
-        let complete = line.last() == Some(&b'\n');
-        let keep = if !complete {
-            // A writer's unfinished last line: not ours to judge.
-            s.partial_tail = true;
-            true
-        } else {
-            match entry_millis(&line, &mut days) {
+        len += n;
+        let mut start = 0; // first byte of the current line
+        let mut run = 0; // first byte of the current run of kept lines
+        for nl in memchr::memchr_iter(b'\n', &buf[..len]) {
+            let end = nl + 1;
+            let keep = match entry_millis(&buf[start..end], &mut days) {
                 None => true, // unparseable: dated by its day, which we are keeping part of
                 Some(ms) if ms >= bounds.cutoff_ms => true,
                 Some(ms) if bounds.held(ms) => {
@@ -444,20 +467,19 @@ fn scan(
                     true
                 }
                 Some(_) => false,
-            }
-        };
-        if keep {
-            if complete {
+            };
+            if keep {
                 s.kept += 1;
+            } else {
+                s.removed += 1;
+                write(&mut out, &buf[run..start], &mut s)?;
+                run = end;
             }
-            if let Some(w) = out.as_deref_mut() {
-                w.write_all(&line)
-                    .map_err(io_err("cannot write temporary file for", path))?;
-                s.bytes_written += n as u64;
-            }
-        } else {
-            s.removed += 1;
+            start = end;
         }
+        write(&mut out, &buf[run..start], &mut s)?;
+        buf.copy_within(start..len, 0);
+        len -= start;
     }
     Ok(s)
 }
@@ -717,6 +739,24 @@ mod tests {
             ),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn lines_longer_than_the_read_chunk_survive_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = t("2026-11-26T12:00:00Z");
+        let huge = format!("{{\"time\": \"{}\"}}\n", "x".repeat(3 * CHUNK));
+        let lines = [
+            Entry::new(t("2026-11-16T01:00:00Z"), "a", "u").to_line(), // expired
+            huge.clone(),                                              // unparseable, kept
+            Entry::new(t("2026-11-16T13:00:00Z"), "c", "u").to_line(), // kept
+            "x".repeat(2 * CHUNK),                                     // partial tail, kept
+        ];
+        let path = dir.path().join(file("2026-11-16").render());
+        std::fs::write(&path, lines.concat()).unwrap();
+        let s = prune(dir.path(), &mut Fixed(policy("10d", &[])), now, false).unwrap();
+        assert_eq!((s.files_rewritten, s.entries_removed), (1, 1));
+        assert!(std::fs::read_to_string(&path).unwrap() == lines[1..].concat());
     }
 
     #[test]
