@@ -8,6 +8,7 @@ pub mod join_token;
 pub mod meeting;
 pub mod metrics;
 pub mod names;
+pub mod pod_security;
 pub mod retention;
 pub mod sfu_status;
 
@@ -233,14 +234,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
                 retention::error_policy,
                 retention_ctx.clone(),
             )
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    match e {
-                        kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                        other => warn!(error = %other, "retention controller"),
-                    }
-                }
-            })
+            .for_each(|res| report("retentionpolicy", res))
     });
     let retention_all = futures::future::join_all(retention_controllers);
     let controllers = scopes.into_iter().map(|ns| {
@@ -264,16 +258,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         metrics.watch_meetings(controller.store());
         controller
             .run(meeting::reconcile, meeting::error_policy, ctx.clone())
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    // Reconcile errors are logged by the error policy; these are
-                    // watch and queue errors.
-                    match e {
-                        kube::runtime::controller::Error::ReconcilerFailed(..) => {}
-                        other => warn!(error = %other, "controller"),
-                    }
-                }
-            })
+            .for_each(|res| report("meeting", res))
     });
     futures::future::join(futures::future::join_all(controllers), retention_all).await;
     metrics.set_leader(false);
@@ -286,6 +271,24 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         return Err(Error::LostLeadership(namespace));
     }
     Ok(())
+}
+
+/// Logs what a controller stream yields besides successes. Reconcile errors are
+/// logged by each controller's error policy; these are watch and queue errors.
+async fn report<K: kube::Resource, E: std::error::Error + 'static>(
+    controller: &'static str,
+    res: Result<
+        (
+            kube::runtime::reflector::ObjectRef<K>,
+            kube::runtime::controller::Action,
+        ),
+        kube::runtime::controller::Error<E, watcher::Error>,
+    >,
+) {
+    match res {
+        Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+        Err(other) => warn!(controller, error = %other, "controller"),
+    }
 }
 
 /// Ends the lease manager's task and gives the Lease up, so a standby takes over at

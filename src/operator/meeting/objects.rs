@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod,
+    PodSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Meeting;
 use crate::cli::MediaExposure;
+use crate::operator::pod_security;
 
 /// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
 pub const SIGNALING_PORT: i32 = 8080;
@@ -31,8 +31,6 @@ pub const MEDIA_PORT_NAME: &str = "media";
 pub const MEETING_LABEL: &str = "raum.dev/meeting";
 /// Seconds the SFU gets to tell participants the meeting ended before it is killed.
 pub const TERMINATION_GRACE_SECONDS: i64 = 5;
-/// The unprivileged user the SFU runs as (distroless's `nonroot`).
-pub const SFU_UID: i64 = 65532;
 
 /// What the operator's settings contribute to the SFU's objects.
 #[derive(Clone, Debug)]
@@ -224,16 +222,7 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: i
             node_selector: (!spec.sfu.node_selector.is_empty())
                 .then(|| spec.sfu.node_selector.clone()),
             tolerations: (!spec.sfu.tolerations.is_empty()).then(|| spec.sfu.tolerations.clone()),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(SFU_UID),
-                run_as_group: Some(SFU_UID),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    localhost_profile: None,
-                }),
-                ..Default::default()
-            }),
+            security_context: Some(pod_security::pod(None)),
             containers: vec![Container {
                 name: "sfu".to_owned(),
                 image: Some(settings.image.clone()),
@@ -256,16 +245,7 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: i
                 readiness_probe: Some(probe("/readyz", 2, 2)),
                 liveness_probe: Some(probe("/healthz", 10, 3)),
                 resources: Some(spec.sfu.resources.clone().unwrap_or_else(default_resources)),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    read_only_root_filesystem: Some(true),
-                    run_as_non_root: Some(true),
-                    capabilities: Some(Capabilities {
-                        drop: Some(vec!["ALL".to_owned()]),
-                        add: None,
-                    }),
-                    ..Default::default()
-                }),
+                security_context: Some(pod_security::container()),
                 ..Default::default()
             }],
             ..Default::default()

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, PersistentVolumeClaimVolumeSource, PodAffinity,
-    PodAffinityTerm, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Affinity, Container, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm, PodSpec,
+    PodTemplateSpec, ResourceRequirements, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,6 +16,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::RetentionPolicy;
 use crate::operator::names::child_name;
+use crate::operator::pod_security;
 
 /// Where the access-log claim is mounted in the pruning pod.
 pub const MOUNT_PATH: &str = "/var/lib/raum/access-log";
@@ -31,8 +31,6 @@ pub const ACTIVE_DEADLINE_SECONDS: i64 = 3600;
 pub const BACKOFF_LIMIT: i32 = 2;
 /// Finished Jobs kept, for `kubectl get jobs` and the CronJob's history.
 pub const HISTORY_LIMIT: i32 = 3;
-/// The user the pruner runs as; also the group that may write the claim.
-pub const PRUNE_UID: i64 = 65532;
 
 /// The name shared by a policy's CronJob, ServiceAccount, Role and RoleBinding. At most
 /// 52 characters: the CronJob controller appends 11 to name its Jobs.
@@ -123,17 +121,7 @@ pub fn cron_job(rp: &RetentionPolicy, image: &str) -> CronJob {
         service_account_name: Some(prune_name(&name)),
         restart_policy: Some("Never".to_owned()),
         enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(PRUNE_UID),
-            run_as_group: Some(PRUNE_UID),
-            fs_group: Some(PRUNE_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                localhost_profile: None,
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(pod_security::pod(Some(pod_security::UID))),
         affinity: Some(Affinity {
             pod_affinity: Some(PodAffinity {
                 required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
@@ -173,16 +161,7 @@ pub fn cron_job(rp: &RetentionPolicy, image: &str) -> CronJob {
                 limits: Some(BTreeMap::from([("memory".to_owned(), q("128Mi"))])),
                 ..Default::default()
             }),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_owned()]),
-                    add: None,
-                }),
-                ..Default::default()
-            }),
+            security_context: Some(pod_security::container()),
             ..Default::default()
         }],
         volumes: Some(vec![Volume {
