@@ -10,4 +10,5 @@ pub mod crd;
 pub mod kubeconfig;
 pub mod operator;
 pub mod prune_job;
+pub mod sfu;
 pub mod telemetry;

@@ -1,0 +1,493 @@
+//! The signaling protocol between a participant's browser and the SFU: one JSON object
+//! per WebSocket text frame, `type` first. docs/signaling.md is the reference (message
+//! order, fields, error codes); this module is its one implementation, with the limits
+//! that keep one participant's bad input from disturbing the others.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest frame accepted: an SDP offer with audio, video and a data channel is a few
+/// kilobytes; 64 KiB leaves room for many candidates and codecs.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A message from a participant.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The first message: who joins, with the meeting's token.
+    Join {
+        /// Display name shown to the others.
+        name: String,
+        /// The join token from the URL.
+        token: String,
+    },
+    /// An SDP offer: the participant's tracks changed (or it joins with media).
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// The answer to an offer from the SFU.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate; `null` marks the end of candidates.
+    Candidate {
+        /// The candidate, as `RTCIceCandidate.toJSON()` gives it.
+        candidate: Option<IceCandidate>,
+    },
+    /// A chat message to everyone else in the meeting.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// Whether the participant's microphone and camera are muted.
+    Mute {
+        /// Audio muted.
+        audio: bool,
+        /// Video muted.
+        video: bool,
+    },
+    /// The participant leaves.
+    Leave,
+}
+
+/// An ICE candidate as browsers serialize it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The `candidate:` line.
+    pub candidate: String,
+    /// The media section's identification tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The media section's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Someone in the meeting, as the others see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerInfo {
+    /// The participant's id in this meeting (also the id of the media streams the SFU
+    /// sends of them).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Microphone muted.
+    pub audio_muted: bool,
+    /// Camera muted.
+    pub video_muted: bool,
+}
+
+/// A message from the SFU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// Accepted: your id and who is here.
+    Welcome {
+        /// Your id.
+        id: String,
+        /// The others.
+        peers: Vec<PeerInfo>,
+    },
+    /// Someone joined.
+    PeerJoined {
+        /// Who.
+        peer: PeerInfo,
+    },
+    /// Someone left; their media stops.
+    PeerLeft {
+        /// Who.
+        id: String,
+    },
+    /// An SDP offer from the SFU (tracks of others came or went).
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// The SFU's answer to your offer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A candidate of the SFU; `null` marks the end.
+    Candidate {
+        /// The candidate.
+        candidate: Option<IceCandidate>,
+    },
+    /// A chat message from someone else.
+    Chat {
+        /// The sender's id.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// Someone's mute state changed.
+    Mute {
+        /// Who.
+        id: String,
+        /// Audio muted.
+        audio: bool,
+        /// Video muted.
+        video: bool,
+    },
+    /// Something went wrong; see [`ErrorCode`] for which codes close the connection.
+    Error {
+        /// What kind of error.
+        code: ErrorCode,
+        /// A sentence for people (never contains other participants' data).
+        message: String,
+    },
+}
+
+/// Error codes of [`ServerMessage::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The meeting has its maximum number of participants. Closes.
+    RoomFull,
+    /// Malformed JSON, an unknown message, bad SDP, a message out of order. Closes
+    /// when the session cannot go on (before `join`, bad SDP); otherwise the message
+    /// is ignored.
+    BadRequest,
+    /// Wrong token. Closes.
+    Unauthorized,
+    /// The meeting is over. Closes.
+    MeetingEnded,
+    /// A frame larger than [`MAX_FRAME_BYTES`]. Closes.
+    TooLarge,
+    /// Too many messages; this one was dropped.
+    RateLimited,
+}
+
+impl ServerMessage {
+    /// An error message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The message as a WebSocket text frame.
+    pub fn to_frame(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+/// Why a frame from a participant was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    /// The code sent back.
+    pub code: ErrorCode,
+    /// The sentence sent back. It names the problem, never echoes the input (which may
+    /// be chat text or a name).
+    pub message: String,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Parses and checks one text frame from a participant.
+pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(refuse(
+            ErrorCode::TooLarge,
+            format!("a message may have at most {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    let msg: ClientMessage = serde_json::from_str(frame).map_err(|e| {
+        // serde's message names the field or variant at fault; it quotes only our
+        // own vocabulary (type and field names), not the participant's values...
+        // except for unknown variants, whose name it quotes: keep just the category.
+        let what = if e.is_syntax() || e.is_eof() {
+            "not valid JSON".to_owned()
+        } else if e.to_string().contains("unknown variant") {
+            "unknown message type".to_owned()
+        } else if e.to_string().contains("unknown field") {
+            "unknown field".to_owned()
+        } else if e.to_string().contains("missing field") {
+            format!("missing field{}", after(&e.to_string(), "missing field"))
+        } else {
+            "fields of the wrong type".to_owned()
+        };
+        refuse(ErrorCode::BadRequest, format!("bad message: {what}"))
+    })?;
+    match &msg {
+        ClientMessage::Join { name, token } => {
+            let n = name.trim().chars().count();
+            if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+                return Err(refuse(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "the name must have 1 to {MAX_NAME_CHARS} characters and no control characters"
+                    ),
+                ));
+            }
+            if token.is_empty() || token.len() > 256 {
+                return Err(refuse(ErrorCode::Unauthorized, "this link is not valid"));
+            }
+        }
+        ClientMessage::Chat { text } => {
+            let n = text.chars().count();
+            if text.trim().is_empty() || n > MAX_CHAT_CHARS {
+                return Err(refuse(
+                    ErrorCode::BadRequest,
+                    format!("a chat message must have 1 to {MAX_CHAT_CHARS} characters"),
+                ));
+            }
+        }
+        ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "the SDP does not start with v=0",
+            ));
+        }
+        _ => {}
+    }
+    Ok(msg)
+}
+
+/// The quoted field name after `marker` in a serde message (our own vocabulary).
+fn after(text: &str, marker: &str) -> String {
+    text.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|f| format!(" {f}"))
+        .unwrap_or_default()
+}
+
+/// A token bucket: `rate` messages per second, bursts up to `burst`.
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until the next token.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_message_parses() {
+        assert_eq!(
+            parse(r#"{"type":"join","name":"Erika Mustermann","token":"abc"}"#),
+            Ok(ClientMessage::Join {
+                name: "Erika Mustermann".into(),
+                token: "abc".into()
+            })
+        );
+        assert!(matches!(
+            parse(r#"{"type":"offer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"}"#),
+            Ok(ClientMessage::Offer { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"answer","sdp":"v=0\r\n"}"#),
+            Ok(ClientMessage::Answer { .. })
+        ));
+        assert_eq!(
+            parse(
+                r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0","sdpMLineIndex":0}}"#
+            ),
+            Ok(ClientMessage::Candidate {
+                candidate: Some(IceCandidate {
+                    candidate: "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                })
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"candidate","candidate":null}"#),
+            Ok(ClientMessage::Candidate { candidate: None })
+        );
+        assert_eq!(
+            parse(r#"{"type":"chat","text":"hallo"}"#),
+            Ok(ClientMessage::Chat {
+                text: "hallo".into()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"mute","audio":true,"video":false}"#),
+            Ok(ClientMessage::Mute {
+                audio: true,
+                video: false
+            })
+        );
+        assert_eq!(parse(r#"{"type":"leave"}"#), Ok(ClientMessage::Leave));
+    }
+
+    #[test]
+    fn bad_input_gets_a_code_and_a_sentence_that_does_not_echo_it() {
+        for (frame, code, words) in [
+            ("not json", ErrorCode::BadRequest, "not valid JSON"),
+            (
+                "{\"type\":\"join\"",
+                ErrorCode::BadRequest,
+                "not valid JSON",
+            ),
+            (
+                r#"{"type":"geheim-4711"}"#,
+                ErrorCode::BadRequest,
+                "unknown message type",
+            ),
+            (
+                r#"{"type":"chat","text":"x","extra":1}"#,
+                ErrorCode::BadRequest,
+                "unknown field",
+            ),
+            (
+                r#"{"type":"chat"}"#,
+                ErrorCode::BadRequest,
+                "missing field `text`",
+            ),
+            (
+                r#"{"type":"mute","audio":"yes","video":false}"#,
+                ErrorCode::BadRequest,
+                "wrong type",
+            ),
+            (
+                r#"{"type":"join","name":"","token":"t"}"#,
+                ErrorCode::BadRequest,
+                "the name must have",
+            ),
+            (
+                r#"{"type":"join","name":"a\u0007b","token":"t"}"#,
+                ErrorCode::BadRequest,
+                "control characters",
+            ),
+            (
+                r#"{"type":"join","name":"Erika","token":""}"#,
+                ErrorCode::Unauthorized,
+                "not valid",
+            ),
+            (
+                r#"{"type":"chat","text":"   "}"#,
+                ErrorCode::BadRequest,
+                "1 to 2000",
+            ),
+            (
+                r#"{"type":"offer","sdp":"geheim-4711"}"#,
+                ErrorCode::BadRequest,
+                "v=0",
+            ),
+        ] {
+            let r = parse(frame).unwrap_err();
+            assert_eq!(r.code, code, "{frame}");
+            assert!(r.message.contains(words), "{frame}: {}", r.message);
+            assert!(!r.message.contains("geheim"), "echoed input: {}", r.message);
+        }
+        let long_chat = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(2001));
+        assert_eq!(parse(&long_chat).unwrap_err().code, ErrorCode::BadRequest);
+        let long_name = format!(
+            r#"{{"type":"join","name":"{}","token":"t"}}"#,
+            "é".repeat(65)
+        );
+        assert_eq!(parse(&long_name).unwrap_err().code, ErrorCode::BadRequest);
+        let huge = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "x".repeat(10 * 1024 * 1024)
+        );
+        assert_eq!(parse(&huge).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_serialize_as_documented() {
+        let welcome = ServerMessage::Welcome {
+            id: "p2".into(),
+            peers: vec![PeerInfo {
+                id: "p1".into(),
+                name: "Erika".into(),
+                audio_muted: false,
+                video_muted: true,
+            }],
+        };
+        assert_eq!(
+            welcome.to_frame(),
+            r#"{"type":"welcome","id":"p2","peers":[{"id":"p1","name":"Erika","audio_muted":false,"video_muted":true}]}"#
+        );
+        assert_eq!(
+            ServerMessage::PeerLeft { id: "p1".into() }.to_frame(),
+            r#"{"type":"peer-left","id":"p1"}"#
+        );
+        assert_eq!(
+            ServerMessage::error(ErrorCode::RoomFull, "the meeting is full").to_frame(),
+            r#"{"type":"error","code":"room-full","message":"the meeting is full"}"#
+        );
+        assert_eq!(
+            ServerMessage::error(ErrorCode::MeetingEnded, "over").to_frame(),
+            r#"{"type":"error","code":"meeting-ended","message":"over"}"#
+        );
+        assert_eq!(
+            ServerMessage::Candidate { candidate: None }.to_frame(),
+            r#"{"type":"candidate","candidate":null}"#
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_allows_bursts_then_the_rate() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::new(10.0, 5.0, t0);
+        assert_eq!((0..8).filter(|_| r.allow(t0)).count(), 5, "the burst");
+        assert!(r.wait() > Duration::ZERO);
+        assert!(
+            r.allow(t0 + Duration::from_millis(100)),
+            "one token after 100 ms at 10/s"
+        );
+        assert!(!r.allow(t0 + Duration::from_millis(110)));
+        assert_eq!(
+            (0..50)
+                .filter(|i| r.allow(t0 + Duration::from_secs(10) + Duration::from_millis(*i)))
+                .count(),
+            5,
+            "capped at the burst"
+        );
+    }
+}
