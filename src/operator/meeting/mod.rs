@@ -222,119 +222,10 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
             )
         }
         Plan::Run { ends_at, .. } => {
-            let svc = services
-                .patch(
-                    &sfu,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(objects::service(meeting, &ctx.settings.sfu)),
-                )
-                .await
-                .map_err(|source| Error::ApplyService {
-                    name: sfu.clone(),
-                    source,
-                })?;
-            let media_port = objects::advertised_media_port(&svc)
-                .ok_or_else(|| Error::NoMediaPort(sfu.clone()))?;
-            let existing = pods.get_opt(&sfu).await.map_err(|source| Error::ReadPod {
-                name: sfu.clone(),
-                source,
-            })?;
-            let (pod_state, pod_ip, retry) = match existing {
-                Some(pod) => {
-                    let state = classify(&pod);
-                    if let PodState::Failed(why) = &state {
-                        // Never restarted in place: delete it, a fresh one follows.
-                        delete(&pods, "Pod", &sfu).await?;
-                        note = Some(Event {
-                            type_: EventType::Warning,
-                            reason: "SfuFailed".into(),
-                            note: Some(format!(
-                                "SFU pod {sfu} failed ({why}); it will be replaced"
-                            )),
-                            action: "ReplaceSfu".into(),
-                            secondary: None,
-                        });
-                    }
-                    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
-                    (state, ip, None)
-                }
-                None => {
-                    let was_running = previous.and_then(|p| p.phase) == Some(MeetingPhase::Running);
-                    match replacement_wait(&ctx.created, &uid) {
-                        Some(wait) => (PodState::Absent, None, Some(wait)),
-                        None => {
-                            let pod = objects::pod(
-                                meeting,
-                                &ctx.settings.sfu,
-                                &ctx.tokens.token(&uid),
-                                media_port,
-                            );
-                            match pods
-                                .create(
-                                    &PostParams {
-                                        field_manager: Some(FIELD_MANAGER.into()),
-                                        ..Default::default()
-                                    },
-                                    &pod,
-                                )
-                                .await
-                            {
-                                Ok(_) => {
-                                    let replacements =
-                                        record_creation(&ctx.created, &uid, was_running);
-                                    note = Some(if replacements > 0 {
-                                        Event {
-                                            type_: EventType::Warning,
-                                            reason: "SfuReplaced".into(),
-                                            note: Some(format!(
-                                                "the SFU pod was gone while the meeting should run; created {sfu} again (replacement {replacements})"
-                                            )),
-                                            action: "ReplaceSfu".into(),
-                                            secondary: None,
-                                        }
-                                    } else {
-                                        Event {
-                                            type_: EventType::Normal,
-                                            reason: "SfuCreated".into(),
-                                            note: Some(format!(
-                                                "created SFU pod and Service {sfu}"
-                                            )),
-                                            action: "CreateSfu".into(),
-                                            secondary: None,
-                                        }
-                                    });
-                                    (PodState::Pending, None, None)
-                                }
-                                // Another reconcile (or a previous leader) got there first.
-                                Err(kube::Error::Api(s)) if s.code == 409 => {
-                                    (PodState::Pending, None, Some(Duration::from_secs(1)))
-                                }
-                                // The cluster refuses this pod (quota, admission, bad
-                                // resources): say so in the status, keep trying slowly.
-                                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
-                                    note = Some(Event {
-                                        type_: EventType::Warning,
-                                        reason: "SfuRefused".into(),
-                                        note: Some(format!(
-                                            "the API server refused SFU pod {sfu}: {}",
-                                            s.message
-                                        )),
-                                        action: "CreateSfu".into(),
-                                        secondary: None,
-                                    });
-                                    (
-                                        PodState::Refused(s.message),
-                                        None,
-                                        Some(Duration::from_secs(30)),
-                                    )
-                                }
-                                Err(source) => return Err(Error::CreatePod { name: sfu, source }),
-                            }
-                        }
-                    }
-                }
-            };
-            let participants = match (&pod_state, pod_ip) {
+            let was_running = previous.and_then(|p| p.phase) == Some(MeetingPhase::Running);
+            let sfu = ensure_sfu(ctx, meeting, (&pods, &services), &uid, &sfu, was_running).await?;
+            note = sfu.note;
+            let participants = match (&sfu.state, sfu.ip) {
                 (PodState::Ready, Some(ip)) => {
                     ctx.sfu_status
                         .participants(&ip, objects::SIGNALING_PORT)
@@ -343,13 +234,13 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
                 _ => None,
             };
             let mut wait = until(now, ends_at);
-            if pod_state == PodState::Ready {
+            if sfu.state == PodState::Ready {
                 wait = wait.min(PARTICIPANTS_REFRESH);
             }
-            if let Some(r) = retry {
+            if let Some(r) = sfu.retry {
                 wait = wait.min(r);
             }
-            let mut obs = observed(pod_state, &ctx.created, &uid);
+            let mut obs = observed(sfu.state, &ctx.created, &uid);
             obs.participants = participants;
             (obs, Action::requeue(wait))
         }
@@ -359,6 +250,142 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
     publish(ctx, meeting, previous, &st, note).await;
     write_status(ctx, meeting, previous, &st).await?;
     Ok(action)
+}
+
+/// What [`ensure_sfu`] found and did.
+struct SfuOutcome {
+    state: PodState,
+    /// The pod's IP, for its `/status`.
+    ip: Option<String>,
+    /// Look again this soon (creation raced, backoff, refusal).
+    retry: Option<Duration>,
+    /// An event worth publishing.
+    note: Option<Event>,
+}
+
+fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+/// Makes the running meeting's Service and SFU pod exist: applies the Service, reads
+/// back its media port, and creates the pod if there is none (with backoff when it is
+/// a replacement). A failed pod is deleted, never restarted, so a fresh one follows.
+async fn ensure_sfu(
+    ctx: &Context,
+    meeting: &Meeting,
+    (pods, services): (&Api<Pod>, &Api<Service>),
+    uid: &str,
+    name: &str,
+    was_running: bool,
+) -> Result<SfuOutcome, Error> {
+    let svc = services
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(objects::service(meeting, &ctx.settings.sfu)),
+        )
+        .await
+        .map_err(|source| Error::ApplyService {
+            name: name.to_owned(),
+            source,
+        })?;
+    let media_port =
+        objects::advertised_media_port(&svc).ok_or_else(|| Error::NoMediaPort(name.to_owned()))?;
+    let existing = pods.get_opt(name).await.map_err(|source| Error::ReadPod {
+        name: name.to_owned(),
+        source,
+    })?;
+    let outcome = |state, ip, retry, note| SfuOutcome {
+        state,
+        ip,
+        retry,
+        note,
+    };
+
+    if let Some(pod) = existing {
+        let state = classify(&pod);
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let mut note = None;
+        if let PodState::Failed(why) = &state {
+            delete(pods, "Pod", name).await?;
+            note = Some(event(
+                EventType::Warning,
+                "SfuFailed",
+                "ReplaceSfu",
+                format!("SFU pod {name} failed ({why}); it will be replaced"),
+            ));
+        }
+        return Ok(outcome(state, ip, None, note));
+    }
+    if let Some(wait) = replacement_wait(&ctx.created, uid) {
+        return Ok(outcome(PodState::Absent, None, Some(wait), None));
+    }
+    let pod = objects::pod(
+        meeting,
+        &ctx.settings.sfu,
+        &ctx.tokens.token(uid),
+        media_port,
+    );
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match pods.create(&params, &pod).await {
+        Ok(_) => {
+            let replacements = record_creation(&ctx.created, uid, was_running);
+            let note = if replacements > 0 {
+                event(
+                    EventType::Warning,
+                    "SfuReplaced",
+                    "ReplaceSfu",
+                    format!(
+                        "the SFU pod was gone while the meeting should run; created {name} again (replacement {replacements})"
+                    ),
+                )
+            } else {
+                event(
+                    EventType::Normal,
+                    "SfuCreated",
+                    "CreateSfu",
+                    format!("created SFU pod and Service {name}"),
+                )
+            };
+            Ok(outcome(PodState::Pending, None, None, Some(note)))
+        }
+        // Another reconcile (or a previous leader) got there first.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(outcome(
+            PodState::Pending,
+            None,
+            Some(Duration::from_secs(1)),
+            None,
+        )),
+        // The cluster refuses this pod (quota, admission, bad resources): say so in
+        // the status, keep trying slowly.
+        Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+            let note = event(
+                EventType::Warning,
+                "SfuRefused",
+                "CreateSfu",
+                format!("the API server refused SFU pod {name}: {}", s.message),
+            );
+            Ok(outcome(
+                PodState::Refused(s.message),
+                None,
+                Some(Duration::from_secs(30)),
+                Some(note),
+            ))
+        }
+        Err(source) => Err(Error::CreatePod {
+            name: name.to_owned(),
+            source,
+        }),
+    }
 }
 
 fn observed(pod: PodState, created: &Mutex<HashMap<String, Creations>>, uid: &str) -> Observed {
