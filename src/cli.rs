@@ -38,7 +38,7 @@ pub enum Command {
     /// write the shared access log.
     Gateway(ClusterArgs),
     /// The WebRTC SFU of one meeting (runs in the meeting's ephemeral pod).
-    Sfu,
+    Sfu(SfuArgs),
     /// One pruning run of the shared access log, honouring holds (runs in the
     /// RetentionPolicy's CronJob).
     Prune(PruneArgs),
@@ -126,6 +126,73 @@ pub struct OperatorArgs {
     /// from. Created with a random key if missing. Changing the key changes every URL.
     #[arg(long, default_value = "raum-url-key")]
     pub url_key_secret: String,
+}
+
+/// Flags of `raum sfu`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("token_source").required(true).args(["token", "token_sha256"])))]
+pub struct SfuArgs {
+    /// Where signaling (/ws), /healthz, /readyz, /status and /metrics are served.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// The one UDP port every participant's media uses.
+    #[arg(long, default_value_t = 50000)]
+    pub media_port: u16,
+
+    /// The address the media port is bound to.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    pub media_bind: std::net::IpAddr,
+
+    /// The IP participants reach the media port at (a node's or load balancer's public
+    /// address; NAT 1:1). Repeatable; the first is used for now. Default: the bind
+    /// address, when it is not 0.0.0.0.
+    #[arg(
+        long = "advertise-ip",
+        env = "RAUM_ADVERTISE_IP",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub advertise_ips: Vec<std::net::IpAddr>,
+
+    /// The port participants reach the media port at (e.g. a NodePort). Default: the
+    /// media port.
+    #[arg(long)]
+    pub advertise_port: Option<u16>,
+
+    /// The most participants at once; one more is told the meeting is full.
+    #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
+    pub max_participants: u32,
+
+    /// The highest video bitrate a participant may send, in kbit/s (accepted; not
+    /// enforced yet).
+    #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS)]
+    pub max_video_bitrate_kbps: u32,
+
+    /// Refuse audio (not enforced yet).
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Refuse video (not enforced yet).
+    #[arg(long)]
+    pub no_video: bool,
+
+    /// Switch the chat off.
+    #[arg(long)]
+    pub no_chat: bool,
+
+    /// The meeting's join token.
+    #[arg(long, env = "RAUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The hex SHA-256 of the meeting's join token (what the operator gives the pod, so
+    /// the pod spec does not hold the token).
+    #[arg(long, env = "RAUM_TOKEN_SHA256", conflicts_with = "token")]
+    pub token_sha256: Option<String>,
+
+    /// A participant whose media has not connected this long after joining is dropped.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ice_timeout: std::time::Duration,
 }
 
 /// Flags of `raum prune`.

@@ -11,4 +11,5 @@ pub mod kubeconfig;
 pub mod operator;
 pub mod prune_job;
 pub mod sfu;
+pub mod shutdown;
 pub mod telemetry;

@@ -43,7 +43,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(code) => code,
             Err(e) => fail(&e),
         },
-        Command::Sfu => not_yet("sfu", "the SFU"),
+        Command::Sfu(args) => match raum::sfu::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Standalone => not_yet("standalone", "standalone mode"),
     }
 }

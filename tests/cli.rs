@@ -132,15 +132,33 @@ fn operator_refuses_a_public_url_that_is_not_http() {
 
 #[test]
 fn components_of_later_issues_say_they_are_not_available() {
-    for sub in ["sfu", "standalone"] {
-        let out = raum(&[sub]);
-        assert_eq!(out.status.code(), Some(69), "{sub}");
-        assert!(
-            stderr(&out).contains("not yet available"),
-            "{sub}: {}",
-            stderr(&out)
-        );
-    }
+    let out = raum(&["standalone"]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        stderr(&out).contains("not yet available"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_sfu_needs_a_token_and_an_address_to_advertise() {
+    let out = raum(&["sfu"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing token is a usage error"
+    );
+    let out = raum(&["sfu", "--token=t", "--listen=127.0.0.1:0", "--media-port=0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--advertise-ip"), "{}", stderr(&out));
+    let out = raum(&["sfu", "--token-sha256=abc", "--media-bind=127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("64 hexadecimal digits"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

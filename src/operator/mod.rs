@@ -94,7 +94,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::shutdown::signal().await;
         info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
@@ -313,20 +313,5 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             return;
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
     }
 }
