@@ -2,9 +2,12 @@
 //!
 //! Process logs must never hold participants' data (IP addresses, user agents, display
 //! names, chat text, join tokens): only the access log holds time, browser and IP.
-//! Callers log counts, phases and object names, never request details.
+//! Callers log counts, phases and object names, never request details. The WebRTC
+//! stack logs participants' addresses (candidate pairs, every packet's source at debug
+//! level), so its targets are dropped before any filter a person can set.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,16 +18,69 @@ pub enum LogFormat {
     Json,
 }
 
+/// Crates whose logs are never written, whatever `RAUM_LOG` says.
+const SILENCED: &[&str] = &["rtc", "webrtc", "sansio"];
+
+/// Whether events of `target` are dropped: the [`SILENCED`] crates, their modules and
+/// their sub-crates (`rtc_ice`, `rtc_dtls`, ...).
+pub fn silenced(target: &str) -> bool {
+    SILENCED.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::") || rest.starts_with('_'))
+    })
+}
+
 /// Installs the global subscriber. The filter comes from `RAUM_LOG` (same syntax as
-/// `RUST_LOG`), defaulting to `info`.
+/// `RUST_LOG`), defaulting to `info`; [`silenced`] targets are dropped regardless.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("RAUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let env = EnvFilter::try_from_env("RAUM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            layer
+                .with_filter(env)
+                .with_filter(filter_fn(|meta| !silenced(meta.target()))),
+        )
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_webrtc_stack_is_silenced_and_nothing_else() {
+        for t in [
+            "rtc",
+            "rtc::peer_connection::handler::ice",
+            "rtc_ice::agent",
+            "rtc_dtls",
+            "webrtc::peer_connection",
+            "sansio",
+        ] {
+            assert!(silenced(t), "{t}");
+        }
+        for t in [
+            "raum",
+            "raum::sfu::room",
+            "kube_runtime::controller",
+            "rtcp_like_but_not",
+            "hyper",
+        ] {
+            assert!(!silenced(t), "{t}");
+        }
+        assert!(!silenced("raum::sfu"));
+        assert!(
+            !silenced("rtcx"),
+            "another crate that merely starts with rtc"
+        );
     }
 }

@@ -101,6 +101,8 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Datagrams from addresses that belong to no participant.
     pub datagrams_unrouted: u64,
+    /// Datagrams a peer connection refused (bad STUN, DTLS or SRTP).
+    pub datagrams_refused: u64,
     /// RTP packets received from publishers.
     pub rtp_in: u64,
     /// RTP packets forwarded to subscribers.
@@ -280,7 +282,9 @@ impl Room {
             message: BytesMut::from(data),
         };
         if let Err(e) = peer.pc.handle_read(msg) {
-            debug!(peer = id, error = %e, "datagram refused");
+            // The error may name the sender's address: count, do not log.
+            let _ = e;
+            self.stats.datagrams_refused += 1;
         }
     }
 
@@ -425,7 +429,9 @@ impl Room {
                         self.offer_where_needed(now);
                     }
                     Err(e) => {
-                        debug!(peer = id, error = %e, "offer refused");
+                        // The error may quote SDP or candidates (addresses): not logged.
+                        let _ = e;
+                        debug!(peer = id, "offer refused");
                         peer.send(ServerMessage::error(
                             ErrorCode::BadRequest,
                             "the offer could not be used",
@@ -457,7 +463,9 @@ impl Room {
                         self.offer_where_needed(now);
                     }
                     Err(e) => {
-                        debug!(peer = id, error = %e, "answer refused");
+                        // The error may quote SDP or candidates (addresses): not logged.
+                        let _ = e;
+                        debug!(peer = id, "answer refused");
                         peer.send(ServerMessage::error(
                             ErrorCode::BadRequest,
                             "the answer could not be used",
@@ -477,7 +485,9 @@ impl Room {
                         url: None,
                     });
                 if let Err(e) = peer.pc.add_remote_candidate(init) {
-                    debug!(peer = id, error = %e, "candidate refused");
+                    // The error may quote SDP or candidates (addresses): not logged.
+                    let _ = e;
+                    debug!(peer = id, "candidate refused");
                     peer.send(ServerMessage::error(
                         ErrorCode::BadRequest,
                         "the candidate could not be used",
