@@ -42,6 +42,9 @@ pub enum Command {
     /// One pruning run of the shared access log, honouring holds (runs in the
     /// RetentionPolicy's CronJob).
     Prune(PruneArgs),
+    /// Benchmark running SFUs with synthetic WebRTC participants (see
+    /// docs/benchmarks.md).
+    Loadtest(LoadtestArgs),
     /// Print the CustomResourceDefinitions generated from raum's Rust types.
     Crd(CrdArgs),
     /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings
@@ -193,6 +196,42 @@ pub struct SfuArgs {
     /// A participant whose media has not connected this long after joining is dropped.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub ice_timeout: std::time::Duration,
+}
+
+/// Flags of `raum loadtest`.
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// A running SFU's HTTP address (http://HOST:PORT), one meeting each; repeatable.
+    #[arg(long, required = true, value_name = "URL")]
+    pub target: Vec<String>,
+
+    /// The meetings' join token.
+    #[arg(long, env = "RAUM_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// Participants per meeting.
+    #[arg(long, default_value_t = 5)]
+    pub participants: usize,
+
+    /// Video bitrate each participant sends, in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    pub video_kbps: u32,
+
+    /// Size of each video packet's payload, in bytes.
+    #[arg(long, default_value_t = 1200)]
+    pub packet_size: usize,
+
+    /// Time for negotiations to settle before measuring.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub warm_up: std::time::Duration,
+
+    /// How long to measure.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+
+    /// PIDs of the SFU processes, for their CPU time and memory; repeatable.
+    #[arg(long)]
+    pub sfu_pid: Vec<u32>,
 }
 
 /// Flags of `raum prune`.

@@ -47,6 +47,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Loadtest(args) => match raum::sfu::loadtest::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Standalone => not_yet("standalone", "standalone mode"),
     }
 }

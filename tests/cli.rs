@@ -30,7 +30,15 @@ fn every_subcommand_has_help() {
     let out = raum(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for sub in ["operator", "gateway", "sfu", "prune", "crd", "standalone"] {
+    for sub in [
+        "operator",
+        "gateway",
+        "sfu",
+        "prune",
+        "crd",
+        "standalone",
+        "loadtest",
+    ] {
         assert!(help.contains(sub), "{sub} missing from --help");
         let out = raum(&[sub, "--help"]);
         assert!(

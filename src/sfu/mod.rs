@@ -8,6 +8,7 @@
 //! the meeting's single UDP socket; [`udp_mux`] routes datagrams to peer connections;
 //! [`signaling`] is the JSON protocol over each participant's WebSocket.
 
+pub mod loadtest;
 pub mod room;
 pub mod server;
 pub mod signaling;
