@@ -120,6 +120,8 @@ async fn a_late_joiner_gets_a_keyframe_request_sent_for_it_and_a_leaver_stops() 
         a.count(b.id, RtpCodecKind::Video) > 10 && b.count(a.id, RtpCodecKind::Video) > 10
     })
     .await;
+    // Past the keyframe rate limit of the requests made when Ada and Bea met.
+    tokio::time::sleep(super_interval()).await;
     let plis_before = stats(&room).await.plis_sent;
     let d = join(&room, "Dan").await;
     eventually(
@@ -272,4 +274,57 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
         "the meeting has ended"
     ))));
     assert_eq!(got.last(), Some(&Outbound::Close));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_keyframe_requests_reach_the_publisher_rate_limited() {
+    let (room, _) = start_room(10).await;
+    let a = join(&room, "Ada").await;
+    let b = join(&room, "Bea").await;
+    eventually("two-way media", Duration::from_secs(30), || {
+        a.count(b.id, RtpCodecKind::Video) > 10 && b.count(a.id, RtpCodecKind::Video) > 10
+    })
+    .await;
+    tokio::time::sleep(super_interval()).await;
+    let before = stats(&room).await;
+    // Ada's browser lost a frame of Bea's video and asks ten times in a row.
+    let track = a
+        .remotes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, k, _)| *p == b.id.to_string() && *k == RtpCodecKind::Video)
+        .map(|(_, _, t)| t.clone())
+        .unwrap();
+    let ssrc = track.ssrcs().await[0];
+    for _ in 0..10 {
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+        };
+        track.write_rtcp(vec![Box::new(pli)]).await.unwrap();
+    }
+    let mut after = stats(&room).await;
+    let start = std::time::Instant::now();
+    while after.keyframe_requests_in < before.keyframe_requests_in + 10
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = stats(&room).await;
+    }
+    assert_eq!(
+        after.keyframe_requests_in - before.keyframe_requests_in,
+        10,
+        "{after:?}"
+    );
+    let passed_on = after.plis_sent - before.plis_sent;
+    assert!(
+        (1..=2).contains(&passed_on),
+        "passed on upstream, rate-limited: {passed_on}"
+    );
+}
+
+/// Longer than the room's keyframe rate limit, so earlier requests do not count.
+fn super_interval() -> Duration {
+    raum::sfu::room::KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(100)
 }

@@ -8,6 +8,7 @@
 //! the meeting's single UDP socket; [`udp_mux`] routes datagrams to peer connections;
 //! [`signaling`] is the JSON protocol over each participant's WebSocket.
 
+pub mod keyframes;
 pub mod loadtest;
 pub mod room;
 pub mod server;
@@ -98,11 +99,13 @@ pub async fn run(args: SfuArgs) -> Result<(), Error> {
         socket,
     );
     let room_task = tokio::spawn(room.run(room_rx));
+    let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(server::Shared {
         room: room_tx.clone(),
         token_sha256,
         chat: !args.no_chat,
         started,
+        sessions: sessions_tx,
     });
     let app = server::router(shared);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -123,6 +126,8 @@ pub async fn run(args: SfuArgs) -> Result<(), Error> {
     let _ = tokio::time::timeout(GOODBYE, async {
         let _ = room_task.await;
         let _ = server.await;
+        // Every session has sent its last messages and closed its socket.
+        let _ = sessions_rx.recv().await;
     })
     .await;
     Ok(())

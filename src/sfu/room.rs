@@ -41,6 +41,9 @@ use tracing::{debug, info, warn};
 use super::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
 use super::udp_mux::Demux;
 
+/// The shortest time between two keyframe requests to one publisher's track.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
 /// A participant's id within the room.
 pub type PeerId = u32;
 
@@ -109,8 +112,11 @@ pub struct Stats {
     pub rtp_forwarded: u64,
     /// RTP packets that could not be forwarded.
     pub rtp_dropped: u64,
-    /// Keyframe requests sent to publishers.
+    /// Keyframe requests sent to publishers (for new subscribers, and subscribers'
+    /// own requests passed on).
     pub plis_sent: u64,
+    /// Subscribers' keyframe requests received.
+    pub keyframe_requests_in: u64,
 }
 
 /// The room's settings.
@@ -127,6 +133,8 @@ pub struct Config {
 /// A track a participant publishes.
 #[derive(Clone, Debug)]
 struct Published {
+    /// When a keyframe was last requested for this track (the rate limit).
+    last_keyframe_request: Option<Instant>,
     track_id: String,
     kind: RtpCodecKind,
     codec: RTCRtpCodec,
@@ -600,17 +608,27 @@ impl Room {
         }
     }
 
+    /// Asks a publisher for a keyframe of one video track, at most every
+    /// [`KEYFRAME_REQUEST_INTERVAL`]: a keyframe is large, and many subscribers asking at
+    /// once must not make the publisher send one each.
     fn request_keyframe(&mut self, publisher: PeerId, track_id: &str, now: Instant) {
         let Some(p) = self.peers.get_mut(&publisher) else {
             return;
         };
         let Some(track) = p
             .published
-            .iter()
+            .iter_mut()
             .find(|t| t.track_id == track_id && t.kind == RtpCodecKind::Video)
         else {
             return;
         };
+        if track
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        track.last_keyframe_request = Some(now);
         let (receiver, ssrc) = (track.receiver, track.ssrc);
         if let Some(mut rx) = p.pc.rtp_receiver(receiver) {
             let pli = PictureLossIndication {
@@ -651,6 +669,7 @@ impl Room {
     async fn flush(&mut self, now: Instant) {
         let mut opened: Vec<(PeerId, Published)> = Vec::new();
         let mut forward: Vec<(PeerId, String, rtc::rtp::Packet)> = Vec::new();
+        let mut keyframe_requests: Vec<String> = Vec::new();
         for (id, p) in &mut self.peers {
             while let Some(ev) = p.pc.poll_event() {
                 match ev {
@@ -660,6 +679,7 @@ impl Room {
                             let kind = track.kind();
                             if let Some(codec) = track.codec(init.ssrc).cloned() {
                                 let published = Published {
+                                    last_keyframe_request: None,
                                     track_id: init.track_id.to_string(),
                                     kind,
                                     codec,
@@ -680,8 +700,18 @@ impl Room {
                 }
             }
             while let Some(TaggedRTCMessage { message, .. }) = p.pc.poll_read() {
-                if let RTCMessage::RtpPacket(track_id, packet) = message {
-                    forward.push((*id, track_id.to_string(), packet));
+                match message {
+                    RTCMessage::RtpPacket(track_id, packet) => {
+                        forward.push((*id, track_id.to_string(), packet))
+                    }
+                    RTCMessage::RtcpPacket(track_id, packets)
+                        if packets
+                            .iter()
+                            .any(|p| super::keyframes::is_keyframe_request(p.as_ref())) =>
+                    {
+                        keyframe_requests.push(track_id.to_string());
+                    }
+                    _ => {}
                 }
             }
         }
@@ -698,6 +728,15 @@ impl Room {
         }
         if !forward.is_empty() || self.peers.values().any(|p| p.needs_offer) {
             self.offer_where_needed(now);
+        }
+        for track in keyframe_requests {
+            self.stats.keyframe_requests_in += 1;
+            // Our senders' track ids are `<publisher>-<publisher's track id>`.
+            if let Some((publisher, source)) = track.split_once('-')
+                && let Ok(publisher) = publisher.parse()
+            {
+                self.request_keyframe(publisher, source, now);
+            }
         }
         for (publisher, track_id, packet) in forward {
             self.stats.rtp_in += 1;
@@ -780,7 +819,13 @@ fn new_peer_connection(
 ) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    // Subscribers' keyframe requests are marked for the application first; the default
+    // chain (NACK responder and generator, reports, TWCC) follows.
+    let registry = Registry::new().with(
+        rtc::interceptor::Slot::from(14_000),
+        super::keyframes::DeliverKeyframeRequests::default(),
+    );
+    let registry = register_default_interceptors(registry, &mut media)?;
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(ufrag.to_owned(), random_token(24))

@@ -40,6 +40,9 @@ pub struct Shared {
     pub chat: bool,
     /// When the process started.
     pub started: Instant,
+    /// Every session holds a clone until it ends; the receiver learns when all ended
+    /// (a WebSocket outlives the HTTP server's graceful shutdown).
+    pub sessions: mpsc::Sender<()>,
 }
 
 /// The router.
@@ -180,6 +183,7 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
 }
 
 async fn session(mut socket: WebSocket, shared: Arc<Shared>) {
+    let _alive = shared.sessions.clone();
     // The first message must be `join`, soon.
     let first = match tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => t,

@@ -30,11 +30,15 @@ const MAGIC: &[u8] = b"raum-test";
 /// Packets received by one client, by the publishing participant's id and kind.
 pub type Received = Arc<Mutex<HashMap<(String, RtpCodecKind), u64>>>;
 
+/// The tracks a client receives: (publisher id, kind, track).
+pub type Remotes = Arc<Mutex<Vec<(String, RtpCodecKind, Arc<dyn TrackRemote>)>>>;
+
 #[derive(Clone)]
 struct Handler {
     gathered: mpsc::UnboundedSender<()>,
     received: Received,
     corrupt: Arc<Mutex<u64>>,
+    remotes: Remotes,
 }
 
 #[async_trait::async_trait]
@@ -48,6 +52,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let publisher = track.stream_id().await.to_string();
         let kind = track.kind().await;
+        self.remotes
+            .lock()
+            .unwrap()
+            .push((publisher.clone(), kind, track.clone()));
         let received = self.received.clone();
         let corrupt = self.corrupt.clone();
         tokio::spawn(async move {
@@ -80,6 +88,7 @@ pub struct Client {
     pub pc: Arc<dyn PeerConnection>,
     pub received: Received,
     pub corrupt: Arc<Mutex<u64>>,
+    pub remotes: Remotes,
     pub messages: Arc<Mutex<Vec<ServerMessage>>>,
     pub to_sfu: mpsc::UnboundedSender<ClientMessage>,
     pub publisher: tokio::task::JoinHandle<()>,
@@ -138,6 +147,7 @@ pub async fn start(
     let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
     let received: Received = Default::default();
     let corrupt = Arc::new(Mutex::new(0));
+    let remotes: Remotes = Default::default();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -150,6 +160,7 @@ pub async fn start(
                 gathered: gathered_tx,
                 received: received.clone(),
                 corrupt: corrupt.clone(),
+                remotes: remotes.clone(),
             }))
             .with_udp_addrs(vec!["127.0.0.1:0"])
             .build()
@@ -237,6 +248,7 @@ pub async fn start(
         pc,
         received,
         corrupt,
+        remotes,
         messages,
         to_sfu,
         publisher,
