@@ -167,16 +167,16 @@ pub struct SfuArgs {
     #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
     pub max_participants: u32,
 
-    /// The highest video bitrate a participant may send, in kbit/s (accepted; not
-    /// enforced yet).
+    /// The highest video bitrate a participant may send, in kbit/s (announced as
+    /// `b=AS` in the SDP answer, which browsers honour).
     #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS)]
     pub max_video_bitrate_kbps: u32,
 
-    /// Refuse audio (not enforced yet).
+    /// Switch audio off: no participant's audio is forwarded.
     #[arg(long)]
     pub no_audio: bool,
 
-    /// Refuse video (not enforced yet).
+    /// Switch video off: no participant's video is forwarded.
     #[arg(long)]
     pub no_video: bool,
 

@@ -371,6 +371,10 @@ async fn behind_nat_the_candidate_carries_the_advertised_address() {
     let sdp = a.pc.remote_description().await.unwrap().sdp;
     assert!(sdp.contains("127.0.0.2 40000 typ host"), "{sdp}");
     assert!(
+        sdp.contains("b=AS:1500"),
+        "the default video bitrate limit: {sdp}"
+    );
+    assert!(
         !sdp.contains("127.0.0.1"),
         "the bound address is not advertised: {sdp}"
     );

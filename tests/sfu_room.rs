@@ -43,17 +43,19 @@ async fn join(room: &mpsc::UnboundedSender<Command>, name: &str) -> Client {
 }
 
 async fn start_room(max: u32) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
+    start_room_with(max, |_| {}).await
+}
+
+async fn start_room_with(
+    max: u32,
+    change: impl FnOnce(&mut Config),
+) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let advertised = socket.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let room = Room::new(
-        Config {
-            advertised,
-            max_participants: max,
-            ice_timeout: Duration::from_secs(30),
-        },
-        socket,
-    );
+    let mut config = Config::new(advertised, max);
+    change(&mut config);
+    let room = Room::new(config, socket);
     tokio::spawn(room.run(rx));
     (tx, advertised)
 }
@@ -327,4 +329,52 @@ async fn a_subscribers_keyframe_requests_reach_the_publisher_rate_limited() {
 /// Longer than the room's keyframe rate limit, so earlier requests do not count.
 fn super_interval() -> Duration {
     raum::sfu::room::KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(100)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_without_video_forwards_audio_only_and_caps_the_bitrate() {
+    let (room, _) = start_room_with(10, |c| {
+        c.video = false;
+        c.max_video_kbps = 700;
+    })
+    .await;
+    let a = join(&room, "Ada").await;
+    let b = join(&room, "Bea").await;
+    eventually("audio both ways", Duration::from_secs(30), || {
+        a.count(b.id, RtpCodecKind::Audio) > 25 && b.count(a.id, RtpCodecKind::Audio) > 25
+    })
+    .await;
+    assert_eq!(
+        a.count(b.id, RtpCodecKind::Video) + b.count(a.id, RtpCodecKind::Video),
+        0
+    );
+    let answer = a.messages.lock().unwrap().iter().find_map(|m| match m {
+        ServerMessage::Answer { sdp } => Some(sdp.clone()),
+        _ => None,
+    });
+    assert!(
+        answer.unwrap().contains("b=AS:700"),
+        "the video bitrate limit is announced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_media_never_connects_is_dropped() {
+    let (room, _) = start_room_with(10, |c| c.ice_timeout = Duration::from_millis(500)).await;
+    let (out, mut rx) = mpsc::unbounded_channel();
+    let (tx, reply) = oneshot::channel();
+    room.send(Command::Join {
+        name: "Silent".into(),
+        outbound: out,
+        reply: tx,
+    })
+    .unwrap();
+    reply.await.unwrap().unwrap();
+    let mut got = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        got.push(m);
+    }
+    assert_eq!(got.last(), Some(&Outbound::Close), "{got:?}");
+    assert!(got.iter().any(|m| matches!(m, Outbound::Message(ServerMessage::Error { message, .. }) if message.contains("did not connect"))));
+    assert_eq!(stats(&room).await.participants, 0);
 }

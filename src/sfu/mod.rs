@@ -95,6 +95,9 @@ pub async fn run(args: SfuArgs) -> Result<(), Error> {
             advertised,
             max_participants: args.max_participants,
             ice_timeout: args.ice_timeout,
+            audio: !args.no_audio,
+            video: !args.no_video,
+            max_video_kbps: args.max_video_bitrate_kbps,
         },
         socket,
     );

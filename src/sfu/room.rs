@@ -128,6 +128,26 @@ pub struct Config {
     pub max_participants: u32,
     /// A participant whose media has not connected this long after joining is dropped.
     pub ice_timeout: Duration,
+    /// Participants may send audio.
+    pub audio: bool,
+    /// Participants may send video.
+    pub video: bool,
+    /// The video bitrate a participant may send, in kbit/s (`b=AS` in the answer).
+    pub max_video_kbps: u32,
+}
+
+impl Config {
+    /// A room with the meeting defaults, for tests and tools.
+    pub fn new(advertised: SocketAddr, max_participants: u32) -> Self {
+        Self {
+            advertised,
+            max_participants,
+            ice_timeout: Duration::from_secs(30),
+            audio: true,
+            video: true,
+            max_video_kbps: crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS,
+        }
+    }
 }
 
 /// A track a participant publishes.
@@ -428,6 +448,7 @@ impl Room {
                 }
                 match answer(&mut peer.pc, sdp, self.config.advertised, now) {
                     Ok(sdp) => {
+                        let sdp = limit_video_bitrate(&sdp, self.config.max_video_kbps);
                         peer.send(ServerMessage::Answer { sdp });
                         let first = !peer.ready;
                         peer.ready = true;
@@ -677,6 +698,16 @@ impl Room {
                         if let Some(rx) = p.pc.rtp_receiver(init.receiver_id) {
                             let track = rx.track();
                             let kind = track.kind();
+                            let allowed = match kind {
+                                RtpCodecKind::Audio => self.config.audio,
+                                RtpCodecKind::Video => self.config.video,
+                                _ => false,
+                            };
+                            // A kind the meeting switched off is never published:
+                            // its packets find no subscriber and are dropped.
+                            if !allowed {
+                                continue;
+                            }
                             if let Some(codec) = track.codec(init.ssrc).cloned() {
                                 let published = Published {
                                     last_keyframe_request: None,
@@ -875,4 +906,59 @@ fn answer(
             .map_err(|e| e.to_string())?;
     }
     Ok(pc.local_description().map(|d| d.sdp).unwrap_or_default())
+}
+
+/// Adds `b=AS:<kbps>` to every video section of `sdp` (after its `c=` line, where
+/// RFC 4566 puts bandwidth lines), so the participant's browser sends at most that.
+pub fn limit_video_bitrate(sdp: &str, kbps: u32) -> String {
+    let mut out = String::with_capacity(sdp.len() + 32);
+    let mut in_video = false;
+    let mut pending = false;
+    for line in sdp.split_inclusive('\n') {
+        let text = line.trim_end();
+        if text.starts_with("m=") {
+            if pending {
+                out.push_str(&format!("b=AS:{kbps}\r\n"));
+            }
+            in_video = text.starts_with("m=video");
+            pending = in_video;
+            out.push_str(line);
+            continue;
+        }
+        if in_video && text.starts_with("b=") {
+            continue; // ours replaces any other
+        }
+        if pending && !text.starts_with("i=") && !text.starts_with("c=") {
+            out.push_str(&format!("b=AS:{kbps}\r\n"));
+            pending = false;
+        }
+        out.push_str(line);
+    }
+    if pending {
+        out.push_str(&format!("b=AS:{kbps}\r\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_sections_get_a_bandwidth_line_after_their_connection_line() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:5000\r\na=mid:1\r\n";
+        let limited = limit_video_bitrate(sdp, 800);
+        assert_eq!(
+            limited,
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:800\r\na=mid:1\r\n"
+        );
+        // A video section that ends the SDP right after its c= line.
+        assert!(
+            limit_video_bitrate("m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\n", 100)
+                .ends_with("b=AS:100\r\n")
+        );
+        // No video: unchanged.
+        let audio_only = "v=0\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\n";
+        assert_eq!(limit_video_bitrate(audio_only, 100), audio_only);
+    }
 }
