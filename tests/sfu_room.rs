@@ -378,3 +378,47 @@ async fn a_participant_whose_media_never_connects_is_dropped() {
     assert!(got.iter().any(|m| matches!(m, Outbound::Message(ServerMessage::Error { message, .. }) if message.contains("did not connect"))));
     assert_eq!(stats(&room).await.participants, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_nack_is_answered_from_the_sfus_buffer() {
+    let (room, _) = start_room(10).await;
+    let a = join(&room, "Ada").await;
+    let b = join(&room, "Bea").await;
+    eventually("media", Duration::from_secs(30), || {
+        a.count(b.id, RtpCodecKind::Video) > 20
+    })
+    .await;
+    let track = a
+        .remotes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, k, _)| *p == b.id.to_string() && *k == RtpCodecKind::Video)
+        .map(|(_, _, t)| t.clone())
+        .unwrap();
+    let ssrc = track.ssrcs().await[0];
+    let seq = a.last_seq.lock().unwrap()[&(b.id.to_string(), RtpCodecKind::Video)];
+    let before = stats(&room).await;
+    // Ada says she lost the packet two before the last one she got.
+    let nack = rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: ssrc,
+        nacks: vec![
+            rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair {
+                packet_id: seq.wrapping_sub(2),
+                lost_packets: 0,
+            },
+        ],
+    };
+    track.write_rtcp(vec![Box::new(nack)]).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut after = stats(&room).await;
+    while after.retransmits == before.retransmits && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = stats(&room).await;
+    }
+    assert!(
+        after.retransmits > before.retransmits,
+        "the packet was sent again from the buffer: {after:?}"
+    );
+}

@@ -117,6 +117,9 @@ pub struct Stats {
     pub plis_sent: u64,
     /// Subscribers' keyframe requests received.
     pub keyframe_requests_in: u64,
+    /// Packets retransmitted from the send buffer in answer to subscribers' NACKs
+    /// (counted by the peer connections, so for the current participants only).
+    pub retransmits: u64,
 }
 
 /// The room's settings.
@@ -352,6 +355,16 @@ impl Room {
             Command::Stats { reply } => {
                 let mut s = self.stats;
                 s.participants = self.peers.len() as u32;
+                // NACK handling lives in the interceptors; retransmissions are counted
+                // in the peer connections' statistics. (Their `nack_count` stayed 0
+                // in a test where a NACK was answered, so NACKs are not exported.)
+                for p in self.peers.values_mut() {
+                    let report = p.pc.get_stats(now, rtc::statistics::StatsSelector::None);
+                    s.retransmits += report
+                        .outbound_rtp_streams()
+                        .map(|o| o.retransmitted_packets_sent)
+                        .sum::<u64>();
+                }
                 let _ = reply.send(s);
             }
             Command::Shutdown => unreachable!("handled by run"),
@@ -703,9 +716,10 @@ impl Room {
                                 RtpCodecKind::Video => self.config.video,
                                 _ => false,
                             };
-                            // A kind the meeting switched off is never published:
-                            // its packets find no subscriber and are dropped.
-                            if !allowed {
+                            // A kind the meeting switched off is never published, nor a
+                            // second track of a kind (one microphone, one camera): their
+                            // packets find no subscriber and are dropped.
+                            if !allowed || p.published.iter().any(|t| t.kind == kind) {
                                 continue;
                             }
                             if let Some(codec) = track.codec(init.ssrc).cloned() {

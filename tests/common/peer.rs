@@ -33,9 +33,13 @@ pub type Received = Arc<Mutex<HashMap<(String, RtpCodecKind), u64>>>;
 /// The tracks a client receives: (publisher id, kind, track).
 pub type Remotes = Arc<Mutex<Vec<(String, RtpCodecKind, Arc<dyn TrackRemote>)>>>;
 
+/// The last sequence number received, by publisher and kind.
+pub type LastSeq = Arc<Mutex<HashMap<(String, RtpCodecKind), u16>>>;
+
 #[derive(Clone)]
 struct Handler {
     gathered: mpsc::UnboundedSender<()>,
+    last_seq: LastSeq,
     received: Received,
     corrupt: Arc<Mutex<u64>>,
     remotes: Remotes,
@@ -58,6 +62,7 @@ impl PeerConnectionEventHandler for Handler {
             .push((publisher.clone(), kind, track.clone()));
         let received = self.received.clone();
         let corrupt = self.corrupt.clone();
+        let last_seq = self.last_seq.clone();
         tokio::spawn(async move {
             while let Some(ev) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(pkt) = ev {
@@ -68,6 +73,10 @@ impl PeerConnectionEventHandler for Handler {
                         && p.starts_with(MAGIC)
                         && p[MAGIC.len()..].starts_with(format!("{publisher}:").as_bytes());
                     if ok {
+                        last_seq
+                            .lock()
+                            .unwrap()
+                            .insert((publisher.clone(), kind), pkt.header.sequence_number);
                         *received
                             .lock()
                             .unwrap()
@@ -89,6 +98,7 @@ pub struct Client {
     pub received: Received,
     pub corrupt: Arc<Mutex<u64>>,
     pub remotes: Remotes,
+    pub last_seq: LastSeq,
     pub messages: Arc<Mutex<Vec<ServerMessage>>>,
     pub to_sfu: mpsc::UnboundedSender<ClientMessage>,
     pub publisher: tokio::task::JoinHandle<()>,
@@ -148,6 +158,7 @@ pub async fn start(
     let received: Received = Default::default();
     let corrupt = Arc::new(Mutex::new(0));
     let remotes: Remotes = Default::default();
+    let last_seq: LastSeq = Default::default();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -158,6 +169,7 @@ pub async fn start(
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler {
                 gathered: gathered_tx,
+                last_seq: last_seq.clone(),
                 received: received.clone(),
                 corrupt: corrupt.clone(),
                 remotes: remotes.clone(),
@@ -249,6 +261,7 @@ pub async fn start(
         received,
         corrupt,
         remotes,
+        last_seq,
         messages,
         to_sfu,
         publisher,
