@@ -36,10 +36,15 @@ pub type Remotes = Arc<Mutex<Vec<(String, RtpCodecKind, Arc<dyn TrackRemote>)>>>
 /// The last sequence number received, by publisher and kind.
 pub type LastSeq = Arc<Mutex<HashMap<(String, RtpCodecKind), u16>>>;
 
+/// Per publisher and kind: the first and last sequence number received and how many
+/// packets came; no loss means `count == last - first + 1`.
+pub type SeqSpan = Arc<Mutex<HashMap<(String, RtpCodecKind), (u16, u16, u64)>>>;
+
 #[derive(Clone)]
 struct Handler {
     gathered: mpsc::UnboundedSender<()>,
     last_seq: LastSeq,
+    spans: SeqSpan,
     received: Received,
     corrupt: Arc<Mutex<u64>>,
     remotes: Remotes,
@@ -63,6 +68,7 @@ impl PeerConnectionEventHandler for Handler {
         let received = self.received.clone();
         let corrupt = self.corrupt.clone();
         let last_seq = self.last_seq.clone();
+        let spans = self.spans.clone();
         tokio::spawn(async move {
             while let Some(ev) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(pkt) = ev {
@@ -73,6 +79,16 @@ impl PeerConnectionEventHandler for Handler {
                         && p.starts_with(MAGIC)
                         && p[MAGIC.len()..].starts_with(format!("{publisher}:").as_bytes());
                     if ok {
+                        let seq = pkt.header.sequence_number;
+                        spans
+                            .lock()
+                            .unwrap()
+                            .entry((publisher.clone(), kind))
+                            .and_modify(|(_, last, n)| {
+                                *last = seq;
+                                *n += 1;
+                            })
+                            .or_insert((seq, seq, 1));
                         last_seq
                             .lock()
                             .unwrap()
@@ -99,6 +115,7 @@ pub struct Client {
     pub corrupt: Arc<Mutex<u64>>,
     pub remotes: Remotes,
     pub last_seq: LastSeq,
+    pub spans: SeqSpan,
     pub messages: Arc<Mutex<Vec<ServerMessage>>>,
     pub to_sfu: mpsc::UnboundedSender<ClientMessage>,
     pub publisher: tokio::task::JoinHandle<()>,
@@ -159,6 +176,7 @@ pub async fn start(
     let corrupt = Arc::new(Mutex::new(0));
     let remotes: Remotes = Default::default();
     let last_seq: LastSeq = Default::default();
+    let spans: SeqSpan = Default::default();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -170,6 +188,7 @@ pub async fn start(
             .with_handler(Arc::new(Handler {
                 gathered: gathered_tx,
                 last_seq: last_seq.clone(),
+                spans: spans.clone(),
                 received: received.clone(),
                 corrupt: corrupt.clone(),
                 remotes: remotes.clone(),
@@ -262,6 +281,7 @@ pub async fn start(
         corrupt,
         remotes,
         last_seq,
+        spans,
         messages,
         to_sfu,
         publisher,
@@ -277,6 +297,22 @@ impl Client {
             .unwrap()
             .get(&(publisher.to_string(), kind))
             .unwrap_or(&0)
+    }
+}
+
+impl Client {
+    /// Streams this client received with a gap in their sequence numbers, as
+    /// (publisher, kind, missing packets).
+    pub fn gaps(&self) -> Vec<(String, RtpCodecKind, u64)> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|((p, k), (first, last, n))| {
+                let span = u64::from(last.wrapping_sub(*first)) + 1;
+                (span != *n).then(|| (p.clone(), *k, span.saturating_sub(*n)))
+            })
+            .collect()
     }
 }
 
