@@ -6,3 +6,4 @@
 
 pub mod entry;
 pub mod prune;
+pub mod writer;
