@@ -203,6 +203,23 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
     );
     assert_eq!(svc.metadata.owner_references.as_ref().unwrap()[0].uid, uid);
 
+    // Each transition is announced once, even when a reconcile reads a cached Meeting
+    // from before the status the operator just wrote.
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let running: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Running"))
+        .collect();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(
+        running[0].series.is_none(),
+        "announced more than once: {:?}",
+        running[0].series
+    );
     let reasons = event_reasons(&ns, "elternabend").await;
     for r in ["SfuCreated", "Running"] {
         assert!(

@@ -530,7 +530,25 @@ async fn publish(
     st: &MeetingStatus,
     note: Option<Event>,
 ) {
-    let before = previous.and_then(|p| p.phase);
+    // Announce against what this operator last announced: the cached `previous` may
+    // predate the status it just wrote. Once the cache shows an ended meeting, the
+    // memory is no longer needed.
+    let uid = meeting.uid().unwrap_or_default();
+    let before = {
+        let mut announced = ctx.announced.lock().expect("not poisoned");
+        let before = announced
+            .get(&uid)
+            .copied()
+            .or(previous.and_then(|p| p.phase));
+        if previous.and_then(|p| p.phase) == Some(MeetingPhase::Ended)
+            && st.phase == Some(MeetingPhase::Ended)
+        {
+            announced.remove(&uid);
+        } else if let Some(p) = st.phase {
+            announced.insert(uid, p);
+        }
+        before
+    };
     let mut events: Vec<Event> = note.into_iter().collect();
     if st.phase != before {
         let ready = st.conditions.iter().find(|c| c.type_ == status::READY);
