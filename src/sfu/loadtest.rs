@@ -98,7 +98,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+/// The codec a synthetic participant sends: Opus for audio, VP8 for video.
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
     match kind {
         RtpCodecKind::Audio => RTCRtpCodec {
             mime_type: "audio/opus".into(),
@@ -117,11 +118,17 @@ fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
     }
 }
 
-fn track(kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+/// A local track of `kind` with a fixed SSRC, for a synthetic participant.
+pub fn local_track(
+    stream_id: &str,
+    track_id: &str,
+    kind: RtpCodecKind,
+    ssrc: u32,
+) -> Arc<TrackLocalStaticRTP> {
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("load-{ssrc}"),
-        format!("t-{ssrc}"),
-        "load".to_owned(),
+        stream_id.to_owned(),
+        track_id.to_owned(),
+        track_id.to_owned(),
         kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
@@ -185,8 +192,9 @@ async fn participant(
             .map_err(|e| e.to_string())?,
     );
     let ssrc = 0x4000_0000 + n as u32 * 2;
-    let audio = track(RtpCodecKind::Audio, ssrc);
-    let video = track(RtpCodecKind::Video, ssrc + 1);
+    let stream_id = format!("load-{n}");
+    let audio = local_track(&stream_id, "audio", RtpCodecKind::Audio, ssrc);
+    let video = local_track(&stream_id, "video", RtpCodecKind::Video, ssrc + 1);
     pc.add_track(audio.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(|e| e.to_string())?;
