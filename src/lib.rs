@@ -7,6 +7,7 @@ pub mod access_log;
 pub mod api;
 pub mod cli;
 pub mod crd;
+pub mod gateway;
 pub mod kubeconfig;
 pub mod operator;
 pub mod prune_job;
