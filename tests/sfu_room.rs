@@ -60,6 +60,17 @@ async fn start_room_with(
     (tx, advertised)
 }
 
+/// Ada and Bea join and see each other's video.
+async fn two_way_call(room: &mpsc::UnboundedSender<Command>) -> (Client, Client) {
+    let a = join(room, "Ada").await;
+    let b = join(room, "Bea").await;
+    eventually("two-way media", Duration::from_secs(30), || {
+        a.count(b.id, RtpCodecKind::Video) > 10 && b.count(a.id, RtpCodecKind::Video) > 10
+    })
+    .await;
+    (a, b)
+}
+
 async fn stats(room: &mpsc::UnboundedSender<Command>) -> Stats {
     let (tx, rx) = oneshot::channel();
     room.send(Command::Stats { reply: tx }).unwrap();
@@ -116,12 +127,7 @@ async fn three_participants_receive_each_others_audio_and_video_through_one_port
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_a_keyframe_request_sent_for_it_and_a_leaver_stops() {
     let (room, _) = start_room(10).await;
-    let a = join(&room, "Ada").await;
-    let b = join(&room, "Bea").await;
-    eventually("two-way media", Duration::from_secs(30), || {
-        a.count(b.id, RtpCodecKind::Video) > 10 && b.count(a.id, RtpCodecKind::Video) > 10
-    })
-    .await;
+    let (a, b) = two_way_call(&room).await;
     // Past the keyframe rate limit of the requests made when Ada and Bea met.
     tokio::time::sleep(super_interval()).await;
     let plis_before = stats(&room).await.plis_sent;
@@ -281,23 +287,11 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_keyframe_requests_reach_the_publisher_rate_limited() {
     let (room, _) = start_room(10).await;
-    let a = join(&room, "Ada").await;
-    let b = join(&room, "Bea").await;
-    eventually("two-way media", Duration::from_secs(30), || {
-        a.count(b.id, RtpCodecKind::Video) > 10 && b.count(a.id, RtpCodecKind::Video) > 10
-    })
-    .await;
+    let (a, b) = two_way_call(&room).await;
     tokio::time::sleep(super_interval()).await;
     let before = stats(&room).await;
     // Ada's browser lost a frame of Bea's video and asks ten times in a row.
-    let track = a
-        .remotes
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(p, k, _)| *p == b.id.to_string() && *k == RtpCodecKind::Video)
-        .map(|(_, _, t)| t.clone())
-        .unwrap();
+    let track = a.remote(b.id, RtpCodecKind::Video);
     let ssrc = track.ssrcs().await[0];
     for _ in 0..10 {
         let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
@@ -388,14 +382,7 @@ async fn a_subscribers_nack_is_answered_from_the_sfus_buffer() {
         a.count(b.id, RtpCodecKind::Video) > 20
     })
     .await;
-    let track = a
-        .remotes
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(p, k, _)| *p == b.id.to_string() && *k == RtpCodecKind::Video)
-        .map(|(_, _, t)| t.clone())
-        .unwrap();
+    let track = a.remote(b.id, RtpCodecKind::Video);
     let ssrc = track.ssrcs().await[0];
     let seq = a.last_seq.lock().unwrap()[&(b.id.to_string(), RtpCodecKind::Video)];
     let before = stats(&room).await;

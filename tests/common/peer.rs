@@ -266,6 +266,17 @@ impl Client {
 }
 
 impl Client {
+    /// The track this client receives from `publisher` of `kind`.
+    pub fn remote(&self, publisher: PeerId, kind: RtpCodecKind) -> Arc<dyn TrackRemote> {
+        self.remotes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, k, _)| *p == publisher.to_string() && *k == kind)
+            .map(|(_, _, t)| t.clone())
+            .expect("a track from that publisher")
+    }
+
     /// Streams this client received with a gap in their sequence numbers, as
     /// (publisher, kind, missing packets).
     pub fn gaps(&self) -> Vec<(String, RtpCodecKind, u64)> {
