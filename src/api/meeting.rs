@@ -258,6 +258,12 @@ pub struct MeetingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<u32>,
 
+    /// Where the gateway reaches the SFU's signaling endpoint (`IP:port` of the SFU
+    /// pod) while the meeting runs. Pod to pod, so NetworkPolicies can admit exactly
+    /// the gateway pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signaling: Option<String>,
+
     /// When the SFU first became ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,

@@ -225,10 +225,10 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
             let was_running = previous.and_then(|p| p.phase) == Some(MeetingPhase::Running);
             let sfu = ensure_sfu(ctx, meeting, (&pods, &services), &uid, &sfu, was_running).await?;
             note = sfu.note;
-            let participants = match (&sfu.state, sfu.ip) {
+            let participants = match (&sfu.state, &sfu.ip) {
                 (PodState::Ready, Some(ip)) => {
                     ctx.sfu_status
-                        .participants(&ip, objects::SIGNALING_PORT)
+                        .participants(ip, objects::SIGNALING_PORT)
                         .await
                 }
                 _ => None,
@@ -242,6 +242,7 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
             }
             let mut obs = observed(sfu.state, &ctx.created, &uid);
             obs.participants = participants;
+            obs.signaling = sfu.ip.map(|ip| signaling_endpoint(&ip));
             (obs, Action::requeue(wait))
         }
     };
@@ -398,6 +399,15 @@ fn observed(pod: PodState, created: &Mutex<HashMap<String, Creations>>, uid: &st
         pod,
         participants: None,
         replacements,
+        signaling: None,
+    }
+}
+
+/// `IP:port` of an SFU pod's signaling listener (IPv6 in brackets).
+fn signaling_endpoint(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", objects::SIGNALING_PORT),
+        _ => format!("{ip}:{}", objects::SIGNALING_PORT),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Observed {
     pub participants: Option<u32>,
     /// How often this operator has replaced the meeting's SFU pod.
     pub replacements: u32,
+    /// The SFU pod's signaling endpoint (`IP:port`), once it has an IP.
+    pub signaling: Option<String>,
 }
 
 /// The inputs that are the same for every rule.
@@ -145,6 +147,7 @@ pub fn compute(ctx: &Context<'_>, plan: &Plan, observed: &Observed) -> MeetingSt
                 st.participants = observed
                     .participants
                     .or_else(|| prev.and_then(|p| p.participants));
+                st.signaling = observed.signaling.clone();
             }
             set_condition(ctx, &mut st, READY, ready, reason, &msg);
             let (healthy, reason, msg) = match &observed.pod {
@@ -208,6 +211,7 @@ mod tests {
             pod,
             participants: None,
             replacements: 0,
+            signaling: Some("127.1.0.9:8080".into()),
         }
     }
 
@@ -328,16 +332,46 @@ mod tests {
                 pod: PodState::Ready,
                 participants: Some(4),
                 replacements: 1,
+                signaling: Some("127.1.0.5:8080".into()),
             },
         );
         assert_eq!(back.phase, Some(MeetingPhase::Running));
         assert_eq!(back.participants, Some(4));
+        assert_eq!(
+            back.signaling.as_deref(),
+            Some("127.1.0.5:8080"),
+            "the replacement pod's endpoint"
+        );
         assert_eq!(
             back.started_at, running.started_at,
             "the meeting started once"
         );
         let h = cond(&back, SFU_HEALTHY);
         assert_eq!((h.status.as_str(), h.reason.as_str()), ("True", "Replaced"));
+    }
+
+    #[test]
+    fn the_signaling_endpoint_is_published_only_while_running() {
+        let starting = compute(
+            &ctx(None, "2026-11-26T10:00:00Z"),
+            &RUN,
+            &observed(PodState::Pending),
+        );
+        assert_eq!(starting.signaling, None, "not before the SFU is ready");
+        let running = compute(
+            &ctx(Some(&starting), "2026-11-26T10:00:05Z"),
+            &RUN,
+            &observed(PodState::Ready),
+        );
+        assert_eq!(running.signaling.as_deref(), Some("127.1.0.9:8080"));
+        let ended = compute(
+            &ctx(Some(&running), "2026-11-26T12:00:00Z"),
+            &Plan::End {
+                ended_at: "2026-11-26T11:00:00Z".parse().unwrap(),
+            },
+            &observed(PodState::Absent),
+        );
+        assert_eq!(ended.signaling, None);
     }
 
     #[test]
@@ -361,6 +395,7 @@ mod tests {
                 pod: PodState::Ready,
                 participants: Some(7),
                 replacements: 0,
+                signaling: None,
             },
         );
         let b = compute(
