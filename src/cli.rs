@@ -36,7 +36,7 @@ pub enum Command {
     Operator(OperatorArgs),
     /// Serve join URLs and the web client, proxy signaling to each meeting's SFU and
     /// write the shared access log.
-    Gateway(ClusterArgs),
+    Gateway(GatewayArgs),
     /// The WebRTC SFU of one meeting (runs in the meeting's ephemeral pod).
     Sfu(SfuArgs),
     /// One pruning run of the shared access log, honouring holds (runs in the
@@ -49,7 +49,106 @@ pub enum Command {
     Crd(CrdArgs),
     /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings
     /// from YAML files; no Kubernetes needed.
-    Standalone,
+    Standalone(StandaloneArgs),
+}
+
+/// What `raum gateway` and `raum standalone` share: how the web front end behaves.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The directory the access log is written to (shared with the pruning Job).
+    #[arg(long, env = "RAUM_ACCESS_LOG_DIR", value_name = "DIR")]
+    pub access_log_dir: Option<PathBuf>,
+
+    /// This instance's name in access-log file names (letters, digits, - and _).
+    /// Default: the pod name or host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Believe X-Forwarded-For only from these proxies (CIDRs or addresses,
+    /// comma-separated or repeated). Default: nobody.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// How many days access-log entries are kept, as the privacy notice states it (keep
+    /// it equal to the RetentionPolicy's maxAge).
+    #[arg(long, default_value_t = 56, value_name = "DAYS")]
+    pub retention_days: u32,
+
+    /// A directory with privacy.en.html and/or privacy.de.html: the privacy notice's
+    /// own wording (HTML fragments) instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub privacy_notice_dir: Option<PathBuf>,
+
+    /// Access-log entries are made durable at least this often.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub flush_interval: std::time::Duration,
+}
+
+/// Flags of `raum gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// How to reach the API server.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The public base URL participants use (as given to the operator); WebSocket
+    /// connections from pages of any other origin are refused.
+    #[arg(long, env = "RAUM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: String,
+
+    /// Where the gateway listens.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// Watch Meetings in this namespace only; repeat for several. Default: all.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+
+    /// The web front end.
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// Flags of `raum standalone`.
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Where meetings (Meeting YAML files) and an optional RetentionPolicy YAML live;
+    /// files added, changed or removed while running are picked up.
+    #[arg(long, default_value = "raum-data/meetings", value_name = "DIR")]
+    pub meetings_dir: PathBuf,
+
+    /// The file holding the key join tokens are derived from (created if missing).
+    #[arg(long, default_value = "raum-data/url-key", value_name = "FILE")]
+    pub key_file: PathBuf,
+
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// The public base URL of join links. Default: http://<listen address>.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// The address browsers send media to (the meeting rooms' UDP ports). Default:
+    /// the listen address when it is a specific one.
+    #[arg(long, value_name = "IP")]
+    pub advertise_ip: Option<std::net::IpAddr>,
+
+    /// How often the meetings directory is read again.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub rescan_interval: std::time::Duration,
+
+    /// How long a meeting with neither endsAt nor duration lasts.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub default_length: std::time::Duration,
+
+    /// Create (or renew) a meeting called "demo" and print its URL.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// The web front end. The access log goes to raum-data/access-log unless given.
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 /// Flags of the subcommands that talk to the Kubernetes API server.

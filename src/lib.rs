@@ -13,4 +13,5 @@ pub mod operator;
 pub mod prune_job;
 pub mod sfu;
 pub mod shutdown;
+pub mod standalone;
 pub mod telemetry;

@@ -4,10 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use raum::cli::{Cli, ClusterArgs, Command};
-
-/// Exit status of a component that this build does not have yet (sysexits' EX_UNAVAILABLE).
-const NOT_YET_AVAILABLE: u8 = 69;
+use raum::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +35,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Gateway(args) => not_yet_with_cluster("gateway", "the gateway", args).await,
+        Command::Gateway(args) => match raum::gateway::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Prune(args) => match raum::prune_job::run(args).await {
             Ok(code) => code,
             Err(e) => fail(&e),
@@ -51,22 +51,11 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Standalone => not_yet("standalone", "standalone mode"),
+        Command::Standalone(args) => match raum::standalone::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
-}
-
-/// Components that need the API server check their kubeconfig first, so a broken one
-/// is reported the same way now as once the component exists.
-async fn not_yet_with_cluster(name: &str, what: &str, args: ClusterArgs) -> ExitCode {
-    if let Err(e) = raum::kubeconfig::load(args.kubeconfig.as_deref()).await {
-        return fail(&e);
-    }
-    not_yet(name, what)
-}
-
-fn not_yet(name: &str, what: &str) -> ExitCode {
-    eprintln!("raum {name}: {what} is not yet available in this build");
-    ExitCode::from(NOT_YET_AVAILABLE)
 }
 
 /// Prints an error on one line. Some parsers add a multi-line source excerpt after

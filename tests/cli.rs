@@ -80,9 +80,11 @@ fn missing_or_unusable_kubeconfig_is_one_line_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
     let missing = missing.to_str().unwrap();
+    let logs = dir.path().join("logs");
+    let logs = logs.to_str().unwrap();
     for sub in [
         &["operator"][..],
-        &["gateway"],
+        &["gateway", "--access-log-dir", logs],
         &["prune", "--policy=ns/access-log", "--log-dir=/tmp"],
     ] {
         let args: Vec<&str> = sub
@@ -139,14 +141,45 @@ fn operator_refuses_a_public_url_that_is_not_http() {
 }
 
 #[test]
-fn components_of_later_issues_say_they_are_not_available() {
-    let out = raum(&["standalone"]);
-    assert_eq!(out.status.code(), Some(69));
-    assert!(
-        stderr(&out).contains("not yet available"),
-        "{}",
-        stderr(&out)
+fn gateway_and_standalone_refuse_bad_flags_with_one_line_naming_them() {
+    let out = raum_with_env(&["gateway"], &[("RAUM_PUBLIC_URL", "meet.example.test")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
+    let logs = tempfile::tempdir().unwrap();
+    let out = raum(&[
+        "gateway",
+        "--trusted-proxy",
+        "10.0.0.0/33",
+        "--access-log-dir",
+        logs.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--trusted-proxy"), "{}", stderr(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("url-key");
+    std::fs::write(&key, "not a key\n").unwrap();
+    let meetings = dir.path().join("meetings");
+    let out = raum(&[
+        "standalone",
+        "--listen=127.0.0.1:0",
+        "--meetings-dir",
+        meetings.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("url-key") && err.contains("not a raum URL key"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        "not a key\n",
+        "a broken key file is left as it was"
     );
+    let out = raum(&["standalone", "--listen=0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--advertise-ip"), "{}", stderr(&out));
 }
 
 #[test]

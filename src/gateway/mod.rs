@@ -1,5 +1,232 @@
-//! `raum gateway` (in progress): serves join URLs and the web client, proxies signaling
-//! to each meeting's SFU and writes the shared access log. So far: which address an
-//! access comes from ([`client_ip`]); the access-log writer is `crate::access_log::writer`.
+//! `raum gateway`: turns join URLs into meetings. It serves the join pages and the web
+//! client, relays each participant's signaling WebSocket to the meeting's SFU, and
+//! writes the shared access log (time, IP, User-Agent: nothing else).
+//!
+//! - [`directory`]: the meetings by token, which every request looks up;
+//! - [`meetings`]: fills the directory from a reflector on Meeting objects;
+//! - [`server`]: the routes; [`pages`], [`i18n`] and [`assets`]: what they serve;
+//! - [`client_ip`], [`limiter`]: whose request it is, and how often it may miss;
+//! - [`metrics`]: the /metrics exposition.
+//!
+//! `raum standalone` (crate::standalone) runs the same front end with its directory
+//! filled from YAML files and in-process SFU rooms.
 
+pub mod assets;
 pub mod client_ip;
+pub mod directory;
+pub mod i18n;
+pub mod limiter;
+pub mod meetings;
+pub mod metrics;
+pub mod pages;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::access_log::entry::valid_instance;
+use crate::access_log::writer::{self, AccessLog};
+use crate::cli::{GatewayArgs, WebArgs};
+use client_ip::TrustedProxies;
+use directory::Directory;
+use pages::PrivacyNotice;
+use server::Gateway;
+
+/// Where `raum gateway` writes the access log unless told otherwise.
+pub const DEFAULT_ACCESS_LOG_DIR: &str = "/var/log/raum";
+/// Most access-log entries held while the disk refuses writes.
+const MAX_BUFFERED: usize = 100_000;
+/// How long open WebSockets get to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Why the gateway cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The public URL is not an http(s) URL.
+    #[error("--public-url {0:?} must start with http:// or https:// and name a host")]
+    PublicUrl(String),
+    /// A trusted proxy does not parse.
+    #[error("--trusted-proxy: {0}")]
+    TrustedProxy(#[from] client_ip::BadProxy),
+    /// The instance name cannot be part of a file name.
+    #[error("instance name {0:?} must be letters, digits, - and _ (set --instance)")]
+    Instance(String),
+    /// The privacy notice files cannot be read.
+    #[error("--privacy-notice-dir: {0}")]
+    PrivacyNotice(std::io::Error),
+    /// The kubeconfig is unusable.
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::Error),
+    /// The Kubernetes client cannot be built.
+    #[error("cannot create the Kubernetes client: {0}")]
+    Client(kube::Error),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The origin (`scheme://authority`) of a public URL.
+pub fn origin_of(public_url: &str) -> Result<String, Error> {
+    let bad = || Error::PublicUrl(public_url.to_owned());
+    let (scheme, rest) = public_url.split_once("://").ok_or_else(bad)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+fn instance_name(given: Option<&str>) -> Result<String, Error> {
+    let name = match given {
+        Some(n) => n.to_owned(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "gateway".to_owned()),
+    };
+    if valid_instance(&name) {
+        Ok(name)
+    } else {
+        Err(Error::Instance(name))
+    }
+}
+
+/// The front end, ready to serve: its state and the access-log writer's stop handle.
+pub struct Front {
+    /// What requests share.
+    pub gateway: Arc<Gateway>,
+    /// Flushes and stops the access-log writer.
+    pub log_shutdown: writer::Shutdown,
+}
+
+/// Builds the front end from its flags. Must run inside the Tokio runtime (it starts
+/// the access-log writer).
+pub fn front(
+    web: &WebArgs,
+    default_log_dir: &Path,
+    origin: String,
+    directory: Arc<Directory>,
+) -> Result<Front, Error> {
+    let trusted_proxies: TrustedProxies = web.trusted_proxies.join(",").parse()?;
+    let instance = instance_name(web.instance.as_deref())?;
+    let privacy = PrivacyNotice::load(web.retention_days, web.privacy_notice_dir.as_deref())
+        .map_err(Error::PrivacyNotice)?;
+    let dir: PathBuf = web
+        .access_log_dir
+        .clone()
+        .unwrap_or_else(|| default_log_dir.to_owned());
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        // Keep serving: the writer holds entries and retries (and says so).
+        warn!(error = %e.kind(), dir = %dir.display(), "the access-log directory cannot be created");
+    }
+    let (access_log, log_shutdown) = AccessLog::spawn(writer::Config {
+        dir,
+        instance,
+        flush_interval: web.flush_interval,
+        max_buffered: MAX_BUFFERED,
+    });
+    let gateway = Arc::new(Gateway {
+        directory,
+        access_log,
+        trusted_proxies,
+        privacy,
+        misses: Default::default(),
+        metrics: Default::default(),
+        origin,
+        ready: AtomicBool::new(false),
+    });
+    Ok(Front {
+        gateway,
+        log_shutdown,
+    })
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// Serves the front end on `listener` until `stop` resolves, gives open connections a
+/// moment, then flushes the access log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    front: Front,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let app =
+        server::router(front.gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                let _ = stopped_tx.send(());
+            })
+            .await;
+    });
+    let _ = stopped_rx.await;
+    // WebSockets outlive a graceful shutdown; they get a moment, then are cut.
+    let _ = tokio::time::timeout(DRAIN, server).await;
+    front.log_shutdown.run().await;
+}
+
+/// Runs `raum gateway` until SIGTERM or Ctrl-C.
+pub async fn run(args: GatewayArgs) -> Result<(), Error> {
+    let origin = origin_of(&args.public_url)?;
+    // Flags first, so a typo is reported before anything about the cluster.
+    let directory = Arc::new(Directory::default());
+    let front = front(
+        &args.web,
+        Path::new(DEFAULT_ACCESS_LOG_DIR),
+        origin,
+        directory,
+    )?;
+    let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
+    let client = kube::Client::try_from(config).map_err(Error::Client)?;
+    let listener = bind(args.listen).await?;
+    let local = listener.local_addr().unwrap_or(args.listen);
+    info!(listen = %local, "gateway listening");
+    let watch = tokio::spawn(meetings::run(
+        client,
+        args.namespaces.clone(),
+        front.gateway.clone(),
+    ));
+    serve(listener, front, crate::shutdown::signal()).await;
+    watch.abort();
+    info!("gateway stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_is_scheme_and_authority() {
+        assert_eq!(
+            origin_of("https://Meet.Example.org/base/").unwrap(),
+            "https://meet.example.org"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in ["meet.example.org", "ftp://x", "https://", "https://u@x/"] {
+            assert!(origin_of(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -85,6 +85,11 @@ pub enum Command {
         /// Where to answer.
         reply: oneshot::Sender<Stats>,
     },
+    /// How many participants are in the room (cheaper than `Stats`).
+    Participants {
+        /// Where to answer.
+        reply: oneshot::Sender<u32>,
+    },
     /// The meeting is over: tell everyone and stop.
     Shutdown,
 }
@@ -352,6 +357,9 @@ impl Room {
             }
             Command::Message { peer, msg } => self.message(peer, msg, now),
             Command::Gone { peer } => self.remove(peer, now),
+            Command::Participants { reply } => {
+                let _ = reply.send(self.peers.len() as u32);
+            }
             Command::Stats { reply } => {
                 let mut s = self.stats;
                 s.participants = self.peers.len() as u32;

@@ -182,7 +182,9 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
     let _ = socket.close().await;
 }
 
-async fn session(mut socket: WebSocket, shared: Arc<Shared>) {
+/// One participant's session on an upgraded WebSocket (also used by standalone mode,
+/// whose gateway hands sockets straight to in-process rooms).
+pub async fn session(mut socket: WebSocket, shared: Arc<Shared>) {
     let _alive = shared.sessions.clone();
     // The first message must be `join`, soon.
     let first = match tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await {

@@ -167,6 +167,11 @@ pub enum ErrorCode {
     TooLarge,
     /// Too many messages; this one was dropped.
     RateLimited,
+    /// Sent by the gateway: the meeting has not started yet. Closes.
+    NotStarted,
+    /// Sent by the gateway: the meeting's SFU cannot be reached. Closes; the browser
+    /// may try again.
+    Unavailable,
 }
 
 impl ServerMessage {

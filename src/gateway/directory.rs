@@ -1,0 +1,194 @@
+//! The gateway's index of meetings by join token: what a request for `/j/<token>`
+//! finds. Filled from the Meeting reflector (`raum gateway`) or from the meetings
+//! directory (`raum standalone`); read by every request.
+//!
+//! The whole index is replaced at once on every change (`publish`), so a request sees
+//! one consistent snapshot and readers hold the lock only to clone an `Arc`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+
+use crate::sfu::server::Shared;
+
+/// Where a meeting's participants are connected to.
+#[derive(Clone)]
+pub enum Backend {
+    /// A `raum sfu` process (pod) reached over the network at `host:port`.
+    Remote(String),
+    /// An SFU room in this process (standalone mode).
+    Local(Arc<Shared>),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Remote(addr) => write!(f, "Remote({addr})"),
+            Backend::Local(_) => f.write_str("Local"),
+        }
+    }
+}
+
+/// Where a meeting is in its life, as participants see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not started yet (or its SFU is still starting): the waiting page.
+    Waiting {
+        /// When it starts, if known.
+        starts_at: Option<Timestamp>,
+    },
+    /// Participants can join.
+    Open,
+    /// Over (or failed for good): the "ended" page.
+    Ended,
+}
+
+/// One meeting as the gateway knows it.
+#[derive(Clone, Debug)]
+pub struct Meeting {
+    /// The title shown on its pages (given to the holders of the link only).
+    pub title: String,
+    /// Its state.
+    pub state: State,
+    /// Where to connect participants while it is open.
+    pub backend: Option<Backend>,
+    /// People connected, when known.
+    pub participants: Option<u32>,
+    /// Most people at once.
+    pub max_participants: u32,
+    /// Whether participants send audio.
+    pub audio: bool,
+    /// Whether participants send video.
+    pub video: bool,
+    /// Whether chat is on.
+    pub chat: bool,
+}
+
+impl Meeting {
+    /// Whether the last known participant count says nobody else fits.
+    pub fn full(&self) -> bool {
+        self.state == State::Open
+            && self
+                .participants
+                .is_some_and(|n| n >= self.max_participants)
+    }
+}
+
+/// The index: token to meeting.
+#[derive(Debug, Default)]
+pub struct Directory {
+    meetings: RwLock<Arc<HashMap<String, Arc<Meeting>>>>,
+}
+
+impl Directory {
+    /// The meeting behind `token`, if any.
+    pub fn get(&self, token: &str) -> Option<Arc<Meeting>> {
+        self.meetings
+            .read()
+            .expect("not poisoned")
+            .get(token)
+            .cloned()
+    }
+
+    /// Replaces the whole index.
+    pub fn publish(&self, meetings: HashMap<String, Arc<Meeting>>) {
+        *self.meetings.write().expect("not poisoned") = Arc::new(meetings);
+    }
+
+    /// How many meetings are known.
+    pub fn len(&self) -> usize {
+        self.meetings.read().expect("not poisoned").len()
+    }
+
+    /// Whether no meeting is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `token` has the shape of a join token (URL-safe base64 of 32 bytes: 43
+/// characters). Anything else is answered without a lookup.
+pub fn plausible_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The token at the end of a join URL (`.../j/<token>`), if it has the right shape.
+pub fn token_of_url(url: &str) -> Option<&str> {
+    let (_, token) = url.rsplit_once("/j/")?;
+    plausible_token(token).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "q0Zb2d1u7yAqkVJ3x9hFv5cN0r8sWmTgLpYeKiUoX4E";
+
+    #[test]
+    fn tokens_come_from_join_urls_of_the_right_shape() {
+        assert_eq!(
+            token_of_url(&format!("https://meet.example.org/j/{TOKEN}")),
+            Some(TOKEN)
+        );
+        assert_eq!(
+            token_of_url(&format!("https://meet.example.org/base/j/{TOKEN}")),
+            Some(TOKEN)
+        );
+        assert_eq!(token_of_url("https://meet.example.org/j/short"), None);
+        assert_eq!(
+            token_of_url(&format!("https://meet.example.org/j/{TOKEN}/ws")),
+            None
+        );
+        assert_eq!(
+            token_of_url(&format!("https://meet.example.org/{TOKEN}")),
+            None
+        );
+        assert!(!plausible_token(&format!("{}=", &TOKEN[..42])));
+    }
+
+    #[test]
+    fn full_only_when_open_and_at_the_limit() {
+        let mut m = Meeting {
+            title: "t".into(),
+            state: State::Open,
+            backend: None,
+            participants: Some(2),
+            max_participants: 3,
+            audio: true,
+            video: true,
+            chat: true,
+        };
+        assert!(!m.full());
+        m.participants = Some(3);
+        assert!(m.full());
+        m.participants = None;
+        assert!(!m.full(), "unknown is not full");
+        m.participants = Some(3);
+        m.state = State::Ended;
+        assert!(!m.full(), "ended wins");
+    }
+
+    #[test]
+    fn publishing_replaces_the_whole_index() {
+        let d = Directory::default();
+        let m = Arc::new(Meeting {
+            title: "t".into(),
+            state: State::Ended,
+            backend: None,
+            participants: None,
+            max_participants: 2,
+            audio: true,
+            video: true,
+            chat: true,
+        });
+        d.publish(HashMap::from([(TOKEN.to_owned(), m)]));
+        assert_eq!(d.get(TOKEN).unwrap().state, State::Ended);
+        d.publish(HashMap::new());
+        assert!(d.get(TOKEN).is_none());
+        assert!(d.is_empty());
+    }
+}

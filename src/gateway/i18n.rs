@@ -1,0 +1,222 @@
+//! The two languages of participant-facing text, chosen from the browser's
+//! `Accept-Language`. Server-rendered pages and the web client use the same table: the
+//! join page embeds it as JSON for the script.
+
+use serde::Serialize;
+
+/// A language participants see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// English (the default).
+    En,
+    /// German.
+    De,
+}
+
+impl Lang {
+    /// The BCP 47 tag for `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+
+    /// The language of a request: the first of German or English in the
+    /// `Accept-Language` header by quality (ties by order); English if it names neither.
+    pub fn negotiate(accept_language: Option<&str>) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in accept_language.unwrap_or_default().split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = range.split('-').next().unwrap_or_default();
+            let lang = match primary {
+                "de" => Lang::De,
+                "en" => Lang::En,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, l)| l)
+    }
+
+    /// Every participant-facing text in this language.
+    pub fn strings(self) -> &'static Strings {
+        match self {
+            Lang::En => &EN,
+            Lang::De => &DE,
+        }
+    }
+}
+
+/// Participant-facing texts. `{n}`, `{name}` and `{time}` are filled in where used.
+#[derive(Debug, Serialize)]
+pub struct Strings {
+    pub not_found_title: &'static str,
+    pub not_found_text: &'static str,
+    pub too_many_title: &'static str,
+    pub too_many_text: &'static str,
+    pub ended_title: &'static str,
+    pub ended_text: &'static str,
+    pub full_title: &'static str,
+    pub full_text: &'static str,
+    pub waiting_title: &'static str,
+    pub waiting_starts: &'static str,
+    pub waiting_soon: &'static str,
+    pub waiting_auto: &'static str,
+    pub privacy: &'static str,
+    pub privacy_title: &'static str,
+    pub name_label: &'static str,
+    pub camera: &'static str,
+    pub microphone: &'static str,
+    pub none: &'static str,
+    pub join: &'static str,
+    pub leave: &'static str,
+    pub mute: &'static str,
+    pub unmute: &'static str,
+    pub camera_off: &'static str,
+    pub camera_on: &'static str,
+    pub chat: &'static str,
+    pub chat_placeholder: &'static str,
+    pub send: &'static str,
+    pub people: &'static str,
+    pub you: &'static str,
+    pub muted: &'static str,
+    pub err_permission: &'static str,
+    pub err_no_devices: &'static str,
+    pub err_name: &'static str,
+    pub err_lost: &'static str,
+    pub err_gone: &'static str,
+    pub err_media: &'static str,
+    pub err_rate: &'static str,
+    pub rejoin: &'static str,
+    pub left: &'static str,
+    pub peer_joined: &'static str,
+    pub peer_left: &'static str,
+    pub alone: &'static str,
+}
+
+/// English.
+pub static EN: Strings = Strings {
+    not_found_title: "Not found",
+    not_found_text: "This link does not lead to a meeting. Check that you copied all of it.",
+    too_many_title: "Too many attempts",
+    too_many_text: "Please wait a minute, then try again.",
+    ended_title: "This meeting has ended",
+    ended_text: "Thank you for taking part.",
+    full_title: "This meeting is full",
+    full_text: "All {n} places are taken. Please try again later.",
+    waiting_title: "The meeting has not started yet",
+    waiting_starts: "It starts at {time}.",
+    waiting_soon: "It starts in a moment.",
+    waiting_auto: "Keep this page open: it joins by itself when the meeting starts.",
+    privacy: "Privacy",
+    privacy_title: "Privacy notice",
+    name_label: "Your name",
+    camera: "Camera",
+    microphone: "Microphone",
+    none: "None",
+    join: "Join",
+    leave: "Leave",
+    mute: "Mute",
+    unmute: "Unmute",
+    camera_off: "Camera off",
+    camera_on: "Camera on",
+    chat: "Chat",
+    chat_placeholder: "Write a message",
+    send: "Send",
+    people: "People here",
+    you: "you",
+    muted: "muted",
+    err_permission: "Access to the camera or microphone was denied. Allow it in your browser's settings for this site and reload, or join without them.",
+    err_no_devices: "No camera or microphone was found. You can still join to listen and chat.",
+    err_name: "Please enter a name (up to 64 characters).",
+    err_lost: "The connection was lost. Reconnecting…",
+    err_gone: "The connection could not be restored.",
+    err_media: "Audio and video could not be connected. A firewall may block them.",
+    err_rate: "Slow down: that message was not sent.",
+    rejoin: "Join again",
+    left: "You left the meeting.",
+    peer_joined: "{name} joined",
+    peer_left: "{name} left",
+    alone: "Nobody else is here yet.",
+};
+
+/// German.
+pub static DE: Strings = Strings {
+    not_found_title: "Nicht gefunden",
+    not_found_text: "Dieser Link führt zu keinem Meeting. Prüfen Sie, ob Sie ihn vollständig kopiert haben.",
+    too_many_title: "Zu viele Versuche",
+    too_many_text: "Bitte warten Sie eine Minute und versuchen Sie es dann erneut.",
+    ended_title: "Dieses Meeting ist beendet",
+    ended_text: "Danke für Ihre Teilnahme.",
+    full_title: "Dieses Meeting ist voll",
+    full_text: "Alle {n} Plätze sind belegt. Bitte versuchen Sie es später erneut.",
+    waiting_title: "Das Meeting hat noch nicht begonnen",
+    waiting_starts: "Es beginnt am {time}.",
+    waiting_soon: "Es beginnt gleich.",
+    waiting_auto: "Lassen Sie diese Seite offen: Sie tritt automatisch bei, sobald das Meeting beginnt.",
+    privacy: "Datenschutz",
+    privacy_title: "Datenschutzhinweis",
+    name_label: "Ihr Name",
+    camera: "Kamera",
+    microphone: "Mikrofon",
+    none: "Keine",
+    join: "Beitreten",
+    leave: "Verlassen",
+    mute: "Stummschalten",
+    unmute: "Stummschaltung aufheben",
+    camera_off: "Kamera aus",
+    camera_on: "Kamera an",
+    chat: "Chat",
+    chat_placeholder: "Nachricht schreiben",
+    send: "Senden",
+    people: "Anwesend",
+    you: "Sie",
+    muted: "stumm",
+    err_permission: "Der Zugriff auf Kamera oder Mikrofon wurde verweigert. Erlauben Sie ihn in den Einstellungen Ihres Browsers für diese Seite und laden Sie neu, oder treten Sie ohne bei.",
+    err_no_devices: "Es wurde keine Kamera und kein Mikrofon gefunden. Sie können trotzdem beitreten, um zuzuhören und zu chatten.",
+    err_name: "Bitte geben Sie einen Namen ein (höchstens 64 Zeichen).",
+    err_lost: "Die Verbindung ist unterbrochen. Neuer Verbindungsversuch …",
+    err_gone: "Die Verbindung konnte nicht wiederhergestellt werden.",
+    err_media: "Ton und Bild konnten nicht verbunden werden. Möglicherweise blockiert eine Firewall sie.",
+    err_rate: "Langsamer, bitte: Diese Nachricht wurde nicht gesendet.",
+    rejoin: "Erneut beitreten",
+    left: "Sie haben das Meeting verlassen.",
+    peer_joined: "{name} ist beigetreten",
+    peer_left: "{name} hat das Meeting verlassen",
+    alone: "Noch ist niemand sonst hier.",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_follows_accept_language() {
+        assert_eq!(Lang::negotiate(None), Lang::En);
+        assert_eq!(Lang::negotiate(Some("de-DE,de;q=0.9,en;q=0.8")), Lang::De);
+        assert_eq!(Lang::negotiate(Some("en-GB,de;q=0.9")), Lang::En);
+        assert_eq!(Lang::negotiate(Some("fr-FR,de;q=0.5,en;q=0.7")), Lang::En);
+        assert_eq!(Lang::negotiate(Some("fr;q=1, de;q=0.1")), Lang::De);
+        assert_eq!(Lang::negotiate(Some("de;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(Lang::negotiate(Some("fr")), Lang::En);
+        assert_eq!(Lang::negotiate(Some(";;,,q=")), Lang::En, "garbage");
+    }
+
+    #[test]
+    fn both_languages_have_every_text() {
+        let en = serde_json::to_value(&EN).unwrap();
+        let de = serde_json::to_value(&DE).unwrap();
+        for (k, v) in en.as_object().unwrap() {
+            assert!(!v.as_str().unwrap().is_empty(), "en {k}");
+            assert!(!de[k].as_str().unwrap().is_empty(), "de {k}");
+        }
+    }
+}

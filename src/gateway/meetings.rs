@@ -1,0 +1,177 @@
+//! `raum gateway`'s view of the cluster: a reflector on Meeting objects (all
+//! namespaces or the given ones) whose contents become the [`Directory`] after every
+//! change. The gateway reads Meetings and nothing else: the token is the end of
+//! `status.url`, the SFU's address is `status.signaling`, both written by the operator.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::directory::{self, Backend, Directory, State};
+use super::server::Gateway;
+use crate::api::{Meeting, MeetingPhase};
+
+/// The directory entry of a Meeting, keyed by its token; `None` while the operator
+/// has not published a URL.
+pub fn entry(m: &Meeting) -> Option<(String, directory::Meeting)> {
+    let status = m.status.as_ref()?;
+    let token = directory::token_of_url(status.url.as_deref()?)?;
+    let starts_at = m.spec.starts_at.as_ref().map(|t| t.0);
+    let signaling = status.signaling.clone();
+    let state = match status.phase {
+        Some(MeetingPhase::Running) if signaling.is_some() => State::Open,
+        Some(MeetingPhase::Ended | MeetingPhase::Failed) => State::Ended,
+        _ => State::Waiting { starts_at },
+    };
+    Some((
+        token.to_owned(),
+        directory::Meeting {
+            title: m.spec.title.clone(),
+            state,
+            backend: signaling.map(Backend::Remote),
+            participants: status.participants,
+            max_participants: m.spec.max_participants,
+            audio: m.spec.media.audio,
+            video: m.spec.media.video,
+            chat: m.spec.chat.enabled,
+        },
+    ))
+}
+
+/// The directory built from everything in `stores`.
+pub fn index(stores: &[Store<Meeting>]) -> HashMap<String, Arc<directory::Meeting>> {
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter_map(|m| entry(&m))
+        .map(|(token, m)| (token, Arc::new(m)))
+        .collect()
+}
+
+/// Watches Meetings in `namespaces` (all when empty) and keeps `gateway.directory` up
+/// to date; marks the gateway ready once every watch has listed. Runs until dropped.
+pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>) {
+    let apis: Vec<Api<Meeting>> = if namespaces.is_empty() {
+        vec![Api::all(client)]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    let changed = Arc::new(Notify::new());
+    let mut stores = Vec::new();
+    for api in apis {
+        let (reader, writer) = reflector::store();
+        stores.push(reader);
+        let changed = changed.clone();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default()).default_backoff(),
+        );
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(_) => changed.notify_one(),
+                    Err(e) => warn!(error = %e, "watching Meetings failed; retrying"),
+                }
+            }
+        });
+    }
+    for store in &stores {
+        let _ = store.wait_until_ready().await;
+    }
+    let directory: &Directory = &gateway.directory;
+    directory.publish(index(&stores));
+    gateway.ready.store(true, Ordering::Relaxed);
+    info!(meetings = directory.len(), "meetings loaded");
+    loop {
+        changed.notified().await;
+        // Coalesce bursts (many meetings changing at once) into one rebuild.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        directory.publish(index(&stores));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MeetingStatus;
+
+    const TOKEN: &str = "q0Zb2d1u7yAqkVJ3x9hFv5cN0r8sWmTgLpYeKiUoX4E";
+
+    fn meeting(phase: MeetingPhase, signaling: Option<&str>) -> Meeting {
+        let mut m: Meeting = serde_yaml::from_str(
+            "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata: {name: m, namespace: ns}\n\
+             spec: {title: Standup, startsAt: '2026-11-27T09:00:00Z', maxParticipants: 5}\n",
+        )
+        .unwrap();
+        m.status = Some(MeetingStatus {
+            phase: Some(phase),
+            url: Some(format!("https://meet.example.org/j/{TOKEN}")),
+            signaling: signaling.map(str::to_owned),
+            participants: Some(5),
+            ..Default::default()
+        });
+        m
+    }
+
+    #[test]
+    fn a_running_meeting_with_an_endpoint_is_open() {
+        let (token, e) = entry(&meeting(MeetingPhase::Running, Some("127.1.0.4:8080"))).unwrap();
+        assert_eq!(token, TOKEN);
+        assert_eq!(e.state, State::Open);
+        assert!(matches!(e.backend, Some(Backend::Remote(ref a)) if a == "127.1.0.4:8080"));
+        assert!(e.full(), "5 of 5");
+    }
+
+    #[test]
+    fn phases_map_to_what_participants_see() {
+        let starts = Some("2026-11-27T09:00:00Z".parse().unwrap());
+        for (phase, signaling, state) in [
+            (
+                MeetingPhase::Scheduled,
+                None,
+                State::Waiting { starts_at: starts },
+            ),
+            (
+                MeetingPhase::Starting,
+                None,
+                State::Waiting { starts_at: starts },
+            ),
+            (
+                MeetingPhase::Running,
+                None,
+                State::Waiting { starts_at: starts },
+            ),
+            (MeetingPhase::Ended, None, State::Ended),
+            (MeetingPhase::Failed, None, State::Ended),
+        ] {
+            assert_eq!(
+                entry(&meeting(phase, signaling)).unwrap().1.state,
+                state,
+                "{phase:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_url_or_a_malformed_one_is_no_entry() {
+        let mut m = meeting(MeetingPhase::Running, Some("127.1.0.4:8080"));
+        m.status.as_mut().unwrap().url = None;
+        assert!(entry(&m).is_none());
+        m.status.as_mut().unwrap().url = Some("https://meet.example.org/j/".into());
+        assert!(entry(&m).is_none());
+        m.status = None;
+        assert!(entry(&m).is_none());
+    }
+}

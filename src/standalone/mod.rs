@@ -1,0 +1,311 @@
+//! `raum standalone`: the gateway and the meetings' SFU rooms in one process, without
+//! Kubernetes. Meetings are YAML files in a directory (the Meeting CRD's schema), read
+//! again every `--rescan-interval`; each running meeting gets an in-process room with
+//! its own UDP port; the access log goes to a local directory and is pruned daily by
+//! the same code as the CronJob, under the directory's RetentionPolicy (or the
+//! built-in eight weeks).
+
+pub mod files;
+pub mod rooms;
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jiff::{SignedDuration, Timestamp};
+use tracing::{info, warn};
+
+use crate::access_log::prune::{self, Policy, PolicySource};
+use crate::cli::StandaloneArgs;
+use crate::gateway::{self, directory::Directory};
+use crate::operator::join_token::TokenKey;
+use crate::operator::meeting::lifecycle::Timing;
+
+/// The eight weeks the design promises when no RetentionPolicy file says otherwise.
+pub const DEFAULT_MAX_AGE: &str = "56d";
+/// How often the access log is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// The demo meeting's file name.
+const DEMO_FILE: &str = "demo.yaml";
+
+/// Why standalone mode cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The front end cannot start.
+    #[error(transparent)]
+    Gateway(#[from] gateway::Error),
+    /// A directory or file cannot be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// To which path.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The key file exists but does not hold a key.
+    #[error(
+        "{0}: not a raum URL key (base64 of 32 bytes); move it away to create a new one, which changes every URL"
+    )]
+    BadKey(PathBuf),
+    /// No address to advertise for media.
+    #[error(
+        "--advertise-ip is required when listening on {0} (the address browsers send media to)"
+    )]
+    NoAdvertiseIp(IpAddr),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Io { what, path, source }
+}
+
+/// Reads the URL key from `path`, creating it (readable by the owner only) if absent.
+/// A file that exists but holds no key is never overwritten.
+pub fn load_key(path: &Path) -> Result<TokenKey, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = STANDARD
+                .decode(text.trim())
+                .map_err(|_| Error::BadKey(path.to_owned()))?;
+            if bytes.len() != 32 {
+                return Err(Error::BadKey(path.to_owned()));
+            }
+            Ok(TokenKey::from_bytes(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+            }
+            let mut bytes = vec![0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| Error::Io {
+                what: "no randomness for",
+                path: path.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(path).map_err(io("cannot create", path))?;
+            f.write_all(format!("{}\n", STANDARD.encode(&bytes)).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io("cannot write", path))?;
+            Ok(TokenKey::from_bytes(bytes))
+        }
+        Err(e) => Err(io("cannot read", path)(e)),
+    }
+}
+
+/// The token of a standalone meeting: from its `metadata.uid` if the file sets one,
+/// else from its name, so a file keeps its URL across restarts.
+pub fn token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
+    match meeting.metadata.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => key.token(uid),
+        _ => key.token(&format!(
+            "standalone:{}",
+            meeting.metadata.name.as_deref().unwrap_or_default()
+        )),
+    }
+}
+
+/// The retention policy of the meetings directory: its RetentionPolicy file, read again
+/// before every destructive step, or the built-in eight weeks without holds.
+struct DirPolicy(PathBuf);
+
+impl PolicySource for DirPolicy {
+    fn load(&mut self) -> Result<Policy, String> {
+        let files =
+            files::list(&self.0).map_err(|e| format!("cannot read {}: {e}", self.0.display()))?;
+        let scan = files::scan(&files);
+        if let Some((path, problem)) = scan.policy_problems.iter().next() {
+            // A policy file that cannot be read might hold a hold: prune nothing.
+            return Err(format!("{}: {problem}", path.display()));
+        }
+        match scan.policy {
+            Some((path, rp)) => {
+                prune::policy_of(&rp).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            None => Ok(Policy {
+                max_age: DEFAULT_MAX_AGE.parse().expect("a valid maxAge"),
+                holds: Default::default(),
+            }),
+        }
+    }
+}
+
+fn write_demo(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(DEMO_FILE);
+    // Written afresh each time: a meeting without startsAt starts when its file was
+    // written, so the demo always has its full length ahead.
+    let text = "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata:\n  name: demo\nspec:\n  title: raum demo\n  maxParticipants: 10\n";
+    let tmp = dir.join(".demo.yaml.tmp");
+    std::fs::write(&tmp, text).map_err(io("cannot write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("cannot write", &path))
+}
+
+/// Runs `raum standalone` until SIGTERM or Ctrl-C.
+pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
+    let advertise_ip = match args.advertise_ip {
+        Some(ip) => ip,
+        None if !args.listen.ip().is_unspecified() => args.listen.ip(),
+        None => return Err(Error::NoAdvertiseIp(args.listen.ip())),
+    };
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let origin = gateway::origin_of(&public_url)?;
+    std::fs::create_dir_all(&args.meetings_dir).map_err(io("cannot create", &args.meetings_dir))?;
+    let key = load_key(&args.key_file)?;
+    let log_dir = args.web.access_log_dir.clone().unwrap_or_else(|| {
+        args.meetings_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("access-log")
+    });
+
+    let mut web = args.web;
+    web.access_log_dir = Some(log_dir.clone());
+    if web.instance.is_none() {
+        web.instance = Some("standalone".to_owned());
+    }
+    if let Ok(policy) = DirPolicy(args.meetings_dir.clone()).load() {
+        web.retention_days = policy.max_age.hours().div_ceil(24);
+    }
+    let directory = Arc::new(Directory::default());
+    let front = gateway::front(&web, &log_dir, origin, directory.clone())?;
+    let listener = gateway::bind(args.listen).await?;
+
+    if args.demo {
+        write_demo(&args.meetings_dir)?;
+    }
+    let timing = Timing {
+        warm_up: SignedDuration::ZERO,
+        default_length: SignedDuration::try_from(args.default_length)
+            .unwrap_or(SignedDuration::from_hours(8)),
+    };
+    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url.clone(), timing);
+    let gateway_state = front.gateway.clone();
+    rooms
+        .rescan(&args.meetings_dir, &directory, Timestamp::now())
+        .await;
+    gateway_state.ready.store(true, Ordering::Relaxed);
+    let local = listener.local_addr().unwrap_or(args.listen);
+    info!(listen = %local, meetings = %args.meetings_dir.display(), access_log = %log_dir.display(), "standalone gateway listening");
+    if args.demo {
+        match rooms.url_of("demo") {
+            Some(url) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "raum demo meeting: open this link in two browser tabs (or on two devices):\n\n    {url}\n"
+                );
+                let _ = out.flush();
+            }
+            None => warn!("the demo meeting could not be created"),
+        }
+    }
+
+    let meetings_dir = args.meetings_dir.clone();
+    let interval = args.rescan_interval;
+    let watcher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            rooms
+                .rescan(&meetings_dir, &directory, Timestamp::now())
+                .await;
+        }
+    });
+    let pruner = tokio::spawn(prune_daily(log_dir, args.meetings_dir.clone()));
+
+    gateway::serve(listener, front, crate::shutdown::signal()).await;
+    watcher.abort();
+    pruner.abort();
+    // Rooms tell their participants the meeting ended when their command channel
+    // closes with the watcher task.
+    info!("standalone stopped");
+    Ok(())
+}
+
+/// Prunes the access log now and then once a day.
+async fn prune_daily(log_dir: PathBuf, meetings_dir: PathBuf) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let dir = log_dir.clone();
+        let policy_dir = meetings_dir.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            prune::prune(&dir, &mut DirPolicy(policy_dir), Timestamp::now(), false)
+        })
+        .await;
+        match result {
+            Ok(Ok(s)) => info!(
+                files_deleted = s.files_deleted,
+                files_rewritten = s.files_rewritten,
+                entries_removed = s.entries_removed,
+                entries_kept_for_holds = s.entries_kept_for_holds,
+                "access log pruned"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "pruning the access log failed; trying again tomorrow"),
+            Err(e) => warn!(error = %e, "pruning the access log failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_created_once_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/url-key");
+        let k1 = load_key(&path).unwrap();
+        let k2 = load_key(&path).unwrap();
+        assert_eq!(k1.token("x"), k2.token("x"), "stable across restarts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key").unwrap();
+        let err = load_key(&path).unwrap_err().to_string();
+        assert!(err.contains("not a raum URL key"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
+    }
+
+    #[test]
+    fn the_policy_is_the_files_or_eight_weeks_and_a_broken_one_stops_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = DirPolicy(dir.path().to_owned()).load().unwrap();
+        assert_eq!(p.max_age.hours(), 56 * 24);
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "apiVersion: raum.dev/v1alpha1\nkind: RetentionPolicy\nmetadata:\n  name: access-log\n  annotations:\n    hold.raum.dev/incident: \"2026-10-01T00:00:00Z/2026-10-02T00:00:00Z\"\nspec: {maxAge: 2w}\n",
+        )
+        .unwrap();
+        let p = DirPolicy(dir.path().to_owned()).load().unwrap();
+        assert_eq!(p.max_age.hours(), 14 * 24);
+        assert!(p.holds.covers("2026-10-01T12:00:00Z".parse().unwrap()));
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            "apiVersion: raum.dev/v1alpha1\nkind: RetentionPolicy\nmetadata: {name: p}\nspec: {maxAge: soon}\n",
+        )
+        .unwrap();
+        let err = DirPolicy(dir.path().to_owned()).load().unwrap_err();
+        assert!(
+            err.contains("policy.yaml") && err.contains("maxAge"),
+            "{err}"
+        );
+    }
+}

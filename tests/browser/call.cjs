@@ -1,0 +1,188 @@
+// Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
+// client. Called by the Rust browser tests with one JSON argument:
+//   {"scenario": "call" | "full" | "waiting" | "reconnect", "url": "...", ...}
+// Prints one JSON line with what it observed and exits 0, or prints the failure to
+// stderr and exits 1. The Rust side decides what to assert; this script only fails
+// when the page itself does not get where a participant would get.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const args = JSON.parse(process.argv[2]);
+const CHROMIUM = process.env.RAUM_CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT = 30000;
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+async function until(what, fn, timeout = TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(String(last))})`);
+}
+
+async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-dev-shm-usage',
+      '--no-first-run',
+    ],
+  });
+}
+
+async function participant(browser, name, url, locale) {
+  const context = await browser.newContext({
+    locale: locale || 'en-US',
+    viewport: { width: 1000, height: 700 },
+    userAgent: `raum-browser-test/${name}`,
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => process.stderr.write(`[${name}] page error: ${e}\n`));
+  await page.goto(url);
+  return { name, page, context };
+}
+
+async function join(p) {
+  await p.page.waitForSelector('#join-form');
+  // The preview and device lists come after the (fake) permission prompt.
+  await until(`${p.name}: devices listed`, () =>
+    p.page.evaluate(() => !document.getElementById('camera') || document.getElementById('camera').options.length > 0));
+  await p.page.fill('#name', p.name);
+  await p.page.click('#join');
+  await until(`${p.name}: joined`, () => p.page.evaluate(() => window.raum && window.raum.id !== null));
+}
+
+// What a page receives: per remote video track its framesDecoded, audio packets, and
+// the tiles of the grid.
+async function stats(p) {
+  return p.page.evaluate(async () => {
+    const out = { video: {}, audioPackets: 0, tiles: window.raum.tiles.filter((t) => t !== 'self').sort() };
+    const pc = window.raum.pc;
+    if (!pc) return out;
+    const report = await pc.getStats();
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') out.video[r.trackIdentifier] = r.framesDecoded || 0;
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') out.audioPackets += r.packetsReceived || 0;
+    });
+    // Only the tracks that are on screen now.
+    const shown = new Set();
+    document.querySelectorAll('.tile:not([data-peer="self"]) video').forEach((v) => {
+      if (v.srcObject) v.srcObject.getVideoTracks().forEach((t) => shown.add(t.id));
+    });
+    for (const id of Object.keys(out.video)) if (!shown.has(id)) delete out.video[id];
+    out.playing = [...document.querySelectorAll('.tile:not([data-peer="self"]) video')]
+      .filter((v) => v.videoWidth > 0 && !v.paused).length;
+    return out;
+  });
+}
+
+// Waits until `p` shows `n` remote videos whose frames keep coming, and audio.
+async function receiving(p, n) {
+  const first = await until(`${p.name}: ${n} remote videos`, async () => {
+    const s = await stats(p);
+    return Object.keys(s.video).length === n && s.tiles.length === n && s.playing === n ? s : null;
+  });
+  await sleep(2000);
+  const second = await stats(p);
+  const rising = Object.keys(first.video).filter((id) => (second.video[id] || 0) > first.video[id]);
+  if (rising.length !== n) throw new Error(`${p.name}: frames rise on ${rising.length} of ${n} videos`);
+  if (!(second.audioPackets > first.audioPackets)) throw new Error(`${p.name}: no audio packets arrive`);
+  return { videos: n, framesBefore: first.video, framesAfter: second.video, audioPackets: second.audioPackets };
+}
+
+async function chatArrives(p, text) {
+  await until(`${p.name}: chat "${text}"`, () =>
+    p.page.evaluate((t) => [...document.querySelectorAll('#messages li span')].some((s) => s.textContent === t), text));
+}
+
+async function call() {
+  const browser = await launch();
+  try {
+    const names = args.names || ['Ada', 'Grace', 'Linus'];
+    const ps = [];
+    for (const name of names) ps.push(await participant(browser, name, args.url, args.locale));
+    for (const p of ps) await join(p);
+    const result = { joined: ps.length, received: {} };
+    for (const p of ps) result.received[p.name] = await receiving(p, ps.length - 1);
+    const text = 'Hallo from the test';
+    await ps[0].page.fill('#chat-input', text);
+    await ps[0].page.press('#chat-input', 'Enter');
+    for (const p of ps.slice(1)) await chatArrives(p, text);
+    result.chatSeenBy = ps.length - 1;
+    if (args.screenshot) await ps[0].page.screenshot({ path: args.screenshot, fullPage: true });
+    // The last one leaves: the others' grids shrink.
+    const leaver = ps[ps.length - 1];
+    await leaver.page.click('#leave');
+    await until(`${leaver.name}: left page`, () => leaver.page.isVisible('#end'));
+    for (const p of ps.slice(0, -1)) {
+      await until(`${p.name}: grid shrinks`, async () => (await stats(p)).tiles.length === ps.length - 2);
+    }
+    result.afterLeave = {};
+    for (const p of ps.slice(0, -1)) result.afterLeave[p.name] = (await stats(p)).tiles.length;
+    if (args.reconnect) {
+      // The Rust side cuts the signaling path (restarts the gateway) after this line.
+      process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+      const stay = ps.slice(0, -1);
+      await until('pages notice the lost connection', async () => {
+        const seen = await Promise.all(stay.map((p) => p.page.evaluate(() => document.getElementById('status').textContent)));
+        return seen.every((t) => t.length > 0) ? seen : null;
+      });
+      for (const p of stay) await receiving(p, stay.length - 1);
+      result.reconnected = stay.length;
+    }
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// A meeting for two: two join, a third (page opened earlier) is told it is full.
+async function full() {
+  const browser = await launch();
+  try {
+    const a = await participant(browser, 'A', args.url, args.locale);
+    const b = await participant(browser, 'B', args.url, args.locale);
+    const c = await participant(browser, 'C', args.url, args.locale);
+    await join(a);
+    await join(b);
+    await c.page.fill('#name', 'C');
+    await c.page.click('#join');
+    await until('C: told the meeting is full', () => c.page.isVisible('#end'));
+    const title = await c.page.textContent('#end-title');
+    const text = await c.page.textContent('#end-text');
+    process.stdout.write(JSON.stringify({ title, text, lang: await c.page.getAttribute('html', 'lang') }) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// A meeting that starts soon: the waiting page turns into the join page by itself.
+async function waiting() {
+  const browser = await launch();
+  try {
+    const p = await participant(browser, 'Early', args.url, args.locale);
+    const before = await p.page.getAttribute('body', 'data-page');
+    const heading = await p.page.textContent('h1');
+    await until('the join page', async () => (await p.page.getAttribute('body', 'data-page')) === 'join', 40000);
+    process.stdout.write(JSON.stringify({ before, heading, after: 'join' }) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting };
+scenarios[args.scenario]().then(
+  () => process.exit(0),
+  (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },
+);
