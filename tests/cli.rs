@@ -170,7 +170,10 @@ fn gateway_and_standalone_refuse_bad_flags_with_one_line_naming_them() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("url-key") && err.contains("not a raum URL key"), "{err}");
+    assert!(
+        err.contains("url-key") && err.contains("not a raum URL key"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(
         std::fs::read_to_string(&key).unwrap(),

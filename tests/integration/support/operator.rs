@@ -14,7 +14,13 @@ pub const PUBLIC_URL: &str = "https://meet.example.test";
 /// ServiceAccount, Role and RoleBinding in `ns`; the ClusterRole; a ClusterRoleBinding
 /// named after `ns` so tests do not overwrite each other's).
 pub fn install_rbac(c: &Cluster, ns: &str) {
-    let text = std::fs::read_to_string(repo().join("manifests/base/operator-rbac.yaml")).unwrap();
+    install_rbac_file(c, ns, "manifests/base/operator-rbac.yaml");
+}
+
+/// Installs a shipped RBAC manifest for a component living in `ns` (ClusterRoleBindings
+/// get `-<ns>` appended to their names).
+pub fn install_rbac_file(c: &Cluster, ns: &str, file: &str) {
+    let text = std::fs::read_to_string(repo().join(file)).unwrap();
     let mut out = String::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let mut v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
@@ -23,7 +29,7 @@ pub fn install_rbac(c: &Cluster, ns: &str) {
             v["metadata"]["namespace"] = ns.into();
         }
         if kind == "ClusterRoleBinding" {
-            let name = format!("raum-operator-{ns}");
+            let name = format!("{}-{ns}", v["metadata"]["name"].as_str().unwrap());
             v["metadata"]["name"] = name.into();
         }
         if let Some(subjects) = v.get_mut("subjects").and_then(|s| s.as_sequence_mut()) {
@@ -114,11 +120,13 @@ impl Operator {
         let mut args: Vec<String> = vec![
             "operator".into(),
             format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--public-url={PUBLIC_URL}"),
             format!("--namespace={ns}"),
             format!("--operator-namespace={ns}"),
             "--metrics-addr=127.0.0.1:0".into(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--public-url")) {
+            args.push(format!("--public-url={PUBLIC_URL}"));
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(args, kubeconfig)
     }

@@ -1,0 +1,359 @@
+//! `raum standalone` as a process, seen from outside without a browser: the pages for
+//! every state of a meeting in German and English, the access log and what stays out
+//! of the process log, a read-only log directory, meeting files coming and going, the
+//! miss rate limit and refused WebSockets. (tests/browser.rs has the calls.)
+
+#[path = "common/web.rs"]
+mod web;
+
+use std::time::Duration;
+
+use web::{Standalone, access_log, eventually, get, meeting_yaml};
+
+const ENDED: &str = "  title: Gestern\n  startsAt: '2020-01-01T10:00:00Z'\n  duration: 1h\n";
+const LATER: &str = "  title: Later\n  startsAt: '2099-01-01T10:00:00Z'\n";
+const PAIR: &str = "  title: Pair\n  maxParticipants: 2\n";
+const OPEN: &str = "  title: Open\n";
+
+fn page(s: &Standalone, path: &str, lang: &str) -> web::Response {
+    get(
+        &s.addr,
+        path,
+        &[("accept-language", lang), ("user-agent", "page-test")],
+    )
+}
+
+fn h1(body: &str) -> &str {
+    let start = body.find("<h1>").expect("a heading") + 4;
+    let end = start + body[start..].find("</h1>").unwrap();
+    &body[start..end]
+}
+
+#[tokio::test]
+async fn every_state_has_its_page_in_german_and_english() {
+    let s = Standalone::start(
+        &[
+            ("ended.yaml", &meeting_yaml("ended", ENDED)),
+            ("later.yaml", &meeting_yaml("later", LATER)),
+            ("pair.yaml", &meeting_yaml("pair", PAIR)),
+        ],
+        &[],
+    );
+    let t = |n: &str| format!("/j/{}", Standalone::token(n));
+    let cases = [
+        ("/j/unknown-token", 404, "Not found", "Nicht gefunden"),
+        (
+            "/j/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            404,
+            "Not found",
+            "Nicht gefunden",
+        ),
+        (
+            &t("ended"),
+            410,
+            "This meeting has ended",
+            "Dieses Meeting ist beendet",
+        ),
+        (
+            &t("later"),
+            200,
+            "The meeting has not started yet",
+            "Das Meeting hat noch nicht begonnen",
+        ),
+    ];
+    for (path, status, en, de) in cases {
+        let r = page(&s, path, "en-GB,en;q=0.9");
+        assert_eq!((r.status, h1(&r.body)), (status, en), "{path}");
+        assert!(r.body.contains("<html lang=\"en\">"));
+        assert!(r.body.contains("href=\"/privacy\""));
+        let r = page(&s, path, "de-DE,de;q=0.9,en;q=0.5");
+        assert_eq!((r.status, h1(&r.body)), (status, de), "{path}");
+    }
+    // Every miss gets the very same page.
+    assert_eq!(
+        page(&s, "/j/unknown-token", "en").body,
+        page(&s, "/j/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "en").body
+    );
+    // The waiting page shows the start.
+    let r = page(&s, &t("later"), "en");
+    assert!(
+        r.body.contains("datetime=\"2099-01-01T10:00:00Z\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+
+    // Full: two people in a meeting for two.
+    let token = Standalone::token("pair");
+    let mut a = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    let mut b = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    assert_eq!(web::join(&mut a, "A", &token).await["type"], "welcome");
+    assert_eq!(web::join(&mut b, "B", &token).await["type"], "welcome");
+    eventually("the full page", Duration::from_secs(5), || {
+        page(&s, &t("pair"), "en").status == 503
+    });
+    let r = page(&s, &t("pair"), "en");
+    assert_eq!(h1(&r.body), "This meeting is full");
+    assert!(r.body.contains("All 2 places are taken"));
+    let r = page(&s, &t("pair"), "de");
+    assert_eq!(h1(&r.body), "Dieses Meeting ist voll");
+    // A third who got in before the page knew is refused by the room.
+    let mut c = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    let refused = web::join(&mut c, "C", &token).await;
+    assert_eq!(refused["code"], "room-full", "{refused}");
+
+    // The privacy notice in both languages.
+    let r = page(&s, "/privacy", "de");
+    assert!(r.body.contains("IP-Adresse") && r.body.contains("56 Tagen (8 Wochen)"));
+    let r = page(&s, "/privacy", "en");
+    assert!(r.body.contains("IP address") && r.body.contains("never stored"));
+}
+
+#[tokio::test]
+async fn the_access_log_holds_one_line_per_page_and_join_with_exactly_three_fields() {
+    let s = Standalone::start(
+        &[("open.yaml", &meeting_yaml("open", OPEN))],
+        &["--trusted-proxy=127.0.0.2"],
+    );
+    let token = Standalone::token("open");
+    let ua = "Mozilla/5.0 (canary-ua-7f3e)";
+    // Two page accesses, one with a forged X-Forwarded-For from an untrusted peer.
+    get(&s.addr, &format!("/j/{token}"), &[("user-agent", ua)]);
+    get(
+        &s.addr,
+        &format!("/j/{token}"),
+        &[("user-agent", ua), ("x-forwarded-for", "198.51.100.99")],
+    );
+    // One join.
+    let mut ws = web::connect(&s.addr, &token, &s.origin(), ua).await;
+    assert_eq!(
+        web::join(&mut ws, "Nobody-in-logs", &token).await["type"],
+        "welcome"
+    );
+    // A page access through a trusted proxy (127.0.0.2 is loopback too).
+    let trusted = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut st = sock.connect(s.addr.parse().unwrap()).await.unwrap();
+        let req = format!(
+            "GET /j/{token} HTTP/1.1\r\nhost: x\r\nuser-agent: {ua}\r\nx-forwarded-for: 203.0.113.77\r\nconnection: close\r\n\r\n"
+        );
+        st.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        st.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(trusted.starts_with("HTTP/1.1 200"), "{trusted}");
+
+    eventually("four entries", Duration::from_secs(5), || {
+        access_log(&s.logs()).len() == 4
+    });
+    let entries = access_log(&s.logs());
+    for e in &entries {
+        let mut keys: Vec<&str> = e.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["ip", "time", "user_agent"], "{e:?}");
+        assert_eq!(e["user_agent"], ua);
+        let time = e["time"].as_str().unwrap();
+        assert_eq!(time.len(), "2026-11-26T21:03:04.123Z".len(), "{time}");
+        assert!(time.ends_with('Z'));
+        time.parse::<jiff::Timestamp>().unwrap();
+    }
+    let ips: Vec<&str> = entries.iter().map(|e| e["ip"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.1", "127.0.0.1", "203.0.113.77"]);
+    // One file per UTC day per instance (the pruner's lock file lives there too).
+    let files: Vec<String> = std::fs::read_dir(s.logs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.starts_with("access-"))
+        .collect();
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    assert!(
+        files == [format!("access-{today}.standalone.jsonl")]
+            || jiff::Timestamp::now().strftime("%H%M").to_string() == "0000",
+        "{files:?}"
+    );
+    // Nothing of it in the process log.
+    drop(ws);
+    let log = s.log();
+    for secret in [
+        ua,
+        "canary-ua",
+        "203.0.113.77",
+        "198.51.100.99",
+        &token,
+        "Nobody-in-logs",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} in the process log:\n{log}"
+        );
+    }
+}
+
+/// Makes the access-log directory refuse writes even for root: `chattr +i` (immutable)
+/// when running as root, which ignores permission bits; `chmod 555` otherwise.
+fn read_only(dir: &std::path::Path, on: bool) {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let status = if root {
+        std::process::Command::new("chattr")
+            .arg(if on { "+i" } else { "-i" })
+            .arg(dir)
+            .status()
+            .unwrap()
+    } else {
+        std::process::Command::new("chmod")
+            .arg(if on { "555" } else { "755" })
+            .arg(dir)
+            .status()
+            .unwrap()
+    };
+    assert!(status.success(), "cannot make {} read-only", dir.display());
+}
+
+fn metric(s: &Standalone, name: &str) -> u64 {
+    let body = get(&s.addr, "/metrics", &[]).body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_read_only_log_directory_keeps_joins_working_and_loses_nothing() {
+    let s = Standalone::start(&[("open.yaml", &meeting_yaml("open", OPEN))], &[]);
+    let token = Standalone::token("open");
+    std::fs::create_dir_all(s.logs()).unwrap();
+    read_only(&s.logs(), true);
+    // Writable again however the test ends, so the directory can be removed.
+    struct Writable(std::path::PathBuf);
+    impl Drop for Writable {
+        fn drop(&mut self) {
+            read_only(&self.0, false);
+        }
+    }
+    let _writable = Writable(s.logs());
+    assert!(
+        std::fs::write(s.logs().join("probe"), "x").is_err(),
+        "the directory still takes writes; the test cannot fail the writer"
+    );
+    for i in 0..5 {
+        let r = get(
+            &s.addr,
+            &format!("/j/{token}"),
+            &[("user-agent", &format!("ro-{i}"))],
+        );
+        assert_eq!(
+            r.status, 200,
+            "pages are served while the log cannot be written"
+        );
+    }
+    let mut ws = web::connect(&s.addr, &token, &s.origin(), "ro-join").await;
+    assert_eq!(web::join(&mut ws, "R", &token).await["type"], "welcome");
+    eventually("the failure in metrics", Duration::from_secs(5), || {
+        metric(&s, "raum_gateway_access_log_write_errors_total") > 0
+    });
+    assert_eq!(metric(&s, "raum_gateway_access_log_pending"), 6);
+    assert_eq!(metric(&s, "raum_gateway_access_log_written_total"), 0);
+    assert!(s.log().contains("the disk refuses writes"), "{}", s.log());
+    read_only(&s.logs(), false);
+    eventually("the entries written", Duration::from_secs(5), || {
+        metric(&s, "raum_gateway_access_log_written_total") == 6
+    });
+    let agents: Vec<String> = access_log(&s.logs())
+        .iter()
+        .map(|e| e["user_agent"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(agents, ["ro-0", "ro-1", "ro-2", "ro-3", "ro-4", "ro-join"]);
+    assert_eq!(metric(&s, "raum_gateway_access_log_dropped_total"), 0);
+    assert!(s.log().contains("writing again"));
+}
+
+#[tokio::test]
+async fn meeting_files_come_and_go_and_a_bad_one_is_named_without_stopping_the_others() {
+    let s = Standalone::start(&[("open.yaml", &meeting_yaml("open", OPEN))], &[]);
+    let new = Standalone::token("dropped-in");
+    assert_eq!(get(&s.addr, &format!("/j/{new}"), &[]).status, 404);
+    std::fs::write(
+        s.meetings().join("dropped-in.yaml"),
+        meeting_yaml("dropped-in", "  title: Dropped in\n"),
+    )
+    .unwrap();
+    std::fs::write(s.meetings().join("broken.yaml"), "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata: {name: broken}\nspec: {title: B, maxParticipants: 1000}\n").unwrap();
+    std::fs::write(s.meetings().join("garbage.yml"), "spec: [unclosed\n").unwrap();
+    eventually("the new meeting", Duration::from_secs(5), || {
+        get(&s.addr, &format!("/j/{new}"), &[]).status == 200
+    });
+    eventually("the reports", Duration::from_secs(5), || {
+        let log = s.log();
+        log.contains("broken.yaml") && log.contains("garbage.yml")
+    });
+    let log = s.log();
+    let line = log.lines().find(|l| l.contains("broken.yaml")).unwrap();
+    assert!(
+        line.contains("maxParticipants 1000 must be between 2 and 500"),
+        "{line}"
+    );
+    let line = log.lines().find(|l| l.contains("garbage.yml")).unwrap();
+    assert!(line.contains("not valid YAML"), "{line}");
+    assert_eq!(
+        log.matches("broken.yaml").count(),
+        1,
+        "reported once, not at every rescan:\n{log}"
+    );
+    let open = Standalone::token("open");
+    assert_eq!(get(&s.addr, &format!("/j/{open}"), &[]).status, 200);
+
+    // A participant of a meeting whose file is removed is told it ended.
+    let mut ws = web::connect(&s.addr, &new, &s.origin(), "t").await;
+    assert_eq!(web::join(&mut ws, "P", &new).await["type"], "welcome");
+    std::fs::remove_file(s.meetings().join("dropped-in.yaml")).unwrap();
+    let ended = web::next(&mut ws).await;
+    assert_eq!(ended["code"], "meeting-ended", "{ended}");
+    assert_eq!(get(&s.addr, &format!("/j/{new}"), &[]).status, 404);
+}
+
+#[tokio::test]
+async fn misses_are_rate_limited_and_foreign_or_unknown_sockets_refused() {
+    let s = Standalone::start(&[("open.yaml", &meeting_yaml("open", OPEN))], &[]);
+    let token = Standalone::token("open");
+    // A page on another site may not open a participant's connection.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/j/{token}/ws", s.addr),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    // An unknown token on the socket: unauthorized, as the SFU would say.
+    let fake = "B".repeat(43);
+    let mut ws = web::connect(&s.addr, &fake, &s.origin(), "t").await;
+    assert_eq!(web::next(&mut ws).await["code"], "unauthorized");
+
+    // Ten misses (one was the socket above), then even the right token is refused.
+    for i in 0..9 {
+        let r = get(&s.addr, &format!("/j/guess{i}"), &[]);
+        assert_eq!(r.status, 404);
+    }
+    let r = get(
+        &s.addr,
+        &format!("/j/{token}"),
+        &[("accept-language", "de")],
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(h1(&r.body), "Zu viele Versuche");
+    assert_eq!(r.header("retry-after"), Some("60"));
+    let m = get(&s.addr, "/metrics", &[]).body;
+    assert!(
+        m.contains("raum_gateway_lookups_total{route=\"join\",outcome=\"rate_limited\"} 1"),
+        "{m}"
+    );
+}
