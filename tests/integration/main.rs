@@ -5,6 +5,7 @@
 mod support;
 
 mod crds;
+mod gateway;
 mod harness;
 mod meeting_controller;
 mod pod_security;
