@@ -120,3 +120,49 @@ fn the_waiting_page_joins_by_itself_when_the_meeting_starts() {
     assert_eq!(r["heading"], "Das Meeting hat noch nicht begonnen", "{r}");
     assert_eq!(r["after"], "join", "{r}");
 }
+
+#[test]
+fn a_denied_camera_is_explained_and_joining_without_it_works() {
+    let s = Standalone::start(&[("team.yaml", &meeting_yaml("team", "  title: T\n"))], &[]);
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("team"));
+    for (locale, expected) in [
+        (
+            "de-DE",
+            "Der Zugriff auf Kamera oder Mikrofon wurde verweigert",
+        ),
+        ("en-US", "Access to the camera or microphone was denied"),
+    ] {
+        let r = browser::run(
+            json!({"scenario": "denied", "url": url, "locale": locale}),
+            Duration::from_secs(60),
+        );
+        assert!(r["message"].as_str().unwrap().starts_with(expected), "{r}");
+    }
+}
+
+#[test]
+fn a_phone_sized_screen_fits_and_the_call_works_by_keyboard() {
+    let s = Standalone::start(&[("team.yaml", &meeting_yaml("team", "  title: T\n"))], &[]);
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("team"));
+    let shot = browser::artifacts().join("call-phone.png");
+    let r = browser::run(
+        json!({"scenario": "phone", "url": url, "screenshot": shot}),
+        Duration::from_secs(60),
+    );
+    assert!(
+        r["overflow"].as_i64().unwrap() <= 0,
+        "horizontal overflow: {r}"
+    );
+    let reached: Vec<&str> = r["reached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for control in ["mic", "cam", "leave", "chat-input"] {
+        assert!(
+            reached.contains(&control),
+            "{control} not reachable by Tab: {r}"
+        );
+    }
+}

@@ -357,3 +357,47 @@ async fn misses_are_rate_limited_and_foreign_or_unknown_sockets_refused() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn the_access_log_is_pruned_at_start_under_the_directorys_policy_and_its_holds() {
+    // Written before the start: two old days, one of them held, and today.
+    let dir_entries = |day: &str| {
+        format!(
+            "{{\"time\":\"{day}T10:00:00.000Z\",\"ip\":\"192.0.2.1\",\"user_agent\":\"old\"}}\n"
+        )
+    };
+    let policy = "apiVersion: raum.dev/v1alpha1\nkind: RetentionPolicy\nmetadata:\n  name: access-log\n  annotations:\n    hold.raum.dev/incident: \"2020-03-01/2020-03-01; attack\"\nspec:\n  maxAge: 2w\n";
+    let logs = tempfile::tempdir().unwrap();
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    for day in ["2020-01-01", "2020-03-01", today.as_str()] {
+        std::fs::write(
+            logs.path().join(format!("access-{day}.gw-old.jsonl")),
+            dir_entries(day),
+        )
+        .unwrap();
+    }
+    let logs_arg = format!("--access-log-dir={}", logs.path().display());
+    let s = Standalone::start(
+        &[
+            ("open.yaml", &meeting_yaml("open", OPEN)),
+            ("policy.yaml", policy),
+        ],
+        &[&logs_arg],
+    );
+    eventually("the expired day deleted", Duration::from_secs(10), || {
+        !logs.path().join("access-2020-01-01.gw-old.jsonl").exists()
+    });
+    assert!(
+        logs.path().join("access-2020-03-01.gw-old.jsonl").exists(),
+        "held"
+    );
+    assert!(
+        logs.path()
+            .join(format!("access-{today}.gw-old.jsonl"))
+            .exists()
+    );
+    assert!(s.log().contains("access log pruned"), "{}", s.log());
+    // The notice states the policy's two weeks.
+    let r = get(&s.addr, "/privacy", &[]);
+    assert!(r.body.contains("14 days (2 weeks)"), "{}", r.body);
+}

@@ -301,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_manifests_are_valid_standalone_files() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/examples");
+        let files = list(Path::new(dir)).unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        for (path, _) in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(p) = parse(&text) {
+                panic!("{}: {}", path.display(), p.reason);
+            }
+        }
+    }
+
+    #[test]
     fn a_scan_keeps_good_files_and_names_bad_ones() {
         let dir = tempfile::tempdir().unwrap();
         let w = |n: &str, t: &str| std::fs::write(dir.path().join(n), t).unwrap();

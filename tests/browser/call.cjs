@@ -24,13 +24,14 @@ async function until(what, fn, timeout = TIMEOUT) {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(String(last))})`);
 }
 
-async function launch() {
+async function launch(grant = true) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
       '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
+      // Without this flag the (headless) permission prompt is answered "deny".
+      ...(grant ? ['--use-fake-ui-for-media-stream'] : []),
       '--autoplay-policy=no-user-gesture-required',
       '--no-sandbox',
       '--disable-background-networking',
@@ -181,7 +182,58 @@ async function waiting() {
   }
 }
 
-const scenarios = { call, full, waiting };
+// Camera and microphone permission denied: the lobby explains it, and joining without
+// them still works.
+async function denied() {
+  const browser = await launch(false);
+  try {
+    const p = await participant(browser, 'Denied', args.url, args.locale);
+    const message = await until('the permission message', async () => {
+      const t = await p.page.textContent('#lobby-msg');
+      return t && t.length ? t : null;
+    });
+    await p.page.fill('#name', 'Denied');
+    await p.page.click('#join');
+    await until('joined without devices', () => p.page.evaluate(() => window.raum && window.raum.id !== null));
+    process.stdout.write(JSON.stringify({ message, lang: await p.page.getAttribute('html', 'lang') }) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// A phone-sized screen: the call fits its width (no horizontal scrolling) and every
+// control can be reached with the Tab key alone.
+async function phone() {
+  const browser = await launch();
+  try {
+    const context = await browser.newContext({ locale: args.locale || 'en-US', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    await page.goto(args.url);
+    await until('devices listed', () => page.evaluate(() => document.getElementById('camera').options.length > 0));
+    // Keyboard only: focus starts in the name field; type, Tab to Join, press Enter.
+    await page.keyboard.type('Phone');
+    let focused = '';
+    for (let i = 0; i < 6 && focused !== 'join'; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+    }
+    if (focused !== 'join') throw new Error('Tab never reached the Join button');
+    await page.keyboard.press('Enter');
+    await until('joined', () => page.evaluate(() => window.raum && window.raum.id !== null));
+    const reached = new Set();
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('Tab');
+      reached.add(await page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.tagName)));
+    }
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
+    process.stdout.write(JSON.stringify({ overflow, reached: [...reached].sort() }) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

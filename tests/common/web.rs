@@ -187,10 +187,14 @@ impl Standalone {
                 "--key-file={}",
                 dir.path().join("url-key").display()
             ))
-            .arg(format!(
-                "--access-log-dir={}",
-                dir.path().join("access-log").display()
-            ))
+            .args(
+                (!extra.iter().any(|a| a.starts_with("--access-log-dir"))).then(|| {
+                    format!(
+                        "--access-log-dir={}",
+                        dir.path().join("access-log").display()
+                    )
+                }),
+            )
             .arg("--rescan-interval=200ms")
             .arg("--flush-interval=100ms")
             .args(extra)
