@@ -39,6 +39,8 @@ pub enum Outcome {
     not_found,
     /// Refused: too many misses from this client.
     rate_limited,
+    /// Refused: the list of meetings is not loaded yet (just started).
+    unavailable,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

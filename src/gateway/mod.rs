@@ -214,6 +214,58 @@ pub async fn run(args: GatewayArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn before_the_meetings_are_loaded_lookups_say_try_again_not_not_found() {
+        let logs = tempfile::tempdir().unwrap();
+        let web = WebArgs {
+            access_log_dir: Some(logs.path().to_owned()),
+            instance: Some("t".into()),
+            trusted_proxies: vec![],
+            retention_days: 56,
+            privacy_notice_dir: None,
+            flush_interval: Duration::from_millis(50),
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let f = front(
+            &web,
+            logs.path(),
+            format!("http://{addr}"),
+            Default::default(),
+        )
+        .unwrap();
+        let gateway = f.gateway.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, f, async move {
+            let _ = stop_rx.await;
+        }));
+        let token = "A".repeat(43);
+        let r = get(addr, &format!("/j/{token}")).await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("One moment, please"), "{r}");
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert_eq!(gateway.misses.tracked(), 0, "nobody was charged a miss");
+        gateway
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = get(addr, &format!("/j/{token}")).await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        assert_eq!(gateway.misses.tracked(), 1);
+        let _ = stop_tx.send(());
+        server.await.unwrap();
+    }
 
     #[test]
     fn the_origin_is_scheme_and_authority() {

@@ -75,6 +75,12 @@ pub fn too_many(lang: Lang) -> String {
     message_page(lang, "too-many", s.too_many_title, s.too_many_text)
 }
 
+/// The gateway has just started and does not know the meetings yet.
+pub fn starting(lang: Lang) -> String {
+    let s = lang.strings();
+    message_page(lang, "starting", s.starting_title, s.starting_text)
+}
+
 /// The meeting is over.
 pub fn ended(lang: Lang) -> String {
     let s = lang.strings();

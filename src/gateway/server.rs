@@ -130,6 +130,11 @@ impl Gateway {
     /// Looks `token` up for the client at `ip`: `Err` with the outcome when the client
     /// is rate-limited or the token leads nowhere (which costs it one miss).
     fn lookup(&self, token: &str, ip: IpAddr) -> Result<Arc<Meeting>, Outcome> {
+        // Before the first complete list every token would look unknown: say "try
+        // again" rather than "not found", and charge nobody a miss.
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err(Outcome::unavailable);
+        }
         let now = Instant::now();
         if !self.misses.allows(ip, now) {
             return Err(Outcome::rate_limited);
@@ -187,13 +192,20 @@ async fn join_page(
 }
 
 fn miss_page(outcome: Outcome, lang: Lang) -> Response {
-    if outcome == Outcome::rate_limited {
-        let mut r = html(StatusCode::TOO_MANY_REQUESTS, pages::too_many(lang));
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        r
-    } else {
-        html(StatusCode::NOT_FOUND, pages::not_found(lang))
+    match outcome {
+        Outcome::rate_limited => {
+            let mut r = html(StatusCode::TOO_MANY_REQUESTS, pages::too_many(lang));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            r
+        }
+        Outcome::unavailable => {
+            let mut r = html(StatusCode::SERVICE_UNAVAILABLE, pages::starting(lang));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            r
+        }
+        _ => html(StatusCode::NOT_FOUND, pages::not_found(lang)),
     }
 }
 
@@ -209,6 +221,7 @@ async fn state(
     let (status, outcome) = match gw.lookup(&token, ip) {
         Ok(m) => (StatusCode::OK, outcome_of(&m)),
         Err(Outcome::rate_limited) => (StatusCode::TOO_MANY_REQUESTS, Outcome::rate_limited),
+        Err(Outcome::unavailable) => (StatusCode::SERVICE_UNAVAILABLE, Outcome::unavailable),
         Err(o) => (StatusCode::NOT_FOUND, o),
     };
     gw.metrics.lookup(Route::state, outcome);
@@ -219,6 +232,7 @@ async fn state(
         Outcome::full => "full",
         Outcome::not_found => "not-found",
         Outcome::rate_limited => "rate-limited",
+        Outcome::unavailable => "unavailable",
     };
     (
         status,
@@ -260,6 +274,9 @@ async fn ws(
     // Refusals are protocol errors on an open socket, so the web client can tell
     // them apart from a lost connection.
     let refusal = match (&found, outcome) {
+        (Err(Outcome::unavailable), _) => {
+            Some((ErrorCode::Unavailable, "the gateway is starting; try again"))
+        }
         (Err(_), _) => Some((ErrorCode::Unauthorized, "this link is not valid")),
         (Ok(_), Outcome::waiting) => Some((ErrorCode::NotStarted, "the meeting has not started")),
         (Ok(_), Outcome::ended) => Some((ErrorCode::MeetingEnded, "the meeting has ended")),

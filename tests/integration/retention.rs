@@ -266,15 +266,19 @@ fn write_logs(dir: &Path) -> jiff::civil::Date {
         let day = today.checked_sub(n.days()).unwrap();
         let start = day.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp();
         for writer in ["gw-a", "gw-b"] {
-            let lines: String = (0..24)
-                .map(|h| {
-                    Entry::new(
-                        start + SignedDuration::from_hours(h) + SignedDuration::from_mins(30),
-                        "198.51.100.4",
-                        "Mozilla/5.0",
-                    )
-                    .to_line()
-                })
+            let mut times: Vec<Timestamp> = (0..24)
+                .map(|h| start + SignedDuration::from_hours(h) + SignedDuration::from_mins(30))
+                .collect();
+            if n == 10 {
+                // Day 10 holds a 10-day cutoff whatever the time of day: one entry at
+                // its first and one at its last millisecond (the hourly ones alone all
+                // fall after a cutoff in the first half hour after midnight).
+                times.insert(0, start);
+                times.push(start + SignedDuration::from_hours(24) - SignedDuration::from_millis(1));
+            }
+            let lines: String = times
+                .into_iter()
+                .map(|t| Entry::new(t, "198.51.100.4", "Mozilla/5.0").to_line())
                 .collect();
             std::fs::write(dir.join(format!("access-{day}.{writer}.jsonl")), lines).unwrap();
         }

@@ -378,6 +378,7 @@
           case 'unauthorized': end(S.not_found_title, S.not_found_text); break;
           case 'not-started': leaving = true; teardown(); location.reload(); break;
           case 'rate-limited': status(S.err_rate); break;
+          case 'unavailable': break; // the socket closes next: reconnect with backoff
           default: console.warn('signaling error', msg.code);
         }
         break;
@@ -441,7 +442,7 @@
       try {
         const r = await fetch(location.pathname.replace(/\/+$/, '') + '/state', { cache: 'no-store' });
         const s = await r.json();
-        if (s.state !== 'waiting') { location.reload(); return; }
+        if (['open', 'ended', 'full', 'not-found'].includes(s.state)) { location.reload(); return; }
       } catch { /* try again */ }
       setTimeout(poll, 4000 + Math.random() * 2000);
     };
