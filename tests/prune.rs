@@ -95,12 +95,16 @@ fn fixture(per_day: u64, seed: u64) -> Fixture {
         for writer in ["gw-a", "gw-b"] {
             let name = format!("access-{d}.{writer}.jsonl");
             let mut lines = Vec::new();
+            // Today's entries lie between midnight and now (none from the future, and
+            // never an empty file, even a minute after midnight).
+            let span = if n == 0 {
+                (now.duration_since(from).as_millis() as u64).max(1)
+            } else {
+                86_400_000
+            };
             for i in 0..per_day {
-                let ms = (rng.next() % 86_400_000) as i64;
+                let ms = (rng.next() % span) as i64;
                 let t = from + SignedDuration::from_millis(ms);
-                if n == 0 && t > now {
-                    continue; // no entries from the future
-                }
                 // Entries within ten minutes of the cutoff would depend on the exact
                 // instant the pruner reads the clock.
                 if t.duration_since(cutoff).abs() < SignedDuration::from_mins(10) {
