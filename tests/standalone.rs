@@ -333,6 +333,11 @@ async fn misses_are_rate_limited_and_foreign_or_unknown_sockets_refused() {
         .insert("origin", "https://evil.example".parse().unwrap());
     let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
+    // localhost is the same machine as the printed 127.0.0.1.
+    let port = s.addr.rsplit(':').next().unwrap();
+    let mut ws = web::connect(&s.addr, &token, &format!("http://localhost:{port}"), "t").await;
+    assert_eq!(web::join(&mut ws, "L", &token).await["type"], "welcome");
+    drop(ws);
     // An unknown token on the socket: unauthorized, as the SFU would say.
     let fake = "B".repeat(43);
     let mut ws = web::connect(&s.addr, &fake, &s.origin(), "t").await;

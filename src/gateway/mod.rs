@@ -116,7 +116,7 @@ pub struct Front {
 pub fn front(
     web: &WebArgs,
     default_log_dir: &Path,
-    origin: String,
+    origins: Vec<String>,
     directory: Arc<Directory>,
 ) -> Result<Front, Error> {
     let trusted_proxies: TrustedProxies = web.trusted_proxies.join(",").parse()?;
@@ -144,7 +144,7 @@ pub fn front(
         privacy,
         misses: Default::default(),
         metrics: Default::default(),
-        origin,
+        origins,
         ready: AtomicBool::new(false),
     });
     Ok(Front {
@@ -192,7 +192,7 @@ pub async fn run(args: GatewayArgs) -> Result<(), Error> {
     let front = front(
         &args.web,
         Path::new(DEFAULT_ACCESS_LOG_DIR),
-        origin,
+        vec![origin],
         directory,
     )?;
     let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
@@ -241,7 +241,7 @@ mod tests {
         let f = front(
             &web,
             logs.path(),
-            format!("http://{addr}"),
+            vec![format!("http://{addr}")],
             Default::default(),
         )
         .unwrap();

@@ -53,9 +53,9 @@ pub struct Gateway {
     pub misses: MissLimiter,
     /// Metrics.
     pub metrics: Metrics,
-    /// The origin (`scheme://host[:port]`) browsers must send on WebSocket upgrades,
+    /// The origins (`scheme://host[:port]`) browsers may send on WebSocket upgrades,
     /// so no other site can open a participant's connection.
-    pub origin: String,
+    pub origins: Vec<String>,
     /// Set once the directory holds the first complete list of meetings.
     pub ready: AtomicBool,
 }
@@ -252,7 +252,7 @@ async fn ws(
     // Browsers always send Origin on WebSocket upgrades; another site's page must not
     // open a connection with a participant's cookies or network position.
     if let Some(origin) = headers.get(header::ORIGIN)
-        && origin.as_bytes() != gw.origin.as_bytes()
+        && !gw.origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
     {
         return (
             StatusCode::FORBIDDEN,

@@ -161,7 +161,11 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", args.listen));
-    let origin = gateway::origin_of(&public_url)?;
+    let mut origins = vec![gateway::origin_of(&public_url)?];
+    if args.public_url.is_none() && args.listen.ip().is_loopback() {
+        // The printed link says 127.0.0.1; people type localhost too.
+        origins.push(format!("http://localhost:{}", args.listen.port()));
+    }
     std::fs::create_dir_all(&args.meetings_dir).map_err(io("cannot create", &args.meetings_dir))?;
     let key = load_key(&args.key_file)?;
     let log_dir = args.web.access_log_dir.clone().unwrap_or_else(|| {
@@ -180,7 +184,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
         web.retention_days = policy.max_age.hours().div_ceil(24);
     }
     let directory = Arc::new(Directory::default());
-    let front = gateway::front(&web, &log_dir, origin, directory.clone())?;
+    let front = gateway::front(&web, &log_dir, origins, directory.clone())?;
     let listener = gateway::bind(args.listen).await?;
 
     if args.demo {
