@@ -183,7 +183,7 @@ async fn gateway(sfu: &str) -> (String, tempfile::TempDir) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let front =
-        raum::gateway::front(&web, logs.path(), format!("http://{addr}"), directory).unwrap();
+        raum::gateway::front(&web, logs.path(), vec![format!("http://{addr}")], directory).unwrap();
     front.gateway.ready.store(true, Ordering::Relaxed);
     tokio::spawn(raum::gateway::serve(
         listener,
