@@ -4,7 +4,9 @@
 //! names, chat text, join tokens): only the access log holds time, browser and IP.
 //! Callers log counts, phases and object names, never request details. The WebRTC
 //! stack logs participants' addresses (candidate pairs, every packet's source at debug
-//! level), so its targets are dropped before any filter a person can set.
+//! level), and the WebSocket library logs every message at trace level (a `join` holds a
+//! name and the token, a `chat` its text), so their targets are dropped before any
+//! filter a person can set.
 
 use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::prelude::*;
@@ -19,7 +21,13 @@ pub enum LogFormat {
 }
 
 /// Crates whose logs are never written, whatever `RAUM_LOG` says.
-const SILENCED: &[&str] = &["rtc", "webrtc", "sansio"];
+const SILENCED: &[&str] = &[
+    "rtc",
+    "webrtc",
+    "sansio",
+    "tungstenite",
+    "tokio_tungstenite",
+];
 
 /// Whether events of `target` are dropped: the [`SILENCED`] crates, their modules and
 /// their sub-crates (`rtc_ice`, `rtc_dtls`, ...).
@@ -65,6 +73,8 @@ mod tests {
             "rtc_dtls",
             "webrtc::peer_connection",
             "sansio",
+            "tungstenite::protocol",
+            "tokio_tungstenite",
         ] {
             assert!(silenced(t), "{t}");
         }

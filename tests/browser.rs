@@ -31,6 +31,13 @@ fn three_browsers_see_hear_and_chat_and_the_grid_shrinks_when_one_leaves() {
         let r = &result["received"][name];
         assert_eq!(r["videos"], 2, "{name}: {result}");
         assert!(r["audioPackets"].as_u64().unwrap() > 0, "{name}: {result}");
+        // Each video is labelled with the name of whoever sends it.
+        let mut others: Vec<&str> = ["Ada", "Grace", "Linus"]
+            .into_iter()
+            .filter(|n| *n != name)
+            .collect();
+        others.sort();
+        assert_eq!(r["captions"], json!(others), "{name}: {result}");
     }
     assert_eq!(result["chatSeenBy"], 2);
     assert_eq!(result["afterLeave"], json!({"Ada": 1, "Grace": 1}));

@@ -406,3 +406,34 @@ async fn the_access_log_is_pruned_at_start_under_the_directorys_policy_and_its_h
     let r = get(&s.addr, "/privacy", &[]);
     assert!(r.body.contains("14 days (2 weeks)"), "{}", r.body);
 }
+
+#[test]
+fn demo_prints_a_link_that_opens_the_demo_meeting() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", web::free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raum"))
+        .current_dir(dir.path())
+        .args(["standalone", "--demo", &format!("--listen={addr}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = web::lines_of(&mut child);
+    let url = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the demo prints its link");
+        if let Some(url) = line.trim().strip_prefix(&format!("http://{addr}")) {
+            break url.to_owned();
+        }
+    };
+    let r = get(&addr, &url, &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("raum demo"));
+    // Its files: the meeting, the key, the access log, under ./raum-data.
+    assert!(dir.path().join("raum-data/meetings/demo.yaml").is_file());
+    assert!(dir.path().join("raum-data/url-key").is_file());
+}

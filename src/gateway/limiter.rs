@@ -4,12 +4,13 @@
 //!
 //! IPv6 clients are limited per /64 (one subscriber's usual prefix), or changing the
 //! low address bits would reset the bucket. The table lives in memory only and is
-//! bounded: when full, clients whose bucket has refilled are forgotten first.
+//! bounded: when full, clients whose bucket has refilled are forgotten (at most one
+//! sweep a second), and clients that still find no room share one bucket.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Misses allowed in a burst.
 pub const BURST: f64 = 10.0;
@@ -35,7 +36,16 @@ impl Bucket {
 /// The per-client miss buckets.
 #[derive(Debug, Default)]
 pub struct MissLimiter {
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<IpAddr, Bucket>,
+    /// Shared by every client not in `buckets` while the table is full: an attacker
+    /// who fills the table with fresh addresses gains no fresh buckets.
+    overflow: Option<Bucket>,
+    last_sweep: Option<Instant>,
 }
 
 fn key(ip: IpAddr) -> IpAddr {
@@ -48,53 +58,82 @@ fn key(ip: IpAddr) -> IpAddr {
     }
 }
 
+impl State {
+    /// Forgets clients whose bucket has refilled; at most once a second, so a full
+    /// table does not cost a scan per miss.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.buckets.retain(|_, b| {
+            b.refill(now);
+            b.tokens < BURST
+        });
+        if let Some(b) = &mut self.overflow {
+            b.refill(now);
+            if b.tokens >= BURST {
+                self.overflow = None;
+            }
+        }
+    }
+
+    /// The bucket of `ip`: its own, or the shared one when the table is full.
+    fn bucket(&mut self, ip: IpAddr, now: Instant) -> &mut Bucket {
+        let k = key(ip);
+        if !self.buckets.contains_key(&k) && self.buckets.len() >= MAX_CLIENTS {
+            self.sweep(now);
+        }
+        if self.buckets.contains_key(&k) || self.buckets.len() < MAX_CLIENTS {
+            self.buckets.entry(k).or_insert(Bucket {
+                tokens: BURST,
+                last: now,
+            })
+        } else {
+            self.overflow.get_or_insert(Bucket {
+                tokens: BURST,
+                last: now,
+            })
+        }
+    }
+}
+
 impl MissLimiter {
     /// Whether `ip` may look a token up now.
     pub fn allows(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().expect("not poisoned");
-        match buckets.get_mut(&key(ip)) {
-            Some(b) => {
-                b.refill(now);
-                b.tokens >= 1.0
-            }
-            None => true,
-        }
+        let mut state = self.state.lock().expect("not poisoned");
+        let k = key(ip);
+        let full = state.buckets.len() >= MAX_CLIENTS;
+        let state = &mut *state;
+        let bucket = match (state.buckets.get_mut(&k), &mut state.overflow) {
+            (Some(b), _) => b,
+            (None, Some(b)) if full => b,
+            (None, _) => return true,
+        };
+        bucket.refill(now);
+        bucket.tokens >= 1.0
     }
 
     /// Counts a failed lookup by `ip`.
     pub fn miss(&self, ip: IpAddr, now: Instant) {
-        let mut buckets = self.buckets.lock().expect("not poisoned");
-        if buckets.len() >= MAX_CLIENTS {
-            buckets.retain(|_, b| {
-                b.refill(now);
-                b.tokens < BURST
-            });
-            if buckets.len() >= MAX_CLIENTS {
-                // Every tracked client is still limited: forget an arbitrary one
-                // rather than grow without bound.
-                if let Some(k) = buckets.keys().next().copied() {
-                    buckets.remove(&k);
-                }
-            }
-        }
-        let b = buckets.entry(key(ip)).or_insert(Bucket {
-            tokens: BURST,
-            last: now,
-        });
+        let mut state = self.state.lock().expect("not poisoned");
+        let b = state.bucket(ip, now);
         b.refill(now);
         b.tokens = (b.tokens - 1.0).max(0.0);
     }
 
     /// Clients tracked now.
     pub fn tracked(&self) -> usize {
-        self.buckets.lock().expect("not poisoned").len()
+        self.state.lock().expect("not poisoned").buckets.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_client_is_refused_after_its_burst_and_admitted_again_later() {
@@ -113,6 +152,29 @@ mod tests {
             l.allows(a, t0 + Duration::from_secs(5)),
             "one miss regained"
         );
+    }
+
+    #[test]
+    fn a_full_table_puts_newcomers_into_one_shared_bucket() {
+        let l = MissLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_CLIENTS as u32 {
+            l.miss(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert_eq!(l.tracked(), MAX_CLIENTS);
+        // Ten fresh addresses use up the shared bucket between them.
+        for i in 0..BURST as u32 {
+            let ip = IpAddr::from((0xC000_0000u32 + i).to_be_bytes());
+            assert!(l.allows(ip, t0));
+            l.miss(ip, t0);
+        }
+        let next = IpAddr::from(0xC000_1000u32.to_be_bytes());
+        assert!(!l.allows(next, t0), "no fresh bucket for a fresh address");
+        assert_eq!(l.tracked(), MAX_CLIENTS, "bounded");
+        // Once the tracked clients' buckets refilled, a sweep makes room again.
+        let later = t0 + Duration::from_secs(60);
+        l.miss(next, later);
+        assert_eq!(l.tracked(), 1);
     }
 
     #[test]

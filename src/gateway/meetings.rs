@@ -25,7 +25,9 @@ pub fn entry(m: &Meeting) -> Option<(String, directory::Meeting)> {
     let status = m.status.as_ref()?;
     let token = directory::token_of_url(status.url.as_deref()?)?;
     let starts_at = m.spec.starts_at.as_ref().map(|t| t.0);
-    let signaling = status.signaling.clone();
+    // Only an IP literal with the SFU's signaling port: whoever can write a Meeting's
+    // status must not be able to point the gateway at another service.
+    let signaling = status.signaling.as_deref().and_then(valid_signaling);
     let state = match status.phase {
         Some(MeetingPhase::Running) if signaling.is_some() => State::Open,
         Some(MeetingPhase::Ended | MeetingPhase::Failed) => State::Ended,
@@ -46,6 +48,13 @@ pub fn entry(m: &Meeting) -> Option<(String, directory::Meeting)> {
     ))
 }
 
+/// `IP:8080` as the operator writes it, or `None`.
+fn valid_signaling(s: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = s.parse().ok()?;
+    let port = u16::try_from(crate::operator::meeting::objects::SIGNALING_PORT).ok()?;
+    (addr.port() == port).then(|| addr.to_string())
+}
+
 /// The directory built from everything in `stores`.
 pub fn index(stores: &[Store<Meeting>]) -> HashMap<String, Arc<directory::Meeting>> {
     stores
@@ -54,6 +63,17 @@ pub fn index(stores: &[Store<Meeting>]) -> HashMap<String, Arc<directory::Meetin
         .filter_map(|m| entry(&m))
         .map(|(token, m)| (token, Arc::new(m)))
         .collect()
+}
+
+/// Aborts the watch tasks when dropped.
+struct Watches(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for w in &self.0 {
+            w.abort();
+        }
+    }
 }
 
 /// Watches Meetings in `namespaces` (all when empty) and keeps `gateway.directory` up
@@ -69,6 +89,8 @@ pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>)
     };
     let changed = Arc::new(Notify::new());
     let mut stores = Vec::new();
+    // The watch tasks end with this function (when its task is aborted).
+    let mut watches = Watches(Vec::new());
     for api in apis {
         let (reader, writer) = reflector::store();
         stores.push(reader);
@@ -77,7 +99,7 @@ pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>)
             writer,
             watcher(api, watcher::Config::default()).default_backoff(),
         );
-        tokio::spawn(async move {
+        watches.0.push(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 match event {
@@ -85,7 +107,7 @@ pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>)
                     Err(e) => warn!(error = %e, "watching Meetings failed; retrying"),
                 }
             }
-        });
+        }));
     }
     for store in &stores {
         let _ = store.wait_until_ready().await;
@@ -162,6 +184,24 @@ mod tests {
                 "{phase:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_an_ip_with_the_signaling_port_is_relayed_to() {
+        for bad in [
+            "kubernetes.default.svc:443",
+            "127.1.0.4:6443",
+            "evil.example:8080",
+            "127.1.0.4",
+        ] {
+            let e = entry(&meeting(MeetingPhase::Running, Some(bad))).unwrap().1;
+            assert!(e.backend.is_none(), "{bad}");
+            assert!(matches!(e.state, State::Waiting { .. }), "{bad}");
+        }
+        let e = entry(&meeting(MeetingPhase::Running, Some("[fd00::7]:8080")))
+            .unwrap()
+            .1;
+        assert!(matches!(e.backend, Some(Backend::Remote(ref a)) if a == "[fd00::7]:8080"));
     }
 
     #[test]

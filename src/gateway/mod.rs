@@ -86,7 +86,17 @@ pub fn origin_of(public_url: &str) -> Result<String, Error> {
     if authority.is_empty() || authority.contains('@') {
         return Err(bad());
     }
-    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    // Browsers leave the scheme's default port out of Origin.
+    let authority = authority.to_ascii_lowercase();
+    let authority = match (scheme, authority.rsplit_once(':')) {
+        ("https", Some((host, "443"))) | ("http", Some((host, "80")))
+            if !host.ends_with(']') || host.starts_with('[') =>
+        {
+            host.to_owned()
+        }
+        _ => authority,
+    };
+    Ok(format!("{scheme}://{authority}"))
 }
 
 fn instance_name(given: Option<&str>) -> Result<String, Error> {
@@ -179,7 +189,8 @@ pub async fn serve(
             .await;
     });
     let _ = stopped_rx.await;
-    // WebSockets outlive a graceful shutdown; they get a moment, then are cut.
+    // WebSockets outlive a graceful shutdown; wait a moment for them, then go on (they
+    // end when the process exits).
     let _ = tokio::time::timeout(DRAIN, server).await;
     front.log_shutdown.run().await;
 }
@@ -276,6 +287,15 @@ mod tests {
         assert_eq!(
             origin_of("http://127.0.0.1:8080").unwrap(),
             "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin_of("https://meet.example.org:443/").unwrap(),
+            "https://meet.example.org"
+        );
+        assert_eq!(origin_of("http://[::1]:80").unwrap(), "http://[::1]");
+        assert_eq!(
+            origin_of("https://meet.example.org:8443").unwrap(),
+            "https://meet.example.org:8443"
         );
         for bad in ["meet.example.org", "ftp://x", "https://", "https://u@x/"] {
             assert!(origin_of(bad).is_err(), "{bad}");

@@ -359,9 +359,13 @@ mod tests {
     }
 
     #[test]
-    fn the_not_found_page_is_the_same_for_every_miss() {
-        assert_eq!(not_found(Lang::En), not_found(Lang::En));
-        assert!(not_found(Lang::De).contains("Nicht gefunden"));
+    fn the_not_found_page_names_no_meeting() {
+        let page = not_found(Lang::De);
+        assert!(page.contains("Nicht gefunden"));
+        assert!(
+            !page.contains("/j/"),
+            "nothing about the link that was asked for"
+        );
     }
 
     #[test]

@@ -32,8 +32,9 @@ use crate::access_log::entry::Entry;
 use crate::access_log::writer::AccessLog;
 use crate::sfu::signaling::{ErrorCode, ServerMessage};
 
-/// Largest signaling message relayed (the SFU refuses anything over 64 KiB itself).
-const MAX_MESSAGE: usize = 1024 * 1024;
+/// Largest signaling message relayed: twice the SFU's own limit (64 KiB), so the SFU
+/// can still answer `too-large` for what lies between.
+const MAX_MESSAGE: usize = 128 * 1024;
 /// How long the SFU may take to accept a relayed connection.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest User-Agent kept in the access log (longer ones are cut).
@@ -277,6 +278,11 @@ async fn ws(
         (Err(Outcome::unavailable), _) => {
             Some((ErrorCode::Unavailable, "the gateway is starting; try again"))
         }
+        // Not final: a school behind one NAT may share a bucket; the client backs off.
+        (Err(Outcome::rate_limited), _) => Some((
+            ErrorCode::RateLimited,
+            "too many failed lookups from this address; try again later",
+        )),
         (Err(_), _) => Some((ErrorCode::Unauthorized, "this link is not valid")),
         (Ok(_), Outcome::waiting) => Some((ErrorCode::NotStarted, "the meeting has not started")),
         (Ok(_), Outcome::ended) => Some((ErrorCode::MeetingEnded, "the meeting has ended")),

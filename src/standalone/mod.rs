@@ -30,6 +30,8 @@ use crate::operator::meeting::lifecycle::Timing;
 pub const DEFAULT_MAX_AGE: &str = "56d";
 /// How often the access log is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How long participants get to hear that the meeting ended before the server stops.
+const GOODBYE: Duration = Duration::from_millis(300);
 /// The demo meeting's file name.
 const DEMO_FILE: &str = "demo.yaml";
 
@@ -157,10 +159,19 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
         None if !args.listen.ip().is_unspecified() => args.listen.ip(),
         None => return Err(Error::NoAdvertiseIp(args.listen.ip())),
     };
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+    // Without --public-url: the listen address, or the advertised one when listening on
+    // every interface (http://0.0.0.0:... opens nowhere).
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        let host = if args.listen.ip().is_unspecified() {
+            advertise_ip
+        } else {
+            args.listen.ip()
+        };
+        format!(
+            "http://{}",
+            std::net::SocketAddr::new(host, args.listen.port())
+        )
+    });
     let mut origins = vec![gateway::origin_of(&public_url)?];
     if args.public_url.is_none() && args.listen.ip().is_loopback() {
         // The printed link says 127.0.0.1; people type localhost too.
@@ -219,23 +230,33 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
 
     let meetings_dir = args.meetings_dir.clone();
     let interval = args.rescan_interval;
+    let (end_rooms, mut ending) = tokio::sync::oneshot::channel::<()>();
+    let (rooms_ended, rooms_gone) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            rooms
-                .rescan(&meetings_dir, &directory, Timestamp::now())
-                .await;
+            tokio::select! {
+                _ = tick.tick() => rooms.rescan(&meetings_dir, &directory, Timestamp::now()).await,
+                _ = &mut ending => break,
+            }
         }
+        rooms.stop_all();
+        let _ = rooms_ended.send(());
     });
     let pruner = tokio::spawn(prune_daily(log_dir, args.meetings_dir.clone()));
 
-    gateway::serve(listener, front, crate::shutdown::signal()).await;
-    watcher.abort();
+    // On SIGTERM or Ctrl-C: end the meetings first, while participants' sockets are
+    // still open, so they are told; then stop serving.
+    let stop = async move {
+        crate::shutdown::signal().await;
+        let _ = end_rooms.send(());
+        let _ = rooms_gone.await;
+        tokio::time::sleep(GOODBYE).await;
+    };
+    gateway::serve(listener, front, stop).await;
+    let _ = watcher.await;
     pruner.abort();
-    // Rooms tell their participants the meeting ended when their command channel
-    // closes with the watcher task.
     info!("standalone stopped");
     Ok(())
 }

@@ -28,6 +28,19 @@ const COUNT_TIMEOUT: Duration = Duration::from_millis(200);
 struct RunningRoom {
     shared: Arc<Shared>,
     port: u16,
+    /// What the room was started with; an edit of any of it restarts the room.
+    made_from: RoomSettings,
+}
+
+/// The parts of a meeting file a running room depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RoomSettings {
+    token_sha256: String,
+    max_participants: u32,
+    audio: bool,
+    video: bool,
+    chat: bool,
+    max_video_kbps: u32,
 }
 
 impl Drop for RunningRoom {
@@ -172,15 +185,33 @@ impl Rooms {
         self.reported = problems.clone();
     }
 
-    /// Makes the meeting's room exist; false when it cannot (no UDP port).
+    /// Makes the meeting's room exist, as its file now says (a room whose token or
+    /// limits changed is ended and started afresh); false when it cannot (no UDP port).
     async fn ensure(&mut self, name: &str, file: &MeetingFile, token: &str) -> bool {
-        if self.running.contains_key(name) {
-            return true;
+        let spec = &file.meeting.spec;
+        let wanted = RoomSettings {
+            token_sha256: Sha256::digest(token.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            max_participants: spec.max_participants,
+            audio: spec.media.audio,
+            video: spec.media.video,
+            chat: spec.chat.enabled,
+            max_video_kbps: spec.media.max_video_bitrate_kbps,
+        };
+        match self.running.get(name) {
+            Some(r) if r.made_from == wanted => return true,
+            Some(_) => {
+                info!(meeting = %name, "meeting file changed: restarting its room");
+                self.stop(name);
+            }
+            None => {}
         }
-        let bind = if self.advertise_ip.is_loopback() {
-            self.advertise_ip
-        } else {
-            IpAddr::from([0, 0, 0, 0])
+        let bind = match self.advertise_ip {
+            ip if ip.is_loopback() => ip,
+            IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
         };
         let socket = match tokio::net::UdpSocket::bind(SocketAddr::new(bind, 0)).await {
             Ok(s) => s,
@@ -190,7 +221,6 @@ impl Rooms {
             }
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-        let spec = &file.meeting.spec;
         let room = Room::new(
             room::Config {
                 advertised: SocketAddr::new(self.advertise_ip, port),
@@ -207,18 +237,29 @@ impl Rooms {
         let (sessions, _) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             room: tx,
-            token_sha256: Sha256::digest(token.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            token_sha256: wanted.token_sha256.clone(),
             chat: spec.chat.enabled,
             started: Instant::now(),
             sessions,
         });
         info!(meeting = %name, media_port = port, "meeting open");
-        self.running
-            .insert(name.to_owned(), RunningRoom { shared, port });
+        self.running.insert(
+            name.to_owned(),
+            RunningRoom {
+                shared,
+                port,
+                made_from: wanted,
+            },
+        );
         true
+    }
+
+    /// Ends every room (participants are told the meeting ended).
+    pub fn stop_all(&mut self) {
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for name in names {
+            self.stop(&name);
+        }
     }
 
     fn stop(&mut self, name: &str) {

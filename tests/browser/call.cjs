@@ -1,6 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
-//   {"scenario": "call" | "full" | "waiting" | "reconnect", "url": "...", ...}
+//   {"scenario": "call" | "full" | "waiting" | "denied" | "phone", "url": "...", ...}
+// ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
 // when the page itself does not get where a participant would get.
@@ -99,7 +100,9 @@ async function receiving(p, n) {
   const rising = Object.keys(first.video).filter((id) => (second.video[id] || 0) > first.video[id]);
   if (rising.length !== n) throw new Error(`${p.name}: frames rise on ${rising.length} of ${n} videos`);
   if (!(second.audioPackets > first.audioPackets)) throw new Error(`${p.name}: no audio packets arrive`);
-  return { videos: n, framesBefore: first.video, framesAfter: second.video, audioPackets: second.audioPackets };
+  const captions = await p.page.evaluate(() =>
+    [...document.querySelectorAll('.tile:not([data-peer="self"]) figcaption')].map((c) => c.textContent).sort());
+  return { videos: rising.length, captions, framesBefore: first.video, framesAfter: second.video, audioPackets: second.audioPackets };
 }
 
 async function chatArrives(p, text) {
@@ -114,7 +117,8 @@ async function call() {
     const ps = [];
     for (const name of names) ps.push(await participant(browser, name, args.url, args.locale));
     for (const p of ps) await join(p);
-    const result = { joined: ps.length, received: {} };
+    const ids = await Promise.all(ps.map((p) => p.page.evaluate(() => window.raum.id)));
+    const result = { joined: new Set(ids.filter((id) => id !== null)).size, received: {} };
     for (const p of ps) result.received[p.name] = await receiving(p, ps.length - 1);
     const text = 'Hallo from the test';
     await ps[0].page.fill('#chat-input', text);
@@ -139,8 +143,12 @@ async function call() {
         const seen = await Promise.all(stay.map((p) => p.page.evaluate(() => document.getElementById('status').textContent)));
         return seen.every((t) => t.length > 0) ? seen : null;
       });
-      for (const p of stay) await receiving(p, stay.length - 1);
-      result.reconnected = stay.length;
+      result.reconnected = 0;
+      result.afterReconnect = {};
+      for (const p of stay) {
+        result.afterReconnect[p.name] = await receiving(p, stay.length - 1);
+        result.reconnected += 1;
+      }
     }
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
@@ -176,7 +184,8 @@ async function waiting() {
     const before = await p.page.getAttribute('body', 'data-page');
     const heading = await p.page.textContent('h1');
     await until('the join page', async () => (await p.page.getAttribute('body', 'data-page')) === 'join', 40000);
-    process.stdout.write(JSON.stringify({ before, heading, after: 'join' }) + '\n');
+    const after = await p.page.getAttribute('body', 'data-page');
+    process.stdout.write(JSON.stringify({ before, heading, after }) + '\n');
   } finally {
     await browser.close();
   }

@@ -198,7 +198,8 @@ impl Standalone {
             .arg("--rescan-interval=200ms")
             .arg("--flush-interval=100ms")
             .args(extra)
-            .env("RAUM_LOG", "info")
+            // Everything a person could switch on: privacy checks read the whole log.
+            .env("RAUM_LOG", "trace")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -260,7 +261,7 @@ pub fn meeting_yaml(name: &str, spec: &str) -> String {
     )
 }
 
-/// Reads stderr lines of a child as they come (for processes that print a URL).
+/// Reads stdout lines of a child as they come (for processes that print a URL).
 pub fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();

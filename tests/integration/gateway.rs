@@ -53,7 +53,11 @@ fn gateway(
             "--instance=gw-test",
             "--flush-interval=100ms",
         ])
-        .env("RAUM_LOG", "info,kube=warn")
+        // Everything a person could switch on: the privacy checks below read it all.
+        .env(
+            "RAUM_LOG",
+            "trace,kube=info,tower=info,hyper=info,h2=info,rustls=info",
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(
@@ -132,7 +136,7 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
                 "--max-participants=5",
             ])
             .env("RAUM_TOKEN_SHA256", &digest)
-            .env("RAUM_LOG", "info")
+            .env("RAUM_LOG", "trace")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&sfu_log).unwrap())
@@ -190,6 +194,16 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
         "{result}"
     );
     assert_eq!(result["reconnected"], 2, "{result}");
+    assert_eq!(
+        result["afterReconnect"]["Ada"]["captions"],
+        json!(["Grace"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["afterReconnect"]["Grace"]["captions"],
+        json!(["Ada"]),
+        "{result}"
+    );
 
     // Access log: per browser one page load and one join, and for the two who stayed
     // at least one join again after the drop (a join tried while the new gateway was
