@@ -215,6 +215,11 @@ pub struct OperatorArgs {
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub metrics_addr: std::net::SocketAddr,
 
+    /// Give each SFU pod a NetworkPolicy: signaling only from the gateway and operator
+    /// pods of the operator's namespace, media from anywhere.
+    #[arg(long)]
+    pub network_policies: bool,
+
     /// The operator's own namespace: it holds the leader-election Lease and the
     /// Secret with the join-URL key.
     #[arg(long, env = "POD_NAMESPACE", default_value = "raum-system")]

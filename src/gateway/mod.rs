@@ -38,7 +38,7 @@ use pages::PrivacyNotice;
 use server::Gateway;
 
 /// Where `raum gateway` writes the access log unless told otherwise.
-pub const DEFAULT_ACCESS_LOG_DIR: &str = "/var/log/raum";
+pub const DEFAULT_ACCESS_LOG_DIR: &str = "/var/lib/raum/access-log";
 /// Most access-log entries held while the disk refuses writes.
 const MAX_BUFFERED: usize = 100_000;
 /// How long open WebSockets get to finish after a shutdown signal.

@@ -188,6 +188,9 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
                 image: args.image.clone(),
                 media_exposure: args.media_exposure,
                 advertise_ips: args.advertise_ips.clone(),
+                network_policy_from: args
+                    .network_policies
+                    .then(|| args.operator_namespace.clone()),
             },
         },
         tokens,

@@ -22,9 +22,7 @@ use raum::api::{Meeting, MeetingPhase};
 use serde_json::json;
 
 use crate::support::cluster::{cluster, scratch_dir};
-use crate::support::operator::{
-    Operator, impersonating_kubeconfig, install_rbac, install_rbac_file,
-};
+use crate::support::operator::{Operator, impersonating_kubeconfig, install_rbac};
 
 struct Killed(Child);
 
@@ -80,8 +78,8 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
     let c = cluster();
     c.install_crds().await;
     let ns = c.namespace("gateway", &[]).await;
+    // The operator's and the gateway's roles, as the chart renders them.
     install_rbac(c, &ns.name);
-    install_rbac_file(c, &ns.name, "manifests/base/gateway-rbac.yaml");
     let addr = format!("127.0.0.1:{}", web::free_port());
     let op = Operator::start(
         c,

@@ -15,8 +15,10 @@ use raum::access_log::entry::Entry;
 use raum::api::{RetentionPolicy, RetentionPolicySpec};
 use serde_json::json;
 
-use crate::support::cluster::{Cluster, TestNamespace, cluster, repo, wait};
-use crate::support::operator::{Operator, impersonating_kubeconfig, install_rbac};
+use crate::support::cluster::{Cluster, TestNamespace, cluster, wait};
+use crate::support::operator::{
+    Operator, impersonating_kubeconfig, install_rbac, install_rbac_file,
+};
 
 const T: Duration = Duration::from_secs(30);
 const RESTRICTED: &[(&str, &str)] = &[
@@ -526,25 +528,8 @@ async fn compliance_staff_may_annotate_but_not_change_or_delete_the_policy() {
     let c = cluster();
     let (ns, _op) = setup("rp-compliance").await;
     create_policy(&ns, "access-log", json!({})).await;
-    let out = c.kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=raum-tests",
-            "-f",
-            repo()
-                .join("manifests/base/hold-editor.yaml")
-                .to_str()
-                .unwrap(),
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The raum-hold-editor role and its admission policy, as the chart renders them.
+    install_rbac_file(c, &ns.name, "manifests/base/rbac.yaml");
     let binding = format!("raum-hold-editors-{}", ns.name);
     let out = c.kubectl(
         &[

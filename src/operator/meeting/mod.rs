@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -97,6 +98,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// Applying the SFU pod's NetworkPolicy failed.
+    #[error("cannot apply NetworkPolicy {name}: {source}")]
+    ApplyNetworkPolicy {
+        /// The NetworkPolicy.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// The Service has no allocated media port.
     #[error("Service {0} has no media port allocated")]
     NoMediaPort(String),
@@ -137,6 +146,7 @@ impl Error {
         match self {
             Self::MissingMetadata(_) => "read",
             Self::ApplyService { .. }
+            | Self::ApplyNetworkPolicy { .. }
             | Self::NoMediaPort(_)
             | Self::ReadPod { .. }
             | Self::CreatePod { .. } => "apply",
@@ -215,6 +225,10 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
         Plan::End { .. } => {
             delete(&pods, "Pod", &sfu).await?;
             delete(&services, "Service", &sfu).await?;
+            if ctx.settings.sfu.network_policy_from.is_some() {
+                let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+                delete(&policies, "NetworkPolicy", &sfu).await?;
+            }
             ctx.created.lock().expect("not poisoned").remove(&uid);
             (
                 observed(PodState::Absent, &ctx.created, &uid),
@@ -285,6 +299,24 @@ async fn ensure_sfu(
     name: &str,
     was_running: bool,
 ) -> Result<SfuOutcome, Error> {
+    if let Some(from) = &ctx.settings.sfu.network_policy_from {
+        // Before the pod: it is never reachable unfenced.
+        let policies: Api<NetworkPolicy> = Api::namespaced(
+            ctx.client.clone(),
+            meeting.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        policies
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(objects::network_policy(meeting, from)),
+            )
+            .await
+            .map_err(|source| Error::ApplyNetworkPolicy {
+                name: name.to_owned(),
+                source,
+            })?;
+    }
     let svc = services
         .patch(
             name,

@@ -1,5 +1,5 @@
 //! The objects a running meeting needs, built as pure functions of the Meeting and the
-//! operator's settings: its SFU pod and its Service. Nothing here talks to the API
+//! operator's settings: its SFU pod, its Service and its NetworkPolicy. Nothing here talks to the API
 //! server, so every property is unit-tested.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,12 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod,
     PodSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
@@ -41,6 +45,10 @@ pub struct SfuSettings {
     pub media_exposure: MediaExposure,
     /// Addresses to advertise in ICE candidates; empty means the node's IP.
     pub advertise_ips: Vec<IpAddr>,
+    /// Fence each SFU pod with a NetworkPolicy admitting signaling only from the
+    /// gateway and operator pods of this namespace (media from anywhere). `None`: no
+    /// NetworkPolicies.
+    pub network_policy_from: Option<String>,
 }
 
 /// The name of a meeting's SFU pod and Service: `raum-<meeting>` as a DNS label.
@@ -113,6 +121,56 @@ pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+/// The SFU pod's NetworkPolicy: signaling (TCP 8080) only from raum's gateway and
+/// operator pods in the operator's namespace `from`; media (UDP 50000) from anywhere,
+/// since participants are anywhere; nothing else in. Egress stays open: the SFU
+/// answers participants wherever they are.
+pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
+    let raum_pods = |name: &str| NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                from.to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_owned(),
+                name.to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let port = |protocol: &str, port: i32| NetworkPolicyPort {
+        protocol: Some(protocol.to_owned()),
+        port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    };
+    NetworkPolicy {
+        metadata: metadata(meeting),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels(&meeting.name_any())),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: Some(vec![raum_pods("raum-gateway"), raum_pods("raum-operator")]),
+                    ports: Some(vec![port("TCP", SIGNALING_PORT)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![port("UDP", MEDIA_PORT)]),
+                },
+            ]),
+            ..Default::default()
+        }),
     }
 }
 
@@ -255,6 +313,68 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: i
 }
 
 #[cfg(test)]
+mod network_policy_tests {
+    use super::*;
+
+    #[test]
+    fn signaling_only_from_raums_pods_and_media_from_anywhere() {
+        let m: Meeting = serde_yaml::from_str(
+            "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata: {name: m, namespace: team, uid: u1}\nspec: {title: T}\n",
+        )
+        .unwrap();
+        let np = network_policy(&m, "raum-system");
+        assert_eq!(np.metadata.name.as_deref(), Some("raum-m"));
+        assert_eq!(np.metadata.namespace.as_deref(), Some("team"));
+        assert!(
+            np.metadata.owner_references.is_some(),
+            "goes with the meeting"
+        );
+        let spec = np.spec.unwrap();
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels.unwrap()["app.kubernetes.io/name"],
+            "raum-sfu"
+        );
+        let rules = spec.ingress.unwrap();
+        assert_eq!(rules.len(), 2);
+        let signaling = &rules[0];
+        let from = signaling.from.as_ref().unwrap();
+        let names: Vec<&str> = from
+            .iter()
+            .map(|p| {
+                let ns = p
+                    .namespace_selector
+                    .as_ref()
+                    .unwrap()
+                    .match_labels
+                    .as_ref()
+                    .unwrap();
+                assert_eq!(ns["kubernetes.io/metadata.name"], "raum-system");
+                p.pod_selector
+                    .as_ref()
+                    .unwrap()
+                    .match_labels
+                    .as_ref()
+                    .unwrap()["app.kubernetes.io/name"]
+                    .as_str()
+            })
+            .collect();
+        assert_eq!(names, ["raum-gateway", "raum-operator"]);
+        let tcp = &signaling.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (tcp.protocol.as_deref(), tcp.port.clone()),
+            (Some("TCP"), Some(IntOrString::Int(8080)))
+        );
+        assert!(rules[1].from.is_none(), "media from anywhere");
+        let udp = &rules[1].ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (udp.protocol.as_deref(), udp.port.clone()),
+            (Some("UDP"), Some(IntOrString::Int(50000)))
+        );
+        assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::MeetingSpec;
@@ -272,6 +392,7 @@ mod tests {
             image: "raum:test".to_owned(),
             media_exposure: exposure,
             advertise_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            network_policy_from: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! `raum operator` as a real process, run with exactly the permissions the project
-//! ships (manifests/base/operator-rbac.yaml), by impersonating its ServiceAccount.
+//! ships (manifests/base/rbac.yaml, rendered from the chart), by impersonating its ServiceAccount.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +14,7 @@ pub const PUBLIC_URL: &str = "https://meet.example.test";
 /// ServiceAccount, Role and RoleBinding in `ns`; the ClusterRole; a ClusterRoleBinding
 /// named after `ns` so tests do not overwrite each other's).
 pub fn install_rbac(c: &Cluster, ns: &str) {
-    install_rbac_file(c, ns, "manifests/base/operator-rbac.yaml");
+    install_rbac_file(c, ns, "manifests/base/rbac.yaml");
 }
 
 /// Installs a shipped RBAC manifest for a component living in `ns` (ClusterRoleBindings

@@ -1,0 +1,46 @@
+{{/* Labels of every object: the component's name, part-of raum, and (unless
+rendering plain manifests) Helm's own. */}}
+{{- define "raum.labels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/part-of: raum
+{{- if not .root.Values.plainManifests }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod selector of a component. */}}
+{{- define "raum.selector" -}}
+app.kubernetes.io/name: {{ . }}
+app.kubernetes.io/part-of: raum
+{{- end -}}
+
+{{- define "raum.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "raum.operatorServiceAccount" -}}
+{{ if .Values.serviceAccount.create }}raum-operator{{ else }}{{ .Values.operator.serviceAccountName }}{{ end }}
+{{- end -}}
+
+{{- define "raum.gatewayServiceAccount" -}}
+{{ if .Values.serviceAccount.create }}raum-gateway{{ else }}{{ .Values.gateway.serviceAccountName }}{{ end }}
+{{- end -}}
+
+{{/* The restricted Pod Security Standard, for every container. */}}
+{{- define "raum.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "raum.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
