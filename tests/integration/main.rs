@@ -4,6 +4,7 @@
 
 mod support;
 
+mod chart;
 mod crds;
 mod gateway;
 mod harness;

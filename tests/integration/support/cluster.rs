@@ -120,7 +120,9 @@ pub fn supervise(dir: &Path) -> Result<(Child, ChildStdout, PathBuf), String> {
 }
 
 impl Cluster {
-    fn start() -> Result<Cluster, String> {
+    /// A control plane of its own (for tests whose cluster-scoped objects would collide
+    /// with the shared one's); torn down when dropped.
+    pub fn start() -> Result<Cluster, String> {
         let (child, stdout, kubeconfig) = supervise(&scratch_dir("raum-cluster"))?;
         Ok(Cluster {
             kubeconfig,
