@@ -589,12 +589,48 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
         "the hold survives"
     );
 
-    // 7. The same install from the plain manifests.
-    let out = kubectl(
-        &["apply", "-k", repo().join("manifests").to_str().unwrap()],
-        None,
+    // 7. The same install from the plain manifests, on a cluster without raum's CRDs.
+    ok(
+        kubectl(
+            &[
+                "delete",
+                "crd",
+                "meetings.raum.dev",
+                "retentionpolicies.raum.dev",
+            ],
+            None,
+        ),
+        "delete CRDs",
     );
-    ok(out, "kubectl apply -k manifests/");
+    let crds = repo().join("manifests/crds");
+    ok(
+        kubectl(&["apply", "-k", crds.to_str().unwrap()], None),
+        "kubectl apply -k manifests/crds",
+    );
+    ok(
+        kubectl(
+            &[
+                "wait",
+                "--for",
+                "condition=Established",
+                "crd/meetings.raum.dev",
+                "crd/retentionpolicies.raum.dev",
+            ],
+            None,
+        ),
+        "CRDs established",
+    );
+    let applied = ok(
+        kubectl(
+            &["apply", "-k", repo().join("manifests").to_str().unwrap()],
+            None,
+        ),
+        "kubectl apply -k manifests/",
+    );
+    assert!(
+        applied.contains("retentionpolicy.raum.dev/access-log created"),
+        "{applied}"
+    );
     until(
         "the manifests' deployments to be ready",
         Duration::from_secs(90),
