@@ -396,9 +396,23 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
         ],
         &op_log,
     );
+    // Meetings in a namespace that enforces the restricted Pod Security Standard too:
+    // the SFU pods the operator creates are admitted there.
     ok(
         kubectl(&["create", "namespace", "team"], None),
         "team namespace",
+    );
+    ok(
+        kubectl(
+            &[
+                "label",
+                "namespace",
+                "team",
+                "pod-security.kubernetes.io/enforce=restricted",
+            ],
+            None,
+        ),
+        "restricted team namespace",
     );
     let meetings: Api<Meeting> = Api::namespaced(client.clone(), "team");
     let m: Meeting = serde_json::from_value(json!({
@@ -494,6 +508,36 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
             .output()
             .unwrap(),
         "raum prune as the pruner's ServiceAccount",
+    );
+    // The pruning Job as the CronJob makes it: admitted in the restricted namespace,
+    // scheduled next to the gateway pod (the claim is ReadWriteOnce), run by kwok.
+    ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "create",
+                "job",
+                "--from=cronjob/raum-prune-access-log",
+                "prune-now",
+            ],
+            None,
+        ),
+        "a Job from the CronJob",
+    );
+    ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "wait",
+                "--for=condition=Complete",
+                "job/prune-now",
+                "--timeout=60s",
+            ],
+            None,
+        ),
+        "the pruning Job completes",
     );
     let last = rp
         .get("access-log")
