@@ -101,3 +101,95 @@ fn manifests_base_is_the_charts_default_rendering() {
         );
     }
 }
+
+fn render(extra: &[&str]) -> String {
+    let mut args = vec![
+        "template",
+        "raum",
+        "charts/raum",
+        "--kube-version",
+        "1.35.4",
+        "-n",
+        "raum-system",
+        "--set",
+        "publicUrl=https://meet.example.org",
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(tools().join("helm"))
+        .args(&args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kinds(rendered: &str) -> Vec<String> {
+    rendered
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn switches_leave_out_what_teams_manage_themselves() {
+    let default = render(&[]);
+    let k = kinds(&default);
+    assert!(k.iter().any(|k| k == "ClusterRole") && k.iter().any(|k| k == "ServiceAccount"));
+    assert!(!k.iter().any(|k| k == "ServiceMonitor"), "off by default");
+    assert!(!k.iter().any(|k| k == "Ingress"), "off by default");
+    assert!(default.contains("--network-policies"));
+
+    let managed = render(&[
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "operator.serviceAccountName=ops-sa",
+        "--set",
+        "gateway.serviceAccountName=gw-sa",
+        "--set",
+        "networkPolicy.enabled=false",
+    ]);
+    let k = kinds(&managed);
+    for gone in [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "NetworkPolicy",
+        "ValidatingAdmissionPolicy",
+    ] {
+        assert!(!k.iter().any(|k| k == gone), "{gone} rendered: {k:?}");
+    }
+    assert!(managed.contains("serviceAccountName: ops-sa"));
+    assert!(managed.contains("serviceAccountName: gw-sa"));
+    assert!(!managed.contains("--network-policies"));
+
+    let monitored = render(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "gateway.ingress.enabled=true",
+        "--set",
+        "gateway.ingress.host=meet.example.org",
+        "--set",
+        "gateway.ingress.className=nginx",
+    ]);
+    let k = kinds(&monitored);
+    assert!(k.iter().any(|k| k == "ServiceMonitor"));
+    assert!(k.iter().any(|k| k == "Ingress"));
+    assert!(monitored.contains("ingressClassName: nginx"));
+    // The Ingress exposes what participants need, not /metrics.
+    for path in ["/j/", "/assets/", "/privacy"] {
+        assert!(monitored.contains(&format!("path: {path}\n")), "{path}");
+    }
+    assert!(!monitored.contains("path: /\n"));
+}
