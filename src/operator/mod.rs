@@ -39,6 +39,8 @@ pub const LEASE_NAME: &str = "raum-operator";
 const LEASE_SECONDS: u64 = 15;
 /// Seconds before expiry the leader renews.
 const LEASE_GRACE_SECONDS: u64 = 5;
+/// How long controllers get to stop after SIGTERM or a lost Lease.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +265,17 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
             .run(meeting::reconcile, meeting::error_policy, ctx.clone())
             .for_each(|res| report("meeting", res))
     });
-    futures::future::join(futures::future::join_all(controllers), retention_all).await;
+    let all = futures::future::join(futures::future::join_all(controllers), retention_all);
+    // A controller whose watch keeps failing (say, a permission taken away) may not
+    // notice the graceful shutdown; after the stop signal they get a few seconds.
+    let mut stopped = stop_rx.clone();
+    tokio::select! {
+        _ = all => {}
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => warn!("controllers did not stop within {STOP_GRACE:?}; leaving anyway"),
+    }
     metrics.set_leader(false);
 
     let lost_leadership = *lost.lock().expect("not poisoned");
