@@ -2,24 +2,14 @@
 //! ones, and manifests/base is exactly the chart's default rendering. (Installing both
 //! into a real control plane is tests/integration/chart.rs.)
 
-use std::path::{Path, PathBuf};
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::path::Path;
 use std::process::Command;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding helm and kubeconform (built once by tests/tools/build-tools).
-fn tools() -> PathBuf {
-    let out = Command::new(repo().join("tests/tools/build-tools"))
-        .output()
-        .expect("tests/tools/build-tools runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 fn files(dir: &Path) -> Vec<(String, String)> {
@@ -49,7 +39,7 @@ fn the_charts_crds_are_the_generated_ones() {
 
 #[test]
 fn helm_lint_is_clean_in_strict_mode() {
-    let out = Command::new(tools().join("helm"))
+    let out = Command::new(tools::dir().join("helm"))
         .args([
             "lint",
             "--strict",
@@ -68,7 +58,7 @@ fn helm_lint_is_clean_in_strict_mode() {
     );
     assert!(text.contains("0 chart(s) failed"), "{text}");
     // Without the one required value, a clear refusal.
-    let out = Command::new(tools().join("helm"))
+    let out = Command::new(tools::dir().join("helm"))
         .args(["template", "charts/raum", "--kube-version", "1.35.4"])
         .current_dir(repo())
         .output()
@@ -115,7 +105,7 @@ fn render(extra: &[&str]) -> String {
         "publicUrl=https://meet.example.org",
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(tools().join("helm"))
+    let out = Command::new(tools::dir().join("helm"))
         .args(&args)
         .current_dir(repo())
         .output()

@@ -6,6 +6,9 @@
 //! run locally as the chart's ServiceAccounts, compliance staff's hold, `helm
 //! upgrade`, `helm uninstall` and what it keeps, then `kubectl apply -k manifests/`.
 
+#[path = "../common/tools.rs"]
+mod tools;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,18 +22,6 @@ use crate::support::cluster::{Cluster, repo, scratch_dir};
 
 const NS: &str = "raum-system";
 const URL: &str = "https://meet.example.org";
-
-fn tools() -> PathBuf {
-    let out = Command::new(repo().join("tests/tools/build-tools"))
-        .output()
-        .expect("tests/tools/build-tools runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 struct Helm {
     bin: PathBuf,
@@ -129,7 +120,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
     let c = Cluster::start().expect("a control plane of its own");
     let client = c.client().await;
     let helm = Helm {
-        bin: tools().join("helm"),
+        bin: tools::dir().join("helm"),
         kubeconfig: c.kubeconfig.clone(),
         home: tempfile::tempdir().unwrap(),
     };
@@ -282,7 +273,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
         schemas.display()
     );
     let report = ok(
-        Command::new(tools().join("kubeconform"))
+        Command::new(tools::dir().join("kubeconform"))
             .args([
                 "-strict",
                 "-summary",
