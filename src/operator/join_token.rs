@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// The key in the Secret's data that holds the HMAC key.
 pub const SECRET_KEY: &str = "key";
@@ -127,6 +127,15 @@ impl TokenKey {
             }),
         }
     }
+}
+
+/// The SHA-256 of a join token, hex: SFUs check tokens against it, so the pod spec
+/// (readable by anyone who may read pods) does not hold the token itself.
+pub fn token_digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Compares a presented token with the expected one in constant time, so the time a

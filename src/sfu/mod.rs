@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -53,10 +52,7 @@ const GOODBYE: Duration = Duration::from_millis(1500);
 pub async fn run(args: SfuArgs) -> Result<(), Error> {
     let started = Instant::now();
     let token_sha256 = match (&args.token, &args.token_sha256) {
-        (Some(t), _) => Sha256::digest(t.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        (Some(t), _) => crate::operator::join_token::token_digest(t),
         (None, Some(d)) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
             d.to_ascii_lowercase()
         }

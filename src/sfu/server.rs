@@ -16,12 +16,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::room::{Command, Outbound, Stats};
 use super::signaling::{ClientMessage, ErrorCode, RateLimit, ServerMessage, parse};
-use crate::operator::join_token::tokens_match;
+use crate::operator::join_token::{token_digest, tokens_match};
 
 /// How long a new WebSocket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,11 +162,7 @@ async fn ws(upgrade: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> imp
 
 /// Whether a presented token is the meeting's: its digest compared in constant time.
 pub fn token_ok(presented: &str, expected_sha256: &str) -> bool {
-    let digest: String = Sha256::digest(presented.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    tokens_match(&digest, expected_sha256)
+    tokens_match(&token_digest(presented), expected_sha256)
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
@@ -304,10 +299,7 @@ mod tests {
 
     #[test]
     fn tokens_are_checked_by_digest() {
-        let digest: String = Sha256::digest(b"s3cret")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = token_digest("s3cret");
         assert!(token_ok("s3cret", &digest));
         assert!(!token_ok("s3creT", &digest));
         assert!(!token_ok("", &digest));

@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::files::{self, MeetingFile};
 use crate::gateway::directory::{self, Backend, Directory, State};
-use crate::operator::join_token::TokenKey;
+use crate::operator::join_token::{TokenKey, token_digest};
 use crate::operator::meeting::lifecycle::{Plan, Timing, plan};
 use crate::sfu::room::{self, Command, Room};
 use crate::sfu::server::Shared;
@@ -190,10 +189,7 @@ impl Rooms {
     async fn ensure(&mut self, name: &str, file: &MeetingFile, token: &str) -> bool {
         let spec = &file.meeting.spec;
         let wanted = RoomSettings {
-            token_sha256: Sha256::digest(token.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            token_sha256: token_digest(token),
             max_participants: spec.max_participants,
             audio: spec.media.audio,
             video: spec.media.video,

@@ -17,10 +17,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
 use crate::api::Meeting;
 use crate::cli::MediaExposure;
+use crate::operator::join_token::token_digest;
 use crate::operator::pod_security;
 
 /// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
@@ -187,15 +187,6 @@ pub fn advertised_media_port(service: &Service) -> Option<i32> {
         Some("NodePort") | Some("LoadBalancer") => port.node_port,
         _ => Some(port.port),
     }
-}
-
-/// The SHA-256 of the join token, hex: the SFU checks tokens against it, so the pod
-/// spec (readable by anyone who may read pods) does not hold the token itself.
-pub fn token_digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn default_resources() -> ResourceRequirements {
