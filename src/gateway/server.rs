@@ -128,9 +128,21 @@ impl Gateway {
             .record(Entry::new(Timestamp::now(), ip.to_string(), ua));
     }
 
-    /// Looks `token` up for the client at `ip`: `Err` with the outcome when the client
-    /// is rate-limited or the token leads nowhere (which costs it one miss).
-    fn lookup(&self, token: &str, ip: IpAddr) -> Result<Arc<Meeting>, Outcome> {
+    /// Looks `token` up for the client at `ip` on `route` and counts the outcome: the
+    /// meeting if there is one, and what the lookup found.
+    fn lookup(&self, route: Route, token: &str, ip: IpAddr) -> (Option<Arc<Meeting>>, Outcome) {
+        let found = self.find(token, ip);
+        let outcome = match &found {
+            Ok(m) => outcome_of(m),
+            Err(o) => *o,
+        };
+        self.metrics.lookup(route, outcome);
+        (found.ok(), outcome)
+    }
+
+    /// The meeting behind `token`, or why there is none for the client at `ip`: it is
+    /// rate-limited, or the token leads nowhere (which costs it one miss).
+    fn find(&self, token: &str, ip: IpAddr) -> Result<Arc<Meeting>, Outcome> {
         // Before the first complete list every token would look unknown: say "try
         // again" rather than "not found", and charge nobody a miss.
         if !self.ready.load(Ordering::Relaxed) {
@@ -170,15 +182,10 @@ async fn join_page(
     let ip = gw.client_ip(peer, &headers);
     gw.record(ip, &headers);
     let lang = lang(&headers);
-    let meeting = match gw.lookup(&token, ip) {
-        Ok(m) => m,
-        Err(outcome) => {
-            gw.metrics.lookup(Route::join, outcome);
-            return miss_page(outcome, lang);
-        }
+    let (meeting, outcome) = gw.lookup(Route::join, &token, ip);
+    let Some(meeting) = meeting else {
+        return miss_page(outcome, lang);
     };
-    let outcome = outcome_of(&meeting);
-    gw.metrics.lookup(Route::join, outcome);
     match meeting.state {
         MeetingState::Waiting { starts_at } => {
             html(StatusCode::OK, pages::waiting(lang, &meeting, starts_at))
@@ -219,21 +226,15 @@ async fn state(
     State(gw): State<Arc<Gateway>>,
 ) -> Response {
     let ip = gw.client_ip(peer, &headers);
-    let (status, outcome) = match gw.lookup(&token, ip) {
-        Ok(m) => (StatusCode::OK, outcome_of(&m)),
-        Err(Outcome::rate_limited) => (StatusCode::TOO_MANY_REQUESTS, Outcome::rate_limited),
-        Err(Outcome::unavailable) => (StatusCode::SERVICE_UNAVAILABLE, Outcome::unavailable),
-        Err(o) => (StatusCode::NOT_FOUND, o),
-    };
-    gw.metrics.lookup(Route::state, outcome);
-    let name = match outcome {
-        Outcome::open => "open",
-        Outcome::waiting => "waiting",
-        Outcome::ended => "ended",
-        Outcome::full => "full",
-        Outcome::not_found => "not-found",
-        Outcome::rate_limited => "rate-limited",
-        Outcome::unavailable => "unavailable",
+    let (_, outcome) = gw.lookup(Route::state, &token, ip);
+    let (status, name) = match outcome {
+        Outcome::open => (StatusCode::OK, "open"),
+        Outcome::waiting => (StatusCode::OK, "waiting"),
+        Outcome::ended => (StatusCode::OK, "ended"),
+        Outcome::full => (StatusCode::OK, "full"),
+        Outcome::not_found => (StatusCode::NOT_FOUND, "not-found"),
+        Outcome::rate_limited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+        Outcome::unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     (
         status,
@@ -263,30 +264,26 @@ async fn ws(
     }
     let ip = gw.client_ip(peer, &headers);
     gw.record(ip, &headers);
-    let found = gw.lookup(&token, ip);
-    let outcome = match &found {
-        Ok(m) => outcome_of(m),
-        Err(o) => *o,
-    };
-    gw.metrics.lookup(Route::ws, outcome);
+    let (found, outcome) = gw.lookup(Route::ws, &token, ip);
     let upgrade = upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE);
     // Refusals are protocol errors on an open socket, so the web client can tell
     // them apart from a lost connection.
-    let refusal = match (&found, outcome) {
-        (Err(Outcome::unavailable), _) => {
+    let refusal = match outcome {
+        Outcome::unavailable => {
             Some((ErrorCode::Unavailable, "the gateway is starting; try again"))
         }
         // Not final: a school behind one NAT may share a bucket; the client backs off.
-        (Err(Outcome::rate_limited), _) => Some((
+        Outcome::rate_limited => Some((
             ErrorCode::RateLimited,
             "too many failed lookups from this address; try again later",
         )),
-        (Err(_), _) => Some((ErrorCode::Unauthorized, "this link is not valid")),
-        (Ok(_), Outcome::waiting) => Some((ErrorCode::NotStarted, "the meeting has not started")),
-        (Ok(_), Outcome::ended) => Some((ErrorCode::MeetingEnded, "the meeting has ended")),
-        _ => None,
+        Outcome::not_found => Some((ErrorCode::Unauthorized, "this link is not valid")),
+        Outcome::waiting => Some((ErrorCode::NotStarted, "the meeting has not started")),
+        Outcome::ended => Some((ErrorCode::MeetingEnded, "the meeting has ended")),
+        // A full meeting is refused by its SFU (room-full), which knows for sure.
+        Outcome::open | Outcome::full => None,
     };
     if let Some((code, message)) = refusal {
         return upgrade.on_upgrade(move |socket| refuse(socket, code, message));
