@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use raum::access_log::entry::Entry;
 use raum::access_log::writer::{AccessLog, Config};
-use raum::cli::WebArgs;
+use raum::gateway::WebArgs;
 use raum::gateway::directory::{Backend, Directory, Meeting, State};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -7,6 +7,23 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
+/// Flags of the subcommands that talk to the Kubernetes API server.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig to use. Without it: $KUBECONFIG, then the in-cluster service
+    /// account, then ~/.kube/config.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// A client from the configuration these flags point to.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let config = load(self.kubeconfig.as_deref()).await?;
+        kube::Client::try_from(config).map_err(Error::Client)
+    }
+}
+
 /// Why no usable client configuration could be loaded. Each variant names the file,
 /// so the one-line message tells a person what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +47,9 @@ pub enum Error {
     /// In-cluster configuration was expected but is broken.
     #[error("cannot use the in-cluster service account: {0}")]
     InCluster(#[source] kube::config::InClusterError),
+    /// The configuration was read but no client can be built from it.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
     /// Nothing to try: no flag, no `$KUBECONFIG`, not in a cluster, no home directory.
     #[error("no kubeconfig: pass --kubeconfig or set KUBECONFIG")]
     NotFound,

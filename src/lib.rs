@@ -1,17 +1,34 @@
 //! raum: a Kubernetes operator for privacy-first video conferences.
 //!
-//! One binary with one subcommand per component (see [`cli`]). The custom resources
-//! live in [`api`]; the CRDs are generated from them by [`crd`].
+//! One binary with one subcommand per component (see [`cli`]). The layers, top down
+//! (docs/architecture.md; `tests/layers.rs` checks that imports only point down):
+//!
+//! - the command line: [`cli`] (and `main.rs`);
+//! - the subsystems, beside each other: [`operator`], [`sfu`], [`gateway`],
+//!   [`standalone`], [`prune_job`], [`loadtest`];
+//! - the shared core: the resources ([`api`], [`crd`]), [`token`], [`schedule`],
+//!   [`public_url`], [`signaling`], [`rooms`], [`access_log`], [`kubeconfig`],
+//!   [`telemetry`], [`shutdown`], [`host`].
 
 pub mod access_log;
 pub mod api;
 pub mod cli;
 pub mod crd;
 pub mod gateway;
+pub mod host;
 pub mod kubeconfig;
+pub mod loadtest;
 pub mod operator;
 pub mod prune_job;
+pub mod public_url;
+pub mod rooms;
+pub mod schedule;
 pub mod sfu;
 pub mod shutdown;
+pub mod signaling;
 pub mod standalone;
 pub mod telemetry;
+pub mod token;
+
+#[cfg(test)]
+mod layers;

@@ -47,7 +47,7 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Loadtest(args) => match raum::sfu::loadtest::run(args).await {
+        Command::Loadtest(args) => match raum::loadtest::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },

@@ -12,10 +12,37 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::access_log::prune::{self, FileSource, Policy, PolicySource, Summary};
+use crate::access_log::prune::{self, FileSource, Policy, PolicyError, PolicySource, Summary};
 use crate::api::RetentionPolicy;
 use crate::api::retention_policy::PruneRun;
-use crate::cli::PruneArgs;
+use crate::kubeconfig::ClusterArgs;
+
+/// Flags of `raum prune`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["policy", "policy_file"])))]
+pub struct Args {
+    /// How to reach the API server (with --policy).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The RetentionPolicy to follow, as NAMESPACE/NAME, read from the API server
+    /// (again before each destructive step); the run's summary goes to its status.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub policy: Option<String>,
+
+    /// A RetentionPolicy YAML file to follow instead (read again before each
+    /// destructive step), for use without a cluster.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    pub policy_file: Option<std::path::PathBuf>,
+
+    /// The directory holding the access-log files.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: std::path::PathBuf,
+
+    /// Report what would be deleted and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// The field manager the pruner writes `status.lastRun` with.
 pub const FIELD_MANAGER: &str = "raum-prune";
@@ -29,9 +56,6 @@ pub enum Error {
     /// No usable kubeconfig.
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::Error),
-    /// The client could not be built.
-    #[error("cannot create a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
 }
 
 /// Reads the policy from the API server, from a blocking thread.
@@ -42,17 +66,20 @@ struct ApiSource {
 }
 
 impl PolicySource for ApiSource {
-    fn load(&mut self) -> Result<Policy, String> {
+    fn load(&mut self) -> Result<Policy, PolicyError> {
         let rp = self
             .handle
             .block_on(self.api.get(&self.name))
-            .map_err(|e| format!("cannot read RetentionPolicy {}: {e}", self.name))?;
-        prune::policy_of(&rp).map_err(|e| format!("RetentionPolicy {}: {e}", self.name))
+            .map_err(|source| PolicyError::Api {
+                name: self.name.clone(),
+                source,
+            })?;
+        prune::policy_of(&rp, &format!("RetentionPolicy {}", self.name))
     }
 }
 
 /// Runs `raum prune`.
-pub async fn run(args: PruneArgs) -> Result<ExitCode, Error> {
+pub async fn run(args: Args) -> Result<ExitCode, Error> {
     let started = Timestamp::now();
     let (mut source, api): (Box<dyn PolicySource + Send>, _) =
         match (&args.policy, &args.policy_file) {
@@ -61,8 +88,7 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode, Error> {
                     .split_once('/')
                     .filter(|(n, m)| !n.is_empty() && !m.is_empty() && !m.contains('/'))
                     .ok_or_else(|| Error::PolicyName(full.clone()))?;
-                let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
-                let client = kube::Client::try_from(config).map_err(Error::Client)?;
+                let client = args.cluster.client().await?;
                 let api: Api<RetentionPolicy> = Api::namespaced(client, ns);
                 let source = ApiSource {
                     api: api.clone(),
@@ -80,11 +106,7 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode, Error> {
         prune::prune(&dir, source.as_mut(), Timestamp::now(), dry_run)
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(prune::Error::Policy(format!(
-            "the pruning thread failed: {e}"
-        )))
-    });
+    .unwrap_or_else(|e| Err(prune::Error::Thread(e.to_string())));
     let finished = Timestamp::now();
 
     let (outcome, summary, code) = match &result {

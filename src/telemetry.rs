@@ -11,6 +11,46 @@
 use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::prelude::*;
 
+/// The error of a library whose message may carry personal data (the WebRTC stack
+/// quotes SDP, candidates and participants' addresses in its errors). It keeps what
+/// failed and the type of the cause, never the cause's text, so logging it, printing
+/// it or debugging it cannot leak what the message held.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Redacted {
+    what: &'static str,
+    cause: &'static str,
+}
+
+impl Redacted {
+    /// `what` failed because of `cause`, whose text is dropped here.
+    pub fn new<E>(what: &'static str, cause: E) -> Self {
+        drop(cause);
+        Self {
+            what,
+            cause: std::any::type_name::<E>(),
+        }
+    }
+
+    /// A closure for `map_err`.
+    pub fn of<E>(what: &'static str) -> impl FnOnce(E) -> Self {
+        move |cause| Self::new(what, cause)
+    }
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed ({}; details withheld)", self.what, self.cause)
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Redacted {}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -63,6 +103,20 @@ pub fn init(format: LogFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redacted_error_never_prints_its_cause() {
+        let cause = std::io::Error::other("candidate 203.0.113.7:5000 refused");
+        let r = Redacted::new("setting the remote description", cause);
+        for text in [r.to_string(), format!("{r:?}")] {
+            assert!(!text.contains("203.0.113.7"), "{text}");
+            assert!(
+                text.contains("setting the remote description failed"),
+                "{text}"
+            );
+            assert!(text.contains("io::error::Error"), "{text}");
+        }
+    }
 
     #[test]
     fn the_webrtc_stack_is_silenced_and_nothing_else() {

@@ -3,10 +3,8 @@
 //! through `raum gateway` and separate `raum sfu` processes is in
 //! tests/integration/gateway.rs.
 
-#[path = "common/browser.rs"]
-mod browser;
-#[path = "common/web.rs"]
-mod web;
+use raum_testkit::browser;
+use raum_testkit::web;
 
 use std::time::Duration;
 
@@ -46,7 +44,7 @@ fn three_browsers_see_hear_and_chat_and_the_grid_shrinks_when_one_leaves() {
     eprintln!("screenshot: {}", shot.display());
 
     // The access log: three page loads and three joins, by the browsers' user agents.
-    web::eventually("six entries", Duration::from_secs(5), || {
+    raum_testkit::wait::eventually_blocking("six entries", Duration::from_secs(5), || {
         access_log(&s.logs()).len() >= 6
     });
     let entries = access_log(&s.logs());

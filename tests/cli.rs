@@ -124,9 +124,15 @@ fn missing_or_unusable_kubeconfig_is_one_line_naming_the_path() {
 
 #[test]
 fn operator_refuses_a_public_url_that_is_not_http() {
+    // Checked as the flag is parsed: a usage error naming the flag and the reason.
     let out = raum_with_env(&["operator"], &[("RAUM_PUBLIC_URL", "meet.example.test")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("must start with http:// or https://"),
+        "{}",
+        stderr(&out)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_raum"))
         .args(["operator"])
         .env_remove("RAUM_PUBLIC_URL")
@@ -143,7 +149,7 @@ fn operator_refuses_a_public_url_that_is_not_http() {
 #[test]
 fn gateway_and_standalone_refuse_bad_flags_with_one_line_naming_them() {
     let out = raum_with_env(&["gateway"], &[("RAUM_PUBLIC_URL", "meet.example.test")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
     let logs = tempfile::tempdir().unwrap();
     let out = raum(&[

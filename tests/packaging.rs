@@ -2,8 +2,7 @@
 //! ones, and manifests/base is exactly the chart's default rendering. (Installing both
 //! into a real control plane is tests/integration/chart.rs.)
 
-#[path = "common/tools.rs"]
-mod tools;
+use raum_testkit::tools;
 
 use std::path::Path;
 use std::process::Command;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
+use raum_testkit::process::Watched;
 
 const DAYS: i64 = 70;
 const MAX_AGE_DAYS: i64 = 56;
@@ -407,11 +408,8 @@ fn crashes_at_any_step_lose_nothing_and_the_next_run_completes() {
 fn two_runs_at_once_one_waits_out_nothing_is_lost() {
     let f = fixture(60, 99);
     // The first run pauses at its first rewrite, holding the lock.
-    let first = f
-        .command(&[("RAUM_PRUNE_FAULT", "rewrite-start:1:sleep-1500")])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut first = Watched::spawn(f.command(&[("RAUM_PRUNE_FAULT", "rewrite-start:1:pause")]));
+    first.wait_for_line("paused at rewrite-start", Duration::from_secs(30));
     let second = f.prune(&[]);
     assert!(second.status.success(), "the second run exits cleanly");
     assert!(
@@ -419,12 +417,8 @@ fn two_runs_at_once_one_waits_out_nothing_is_lost() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    let first = first.wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let (status, stderr) = first.finish();
+    assert!(status.success(), "{stderr}");
     assert_eq!(f.on_disk().0, f.expected());
 }
 
@@ -433,11 +427,8 @@ fn a_hold_placed_during_a_run_protects_what_it_covers() {
     let f = fixture(60, 5);
     // Pause at the first rewrite (the oldest days are deleted before it), then hold
     // everything by editing the policy file, as compliance staff would annotate.
-    let child = f
-        .command(&[("RAUM_PRUNE_FAULT", "rewrite-start:1:sleep-1000")])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    let mut child = Watched::spawn(f.command(&[("RAUM_PRUNE_FAULT", "rewrite-start:1:pause")]));
+    child.wait_for_line("paused at rewrite-start", Duration::from_secs(30));
     let text = std::fs::read_to_string(&f.policy).unwrap();
     std::fs::write(
         &f.policy,
@@ -447,15 +438,14 @@ fn a_hold_placed_during_a_run_protects_what_it_covers() {
         ),
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut stdout = child.take_stdout().unwrap();
+    let (status, stderr) = child.finish();
+    assert!(status.success(), "{stderr}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
     // Every file that existed when the hold was placed is still there, untouched.
     let (disk, _) = f.on_disk();
-    let s = summary(&out);
+    let s: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let deleted = s["summary"]["filesDeleted"].as_u64().unwrap() as usize;
     assert_eq!(disk.len() + deleted, f.files.len(), "{s}");
     assert_eq!(

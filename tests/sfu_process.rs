@@ -3,16 +3,16 @@
 //! gets its error without disturbing the others, SIGTERM ends the meeting within 2 s,
 //! and its logs hold nothing personal.
 
-#[path = "common/peer.rs"]
-mod peer;
+use raum_testkit::peer;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use peer::{Client, eventually, has};
-use raum::sfu::signaling::{ClientMessage, ServerMessage};
+use peer::{Client, has};
+use raum::signaling::{ClientMessage, ServerMessage};
+use raum_testkit::wait::eventually;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::Value;
 use tokio::sync::mpsc;

@@ -3,15 +3,16 @@
 //! VP8-like video with recognisable payloads, and receive everyone else's media,
 //! all through the room's one UDP port.
 
-#[path = "common/peer.rs"]
-mod peer;
+use raum_testkit::peer;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peer::{Client, eventually, has};
-use raum::sfu::room::{Command, Config, Outbound, Room, Stats};
-use raum::sfu::signaling::{ClientMessage, ServerMessage};
+use peer::{Client, has};
+use raum::rooms::RoomSettings;
+use raum::rooms::room::{Command, Outbound, Room, Stats};
+use raum::signaling::{ClientMessage, ServerMessage};
+use raum_testkit::wait::eventually;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,14 +49,17 @@ async fn start_room(max: u32) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
 
 async fn start_room_with(
     max: u32,
-    change: impl FnOnce(&mut Config),
+    change: impl FnOnce(&mut RoomSettings),
 ) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let advertised = socket.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut config = Config::new(advertised, max);
-    change(&mut config);
-    let room = Room::new(config, socket);
+    let mut settings = RoomSettings {
+        max_participants: max,
+        ..RoomSettings::default()
+    };
+    change(&mut settings);
+    let room = Room::new(settings, advertised, socket);
     tokio::spawn(room.run(rx));
     (tx, advertised)
 }
@@ -249,10 +253,7 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
         reply: tx,
     })
     .unwrap();
-    assert_eq!(
-        rx.await.unwrap(),
-        Err(raum::sfu::signaling::ErrorCode::RoomFull)
-    );
+    assert_eq!(rx.await.unwrap(), Err(raum::signaling::ErrorCode::RoomFull));
     assert_eq!(stats(&room).await.participants, 3);
 }
 
@@ -278,7 +279,7 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
         Outbound::Message(ServerMessage::Welcome { .. })
     ));
     assert!(got.contains(&Outbound::Message(ServerMessage::error(
-        raum::sfu::signaling::ErrorCode::MeetingEnded,
+        raum::signaling::ErrorCode::MeetingEnded,
         "the meeting has ended"
     ))));
     assert_eq!(got.last(), Some(&Outbound::Close));
@@ -322,7 +323,7 @@ async fn a_subscribers_keyframe_requests_reach_the_publisher_rate_limited() {
 
 /// Longer than the room's keyframe rate limit, so earlier requests do not count.
 fn super_interval() -> Duration {
-    raum::sfu::room::KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(100)
+    raum::rooms::room::KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(100)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,12 @@
 //! of the process log, a read-only log directory, meeting files coming and going, the
 //! miss rate limit and refused WebSockets. (tests/browser.rs has the calls.)
 
-#[path = "common/web.rs"]
-mod web;
+use raum_testkit::web;
 
 use std::time::Duration;
 
-use web::{Standalone, access_log, eventually, get, meeting_yaml};
+use raum_testkit::wait::eventually_blocking as eventually;
+use web::{Standalone, access_log, get, meeting_yaml};
 
 const ENDED: &str = "  title: Gestern\n  startsAt: '2020-01-01T10:00:00Z'\n  duration: 1h\n";
 const LATER: &str = "  title: Later\n  startsAt: '2099-01-01T10:00:00Z'\n";

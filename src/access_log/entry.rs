@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// When, in UTC, RFC 3339 with milliseconds (`2026-11-26T21:03:04.123Z`).
-    pub time: String,
+    /// When, to the millisecond; written in UTC, RFC 3339 with milliseconds
+    /// (`2026-11-26T21:03:04.123Z`).
+    #[serde(with = "log_time")]
+    pub time: Timestamp,
     /// The client's IP address.
     pub ip: String,
     /// The browser's User-Agent header.
@@ -17,13 +19,20 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry at `time` (formatted as the log requires).
+    /// An entry at `time`, cut to the millisecond the log keeps (cut, not rounded: the
+    /// last millisecond of a day stays in that day).
     pub fn new(time: Timestamp, ip: impl Into<String>, user_agent: impl Into<String>) -> Self {
         Self {
-            time: format_time(time),
+            time: Timestamp::from_millisecond(time.as_millisecond())
+                .expect("a timestamp's milliseconds are a timestamp"),
             ip: ip.into(),
             user_agent: user_agent.into(),
         }
+    }
+
+    /// The UTC day the entry belongs to (and whose file it goes into).
+    pub fn day(&self) -> Date {
+        self.time.to_zoned(jiff::tz::TimeZone::UTC).date()
     }
 
     /// The entry as one line, with its newline.
@@ -37,6 +46,21 @@ impl Entry {
 /// `time` as the log writes it: UTC, RFC 3339, milliseconds, `Z`.
 pub fn format_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// `Entry::time` in and out of its text form.
+mod log_time {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Prefix and suffix of log file names.
@@ -116,6 +140,13 @@ mod tests {
         );
         let back: Entry = serde_json::from_str(e.to_line().trim_end()).unwrap();
         assert_eq!(back, e);
+        let last = Entry::new("2026-11-26T23:59:59.9999Z".parse().unwrap(), "i", "u");
+        assert_eq!(
+            last.day(),
+            "2026-11-26".parse().unwrap(),
+            "cut, not rounded"
+        );
+        assert!(last.to_line().contains("23:59:59.999Z"));
         assert!(
             serde_json::from_str::<Entry>(
                 r#"{"time":"t","ip":"i","user_agent":"u","path":"/j/x"}"#

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::entry::{FileName, day_start};
 use crate::api::holds::Holds;
-use crate::api::retention_policy::MaxAge;
+use crate::api::retention_policy::{BadMaxAge, MaxAge};
 
 /// The lock file; its `flock` keeps two runs from overlapping.
 pub const LOCK_FILE: &str = ".raum-prune.lock";
@@ -46,7 +46,53 @@ pub struct Policy {
 /// again before each destructive step.
 pub trait PolicySource {
     /// Reads the current policy.
-    fn load(&mut self) -> Result<Policy, String>;
+    fn load(&mut self) -> Result<Policy, PolicyError>;
+}
+
+/// Why the policy could not be read. In doubt nothing is deleted: every variant stops
+/// the run.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// What was read.
+        path: PathBuf,
+        /// Why not.
+        source: io::Error,
+    },
+    /// A policy file is not YAML of a RetentionPolicy.
+    #[error("{} is not a RetentionPolicy: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint (it quotes our vocabulary, not the file).
+        source: serde_yaml::Error,
+    },
+    /// A file in a meetings directory is not a RetentionPolicy that can be used.
+    #[error("{}: {reason}", path.display())]
+    NotAPolicy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (the parser's words, which quote our vocabulary).
+        reason: String,
+    },
+    /// The policy's maxAge breaks its grammar.
+    #[error("{policy}: {source}")]
+    MaxAge {
+        /// The policy (file or object) it came from.
+        policy: String,
+        /// The grammar's complaint.
+        source: BadMaxAge,
+    },
+    /// The API server could not be asked.
+    #[error("cannot read RetentionPolicy {name}: {source}")]
+    Api {
+        /// The policy's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
 }
 
 /// A run's summary: counts only, never entries.
@@ -77,7 +123,10 @@ pub enum Error {
     Busy(PathBuf),
     /// The policy could not be read.
     #[error("cannot read the policy: {0}")]
-    Policy(String),
+    Policy(#[from] PolicyError),
+    /// The pruning thread ended without a result.
+    #[error("the pruning thread failed: {0}")]
+    Thread(String),
     /// A file operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -134,16 +183,20 @@ fn cutoff(policy: &Policy, now: Timestamp) -> Timestamp {
         .unwrap_or(Timestamp::MIN)
 }
 
-/// Test hook: `RAUM_PRUNE_FAULT=<point>:<n>:<abort|sleep-MS>` aborts the process (as a
-/// `kill -9` would: no cleanup) or sleeps at the n-th time it reaches `point`. Points:
-/// `rewrite-start`, `temp-synced`, `renamed`, `unlinked`. The crash-safety tests use
-/// it to stop the pruner exactly between a rename and the directory fsync; unset, it
-/// costs one branch per destructive step.
+/// Test hook, compiled only with the `fault-injection` feature (the tests enable it;
+/// the shipped binary has none): `RAUM_PRUNE_FAULT=<point>:<n>:<abort|pause>` aborts
+/// the process (as a `kill -9` would: no cleanup), or pauses it, at the n-th time it
+/// reaches `point`. Points: `rewrite-start`, `temp-synced`, `renamed`, `unlinked`. A
+/// pause prints `raum-prune-fault: paused at <point>` on stderr and waits until stdin
+/// ends, so a test acts exactly while the pruner stands at that step. The crash-safety
+/// tests use it to stop the pruner between a rename and the directory fsync.
+#[cfg(feature = "fault-injection")]
 struct Faults {
     spec: Option<(String, u32, String)>,
     seen: u32,
 }
 
+#[cfg(feature = "fault-injection")]
 impl Faults {
     fn from_env() -> Self {
         let spec = std::env::var("RAUM_PRUNE_FAULT").ok().and_then(|v| {
@@ -166,12 +219,29 @@ impl Faults {
         if self.seen != *n {
             return;
         }
-        if action == "abort" {
-            std::process::abort();
-        } else if let Some(ms) = action.strip_prefix("sleep-").and_then(|m| m.parse().ok()) {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+        match action.as_str() {
+            "abort" => std::process::abort(),
+            "pause" => {
+                eprintln!("raum-prune-fault: paused at {point}");
+                let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            }
+            _ => {}
         }
     }
+}
+
+/// Without the `fault-injection` feature: no hook, not even the environment is read.
+#[cfg(not(feature = "fault-injection"))]
+struct Faults;
+
+#[cfg(not(feature = "fault-injection"))]
+impl Faults {
+    fn from_env() -> Self {
+        Self
+    }
+
+    #[inline(always)]
+    fn at(&mut self, _point: &str) {}
 }
 
 /// Runs one pruning of `dir` at `now` (normally the current time).
@@ -216,7 +286,7 @@ pub fn prune(
     }
     files.sort_by(|a, b| (a.day, &a.instance).cmp(&(b.day, &b.instance)));
 
-    let mut policy = source.load().map_err(Error::Policy)?;
+    let mut policy = source.load()?;
     let mut deleted_any = false;
     for file in &files {
         let path = dir.join(file.render());
@@ -229,7 +299,7 @@ pub fn prune(
             }
             Decision::Delete => {
                 // Destructive: look at the policy once more.
-                policy = source.load().map_err(Error::Policy)?;
+                policy = source.load()?;
                 if decide(file, &policy, now) != Decision::Delete {
                     // A hold arrived; the file is someone's evidence now.
                     let scan = scan(&path, file.day, &policy, now, None)?;
@@ -246,7 +316,7 @@ pub fn prune(
             }
             Decision::Rewrite => {
                 faults.at("rewrite-start");
-                policy = source.load().map_err(Error::Policy)?;
+                policy = source.load()?;
                 rewrite(
                     dir,
                     &path,
@@ -320,7 +390,7 @@ fn rewrite(
         out.sync_all().map_err(io_err("cannot fsync", &tmp))?;
         drop(out);
         faults.at("temp-synced");
-        let latest = source.load().map_err(Error::Policy)?;
+        let latest = source.load()?;
         if latest != *policy {
             *policy = latest;
             continue;
@@ -553,18 +623,27 @@ fn entry_millis(line: &[u8], days: &mut DayCache) -> Option<i64> {
 pub struct FileSource(pub PathBuf);
 
 impl PolicySource for FileSource {
-    fn load(&mut self) -> Result<Policy, String> {
-        let text = fs::read_to_string(&self.0)
-            .map_err(|e| format!("cannot read {}: {e}", self.0.display()))?;
-        let rp: crate::api::RetentionPolicy = serde_yaml::from_str(&text)
-            .map_err(|e| format!("{} is not a RetentionPolicy: {e}", self.0.display()))?;
-        policy_of(&rp).map_err(|e| format!("{}: {e}", self.0.display()))
+    fn load(&mut self) -> Result<Policy, PolicyError> {
+        let text = fs::read_to_string(&self.0).map_err(|source| PolicyError::Read {
+            path: self.0.clone(),
+            source,
+        })?;
+        let rp: crate::api::RetentionPolicy =
+            serde_yaml::from_str(&text).map_err(|source| PolicyError::Parse {
+                path: self.0.clone(),
+                source,
+            })?;
+        policy_of(&rp, &self.0.display().to_string())
     }
 }
 
-/// The pruning policy of a RetentionPolicy object.
-pub fn policy_of(rp: &crate::api::RetentionPolicy) -> Result<Policy, String> {
-    let max_age = rp.spec.max_age().map_err(|e| e.to_string())?;
+/// The pruning policy of a RetentionPolicy object; `from` names where it was read (a
+/// file, or the object's name) in errors.
+pub fn policy_of(rp: &crate::api::RetentionPolicy, from: &str) -> Result<Policy, PolicyError> {
+    let max_age = rp.spec.max_age().map_err(|source| PolicyError::MaxAge {
+        policy: from.to_owned(),
+        source,
+    })?;
     let holds = Holds::from_annotations(
         rp.metadata
             .annotations
@@ -581,7 +660,7 @@ mod tests {
 
     struct Fixed(Policy);
     impl PolicySource for Fixed {
-        fn load(&mut self) -> Result<Policy, String> {
+        fn load(&mut self) -> Result<Policy, PolicyError> {
             Ok(self.0.clone())
         }
     }

@@ -1,6 +1,8 @@
-//! Writing the access log: one task per gateway instance that appends entries to
+//! Writing the access log: one thread per gateway instance that appends entries to
 //! `access-YYYY-MM-DD.<instance>.jsonl` and makes them durable at least once per
-//! flush interval and on shutdown.
+//! flush interval and on shutdown. A thread of its own, not a task: `write` and
+//! `fsync` block, and the async workers also carry the signaling (and, in standalone
+//! mode, the media rooms).
 //!
 //! Recording never blocks a request: entries go into a bounded queue. If the disk
 //! refuses writes, entries wait in a bounded buffer and are retried every interval;
@@ -17,11 +19,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use jiff::civil::Date;
-use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::entry::{Entry, FileName};
@@ -52,45 +53,78 @@ pub struct Counters {
     pub write_errors: AtomicU64,
 }
 
+/// What goes to the writer thread.
+enum Msg {
+    Entry(Entry),
+    /// Flush and end.
+    Stop,
+}
+
 /// Where requests record accesses. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
-    tx: mpsc::Sender<Entry>,
+    tx: SyncSender<Msg>,
     counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never an entry's content.
+        f.write_str(match self {
+            Msg::Entry(_) => "Entry(..)",
+            Msg::Stop => "Stop",
+        })
+    }
 }
 
 /// Stops the writer: flushes what is pending, then ends.
 pub struct Shutdown {
-    tx: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    tx: SyncSender<Msg>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Shutdown {
-    /// Flushes and waits for the writer to end.
+    /// Flushes and waits for the writer to end (from a blocking thread, so the async
+    /// workers go on meanwhile).
     pub async fn run(self) {
-        let _ = self.tx.send(());
-        let _ = self.task.await;
+        let _ = tokio::task::spawn_blocking(move || {
+            // Blocks only while the queue is full, which the writer drains at once.
+            let _ = self.tx.send(Msg::Stop);
+            let _ = self.thread.join();
+        })
+        .await;
     }
 }
 
 impl AccessLog {
-    /// Starts the writer task.
+    /// Starts the writer thread.
     pub fn spawn(config: Config) -> (AccessLog, Shutdown) {
-        let (tx, rx) = mpsc::channel(config.max_buffered.max(1));
-        let (stop_tx, stop_rx) = oneshot::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.max_buffered.max(1));
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(run(config, rx, stop_rx, counters.clone()));
-        (AccessLog { tx, counters }, Shutdown { tx: stop_tx, task })
+        let thread = {
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("raum-access-log".into())
+                .spawn(move || run(config, rx, counters))
+                .expect("a thread can be started")
+        };
+        (
+            AccessLog {
+                tx: tx.clone(),
+                counters,
+            },
+            Shutdown { tx, thread },
+        )
     }
 
     /// Records one access. Never waits: when the queue is full the entry is dropped
     /// and counted.
     pub fn record(&self, entry: Entry) {
-        match self.tx.try_send(entry) {
+        match self.tx.try_send(Msg::Entry(entry)) {
             Ok(()) => {
                 self.counters.pending.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -102,40 +136,35 @@ impl AccessLog {
     }
 }
 
-async fn run(
-    config: Config,
-    mut rx: mpsc::Receiver<Entry>,
-    mut stop: oneshot::Receiver<()>,
-    counters: Arc<Counters>,
-) {
+fn run(config: Config, rx: Receiver<Msg>, counters: Arc<Counters>) {
     let mut pending: VecDeque<Entry> = VecDeque::new();
-    let mut tick = tokio::time::interval(config.flush_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut next_flush = Instant::now() + config.flush_interval;
+    let keep = |pending: &mut VecDeque<Entry>, e: Entry| {
+        if pending.len() >= config.max_buffered {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.pending.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            pending.push_back(e);
+        }
+    };
     loop {
-        tokio::select! {
-            entry = rx.recv() => match entry {
-                Some(e) => {
-                    if pending.len() >= config.max_buffered {
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        counters.pending.fetch_sub(1, Ordering::Relaxed);
-                    } else {
-                        pending.push_back(e);
-                    }
-                }
-                None => break,
-            },
-            _ = tick.tick() => flush(&config, &mut pending, &counters, &mut failing),
-            _ = &mut stop => break,
+        // Flush on time even while entries keep coming.
+        let now = Instant::now();
+        if now >= next_flush {
+            flush(&config, &mut pending, &counters, &mut failing);
+            next_flush = now + config.flush_interval;
+        }
+        match rx.recv_timeout(next_flush.saturating_duration_since(now)) {
+            Ok(Msg::Entry(e)) => keep(&mut pending, e),
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
     // Take what is still queued, then make it durable.
-    while let Ok(e) = rx.try_recv() {
-        if pending.len() < config.max_buffered {
-            pending.push_back(e);
-        } else {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
-            counters.pending.fetch_sub(1, Ordering::Relaxed);
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Entry(e) = msg {
+            keep(&mut pending, e);
         }
     }
     flush(&config, &mut pending, &counters, &mut failing);
@@ -147,16 +176,6 @@ async fn run(
     }
 }
 
-/// The UTC day an entry belongs to; entries whose time does not parse (never written
-/// by this module) go to today's file.
-fn day_of(e: &Entry) -> Date {
-    e.time
-        .parse::<Timestamp>()
-        .unwrap_or_else(|_| Timestamp::now())
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 /// Appends the pending entries, day by day, and syncs each file. Entries of a day whose
 /// file cannot be written stay pending.
 fn flush(config: &Config, pending: &mut VecDeque<Entry>, counters: &Counters, failing: &mut bool) {
@@ -165,7 +184,7 @@ fn flush(config: &Config, pending: &mut VecDeque<Entry>, counters: &Counters, fa
     }
     let mut by_day: BTreeMap<Date, Vec<Entry>> = BTreeMap::new();
     for e in pending.drain(..) {
-        by_day.entry(day_of(&e)).or_default().push(e);
+        by_day.entry(e.day()).or_default().push(e);
     }
     let mut error = None;
     for (day, entries) in by_day {
@@ -231,6 +250,19 @@ mod tests {
         }
     }
 
+    /// Waits (up to 10 s: the writer is a thread, and a loaded machine delays it) until
+    /// `cond` holds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn read_all(dir: &std::path::Path) -> BTreeMap<String, String> {
         std::fs::read_dir(dir)
             .unwrap()
@@ -260,8 +292,11 @@ mod tests {
         );
         log.record(before_midnight.clone());
         log.record(after_midnight.clone());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // Durable without a shutdown: the interval flushed it.
+        // Durable without a shutdown: the interval flushes it.
+        until("both written", || {
+            log.counters().written.load(Ordering::Relaxed) == 2
+        })
+        .await;
         let files = read_all(dir.path());
         assert_eq!(
             files["access-2026-11-26.gw-test.jsonl"],
@@ -310,7 +345,7 @@ mod tests {
         let (log, stop) = AccessLog::spawn(config(&logs, 5));
         let e = |i: u32| {
             Entry::new(
-                Timestamp::from_second(1_790_000_000 + i64::from(i)).unwrap(),
+                jiff::Timestamp::from_second(1_790_000_000 + i64::from(i)).unwrap(),
                 format!("192.0.2.{i}"),
                 "UA",
             )
@@ -318,8 +353,11 @@ mod tests {
         for i in 0..7 {
             log.record(e(i));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let c = log.counters();
+        until("a failed write and the overflow dropped", || {
+            c.write_errors.load(Ordering::Relaxed) >= 1 && c.dropped.load(Ordering::Relaxed) == 2
+        })
+        .await;
         assert!(c.write_errors.load(Ordering::Relaxed) >= 1);
         assert_eq!(
             c.dropped.load(Ordering::Relaxed),
@@ -328,8 +366,10 @@ mod tests {
         );
         assert_eq!(c.pending.load(Ordering::Relaxed), 5);
         std::fs::create_dir(&logs).unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(c.written.load(Ordering::Relaxed), 5);
+        until("the five written", || {
+            c.written.load(Ordering::Relaxed) == 5
+        })
+        .await;
         assert_eq!(c.pending.load(Ordering::Relaxed), 0);
         stop.run().await;
         let all: String = read_all(&logs).into_values().collect();

@@ -76,6 +76,16 @@ pub struct Holds {
 }
 
 impl Holds {
+    /// The holds of annotations given as `(key, value)` pairs (for tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::from_annotations(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     /// Reads the holds from a policy's annotations (other annotations are ignored).
     pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Self {
         let mut holds = Holds::default();
@@ -190,12 +200,7 @@ mod tests {
     }
 
     fn holds(pairs: &[(&str, &str)]) -> Holds {
-        Holds::from_annotations(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Holds::from_pairs(pairs)
     }
 
     #[test]

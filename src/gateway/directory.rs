@@ -2,15 +2,17 @@
 //! finds. Filled from the Meeting reflector (`raum gateway`) or from the meetings
 //! directory (`raum standalone`); read by every request.
 //!
-//! The whole index is replaced at once on every change (`publish`), so a request sees
-//! one consistent snapshot and readers hold the lock only to clone an `Arc`.
+//! Writers replace one entry when one meeting changes ([`Directory::upsert`],
+//! [`Directory::remove`]) or the whole index after a full read ([`Directory::publish`]);
+//! readers hold the lock only to clone an `Arc` of the entry they asked for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
 
-use crate::sfu::server::Shared;
+use crate::api::MeetingSpec;
+use crate::rooms::RoomHandle;
 
 /// Where a meeting's participants are connected to.
 #[derive(Clone)]
@@ -18,7 +20,7 @@ pub enum Backend {
     /// A `raum sfu` process (pod) reached over the network at `host:port`.
     Remote(String),
     /// An SFU room in this process (standalone mode).
-    Local(Arc<Shared>),
+    Local(Arc<RoomHandle>),
 }
 
 impl std::fmt::Debug for Backend {
@@ -66,6 +68,25 @@ pub struct Meeting {
 }
 
 impl Meeting {
+    /// The entry of a meeting with `spec`, in `state`, reached at `backend`.
+    pub fn new(
+        spec: &MeetingSpec,
+        state: State,
+        backend: Option<Backend>,
+        participants: Option<u32>,
+    ) -> Self {
+        Self {
+            title: spec.title.clone(),
+            state,
+            backend,
+            participants,
+            max_participants: spec.max_participants,
+            audio: spec.media.audio,
+            video: spec.media.video,
+            chat: spec.chat.enabled,
+        }
+    }
+
     /// Whether the last known participant count says nobody else fits.
     pub fn full(&self) -> bool {
         self.state == State::Open
@@ -78,7 +99,7 @@ impl Meeting {
 /// The index: token to meeting.
 #[derive(Debug, Default)]
 pub struct Directory {
-    meetings: RwLock<Arc<HashMap<String, Arc<Meeting>>>>,
+    meetings: RwLock<HashMap<String, Arc<Meeting>>>,
 }
 
 impl Directory {
@@ -93,7 +114,20 @@ impl Directory {
 
     /// Replaces the whole index.
     pub fn publish(&self, meetings: HashMap<String, Arc<Meeting>>) {
-        *self.meetings.write().expect("not poisoned") = Arc::new(meetings);
+        *self.meetings.write().expect("not poisoned") = meetings;
+    }
+
+    /// Adds or replaces the meeting behind `token`.
+    pub fn upsert(&self, token: String, meeting: Meeting) {
+        self.meetings
+            .write()
+            .expect("not poisoned")
+            .insert(token, Arc::new(meeting));
+    }
+
+    /// Forgets the meeting behind `token`.
+    pub fn remove(&self, token: &str) {
+        self.meetings.write().expect("not poisoned").remove(token);
     }
 
     /// How many meetings are known.
@@ -173,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn publishing_replaces_the_whole_index() {
+    fn publishing_replaces_the_whole_index_and_entries_change_one_by_one() {
         let d = Directory::default();
         let m = Arc::new(Meeting {
             title: "t".into(),
@@ -185,10 +219,20 @@ mod tests {
             video: true,
             chat: true,
         });
-        d.publish(HashMap::from([(TOKEN.to_owned(), m)]));
+        d.publish(HashMap::from([(TOKEN.to_owned(), m.clone())]));
         assert_eq!(d.get(TOKEN).unwrap().state, State::Ended);
         d.publish(HashMap::new());
         assert!(d.get(TOKEN).is_none());
         assert!(d.is_empty());
+        let open = Meeting {
+            state: State::Open,
+            ..(*m).clone()
+        };
+        d.upsert(TOKEN.to_owned(), open);
+        assert_eq!(d.get(TOKEN).unwrap().state, State::Open);
+        d.upsert("other".to_owned(), (*m).clone());
+        d.remove(TOKEN);
+        assert!(d.get(TOKEN).is_none());
+        assert_eq!(d.len(), 1, "the other one stays");
     }
 }

@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::directory::{self, Backend, Directory, State};
@@ -35,24 +34,19 @@ pub fn entry(m: &Meeting) -> Option<(String, directory::Meeting)> {
     };
     Some((
         token.to_owned(),
-        directory::Meeting {
-            title: m.spec.title.clone(),
+        directory::Meeting::new(
+            &m.spec,
             state,
-            backend: signaling.map(Backend::Remote),
-            participants: status.participants,
-            max_participants: m.spec.max_participants,
-            audio: m.spec.media.audio,
-            video: m.spec.media.video,
-            chat: m.spec.chat.enabled,
-        },
+            signaling.map(Backend::Remote),
+            status.participants,
+        ),
     ))
 }
 
 /// `IP:8080` as the operator writes it, or `None`.
 fn valid_signaling(s: &str) -> Option<String> {
     let addr: std::net::SocketAddr = s.parse().ok()?;
-    let port = u16::try_from(crate::operator::meeting::objects::SIGNALING_PORT).ok()?;
-    (addr.port() == port).then(|| addr.to_string())
+    (addr.port() == crate::rooms::contract::SIGNALING_PORT).then(|| addr.to_string())
 }
 
 /// The directory built from everything in `stores`.
@@ -76,8 +70,62 @@ impl Drop for Watches {
     }
 }
 
+/// What the watches tell the directory's keeper.
+enum Change {
+    /// A Meeting was created or changed.
+    Applied(Meeting),
+    /// A Meeting was deleted.
+    Deleted(Meeting),
+    /// A watch listed everything again (at start, or after it lost its place).
+    Relisted,
+}
+
+/// Which token each Meeting (by UID) is filed under, so one change replaces or removes
+/// exactly its own entry.
+#[derive(Default)]
+pub struct Tokens(HashMap<String, String>);
+
+impl Tokens {
+    /// Files `m` in `directory` as it is now (or removes it, when it has no entry any
+    /// more).
+    pub fn applied(&mut self, directory: &Directory, m: &Meeting) {
+        let Some(uid) = m.metadata.uid.clone() else {
+            return;
+        };
+        match entry(m) {
+            Some((token, meeting)) => {
+                if let Some(old) = self.0.insert(uid, token.clone())
+                    && old != token
+                {
+                    directory.remove(&old);
+                }
+                directory.upsert(token, meeting);
+            }
+            None => self.deleted(directory, m),
+        }
+    }
+
+    /// Removes `m`'s entry.
+    pub fn deleted(&mut self, directory: &Directory, m: &Meeting) {
+        if let Some(token) = m.metadata.uid.as_ref().and_then(|u| self.0.remove(u)) {
+            directory.remove(&token);
+        }
+    }
+
+    /// Files everything in `stores` afresh.
+    pub fn rebuild(&mut self, directory: &Directory, stores: &[Store<Meeting>]) {
+        self.0 = stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|m| Some((m.metadata.uid.clone()?, entry(&m)?.0)))
+            .collect();
+        directory.publish(index(stores));
+    }
+}
+
 /// Watches Meetings in `namespaces` (all when empty) and keeps `gateway.directory` up
-/// to date; marks the gateway ready once every watch has listed. Runs until dropped.
+/// to date, one entry per change; marks the gateway ready once every watch has
+/// listed. Runs until dropped.
 pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>) {
     let apis: Vec<Api<Meeting>> = if namespaces.is_empty() {
         vec![Api::all(client)]
@@ -87,14 +135,14 @@ pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>)
             .map(|ns| Api::namespaced(client.clone(), ns))
             .collect()
     };
-    let changed = Arc::new(Notify::new());
+    let (changes_tx, mut changes) = mpsc::channel::<Change>(1024);
     let mut stores = Vec::new();
     // The watch tasks end with this function (when its task is aborted).
     let mut watches = Watches(Vec::new());
     for api in apis {
         let (reader, writer) = reflector::store();
         stores.push(reader);
-        let changed = changed.clone();
+        let changes = changes_tx.clone();
         let stream = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default()).default_backoff(),
@@ -102,25 +150,37 @@ pub async fn run(client: Client, namespaces: Vec<String>, gateway: Arc<Gateway>)
         watches.0.push(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
-                match event {
-                    Ok(_) => changed.notify_one(),
-                    Err(e) => warn!(error = %e, "watching Meetings failed; retrying"),
+                let change = match event {
+                    Ok(watcher::Event::Apply(m)) => Change::Applied(m),
+                    Ok(watcher::Event::Delete(m)) => Change::Deleted(m),
+                    Ok(watcher::Event::InitDone) => Change::Relisted,
+                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+                    Err(e) => {
+                        warn!(error = %e, "watching Meetings failed; retrying");
+                        continue;
+                    }
+                };
+                if changes.send(change).await.is_err() {
+                    return;
                 }
             }
         }));
     }
+    drop(changes_tx);
     for store in &stores {
         let _ = store.wait_until_ready().await;
     }
     let directory: &Directory = &gateway.directory;
-    directory.publish(index(&stores));
+    let mut tokens = Tokens::default();
+    tokens.rebuild(directory, &stores);
     gateway.ready.store(true, Ordering::Relaxed);
     info!(meetings = directory.len(), "meetings loaded");
-    loop {
-        changed.notified().await;
-        // Coalesce bursts (many meetings changing at once) into one rebuild.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        directory.publish(index(&stores));
+    while let Some(change) = changes.recv().await {
+        match change {
+            Change::Applied(m) => tokens.applied(directory, &m),
+            Change::Deleted(m) => tokens.deleted(directory, &m),
+            Change::Relisted => tokens.rebuild(directory, &stores),
+        }
     }
 }
 
@@ -213,5 +273,39 @@ mod tests {
         assert!(entry(&m).is_none());
         m.status = None;
         assert!(entry(&m).is_none());
+    }
+
+    #[test]
+    fn one_change_replaces_or_removes_exactly_its_own_entry() {
+        let d = Directory::default();
+        let mut tokens = Tokens::default();
+        let mut a = meeting(MeetingPhase::Scheduled, None);
+        a.metadata.uid = Some("uid-a".into());
+        let mut b = meeting(MeetingPhase::Running, Some("127.1.0.4:8080"));
+        b.metadata.uid = Some("uid-b".into());
+        let other = "B".repeat(43);
+        b.status.as_mut().unwrap().url = Some(format!("https://meet.example.org/j/{other}"));
+        tokens.applied(&d, &a);
+        tokens.applied(&d, &b);
+        assert_eq!(d.len(), 2);
+        assert!(matches!(d.get(TOKEN).unwrap().state, State::Waiting { .. }));
+        // a starts running: only its entry changes.
+        let mut running = meeting(MeetingPhase::Running, Some("127.1.0.9:8080"));
+        running.metadata.uid = Some("uid-a".into());
+        tokens.applied(&d, &running);
+        assert_eq!(d.get(TOKEN).unwrap().state, State::Open);
+        assert_eq!(d.get(&other).unwrap().state, State::Open);
+        // A new URL moves the entry; no URL at all removes it.
+        let third = "C".repeat(43);
+        running.status.as_mut().unwrap().url = Some(format!("https://meet.example.org/j/{third}"));
+        tokens.applied(&d, &running);
+        assert!(d.get(TOKEN).is_none());
+        assert!(d.get(&third).is_some());
+        running.status.as_mut().unwrap().url = None;
+        tokens.applied(&d, &running);
+        assert!(d.get(&third).is_none());
+        assert_eq!(d.len(), 1);
+        tokens.deleted(&d, &b);
+        assert!(d.is_empty());
     }
 }

@@ -27,15 +27,74 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use clap::Args as ClapArgs;
 use tracing::{info, warn};
 
 use crate::access_log::entry::valid_instance;
 use crate::access_log::writer::{self, AccessLog};
-use crate::cli::{GatewayArgs, WebArgs};
+use crate::kubeconfig::ClusterArgs;
+use crate::public_url::PublicUrl;
 use client_ip::TrustedProxies;
-use directory::Directory;
+pub use directory::{Backend, Directory, Meeting, State};
 use pages::PrivacyNotice;
-use server::Gateway;
+pub use server::Gateway;
+
+/// What `raum gateway` and `raum standalone` share: how the web front end behaves.
+#[derive(Debug, ClapArgs)]
+pub struct WebArgs {
+    /// The directory the access log is written to (shared with the pruning Job).
+    #[arg(long, env = "RAUM_ACCESS_LOG_DIR", value_name = "DIR")]
+    pub access_log_dir: Option<PathBuf>,
+
+    /// This instance's name in access-log file names (letters, digits, - and _).
+    /// Default: the pod name or host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Believe X-Forwarded-For only from these proxies (CIDRs or addresses,
+    /// comma-separated or repeated). Default: nobody.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// How many days access-log entries are kept, as the privacy notice states it (keep
+    /// it equal to the RetentionPolicy's maxAge).
+    #[arg(long, default_value_t = 56, value_name = "DAYS")]
+    pub retention_days: u32,
+
+    /// A directory with privacy.en.html and/or privacy.de.html: the privacy notice's
+    /// own wording (HTML fragments) instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub privacy_notice_dir: Option<PathBuf>,
+
+    /// Access-log entries are made durable at least this often.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub flush_interval: Duration,
+}
+
+/// Flags of `raum gateway`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// How to reach the API server.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The public base URL participants use (as given to the operator); WebSocket
+    /// connections from pages of any other origin are refused.
+    #[arg(long, env = "RAUM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: PublicUrl,
+
+    /// Where the gateway listens.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Watch Meetings in this namespace only; repeat for several. Default: all.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+
+    /// The web front end.
+    #[command(flatten)]
+    pub web: WebArgs,
+}
 
 /// Where `raum gateway` writes the access log unless told otherwise.
 pub const DEFAULT_ACCESS_LOG_DIR: &str = "/var/lib/raum/access-log";
@@ -47,9 +106,6 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// Why the gateway cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The public URL is not an http(s) URL.
-    #[error("--public-url {0:?} must start with http:// or https:// and name a host")]
-    PublicUrl(String),
     /// A trusted proxy does not parse.
     #[error("--trusted-proxy: {0}")]
     TrustedProxy(#[from] client_ip::BadProxy),
@@ -62,9 +118,6 @@ pub enum Error {
     /// The kubeconfig is unusable.
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::Error),
-    /// The Kubernetes client cannot be built.
-    #[error("cannot create the Kubernetes client: {0}")]
-    Client(kube::Error),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -75,36 +128,10 @@ pub enum Error {
     },
 }
 
-/// The origin (`scheme://authority`) of a public URL.
-pub fn origin_of(public_url: &str) -> Result<String, Error> {
-    let bad = || Error::PublicUrl(public_url.to_owned());
-    let (scheme, rest) = public_url.split_once("://").ok_or_else(bad)?;
-    if scheme != "http" && scheme != "https" {
-        return Err(bad());
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(bad());
-    }
-    // Browsers leave the scheme's default port out of Origin.
-    let authority = authority.to_ascii_lowercase();
-    let authority = match (scheme, authority.rsplit_once(':')) {
-        ("https", Some((host, "443"))) | ("http", Some((host, "80")))
-            if !host.ends_with(']') || host.starts_with('[') =>
-        {
-            host.to_owned()
-        }
-        _ => authority,
-    };
-    Ok(format!("{scheme}://{authority}"))
-}
-
 fn instance_name(given: Option<&str>) -> Result<String, Error> {
     let name = match given {
         Some(n) => n.to_owned(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "gateway".to_owned()),
+        None => crate::host::name().unwrap_or_else(|| "gateway".to_owned()),
     };
     if valid_instance(&name) {
         Ok(name)
@@ -196,18 +223,16 @@ pub async fn serve(
 }
 
 /// Runs `raum gateway` until SIGTERM or Ctrl-C.
-pub async fn run(args: GatewayArgs) -> Result<(), Error> {
-    let origin = origin_of(&args.public_url)?;
+pub async fn run(args: Args) -> Result<(), Error> {
     // Flags first, so a typo is reported before anything about the cluster.
     let directory = Arc::new(Directory::default());
     let front = front(
         &args.web,
         Path::new(DEFAULT_ACCESS_LOG_DIR),
-        vec![origin],
+        vec![args.public_url.origin().to_owned()],
         directory,
     )?;
-    let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
-    let client = kube::Client::try_from(config).map_err(Error::Client)?;
+    let client = args.cluster.client().await?;
     let listener = bind(args.listen).await?;
     let local = listener.local_addr().unwrap_or(args.listen);
     info!(listen = %local, "gateway listening");
@@ -276,29 +301,5 @@ mod tests {
         assert_eq!(gateway.misses.tracked(), 1);
         let _ = stop_tx.send(());
         server.await.unwrap();
-    }
-
-    #[test]
-    fn the_origin_is_scheme_and_authority() {
-        assert_eq!(
-            origin_of("https://Meet.Example.org/base/").unwrap(),
-            "https://meet.example.org"
-        );
-        assert_eq!(
-            origin_of("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            origin_of("https://meet.example.org:443/").unwrap(),
-            "https://meet.example.org"
-        );
-        assert_eq!(origin_of("http://[::1]:80").unwrap(), "http://[::1]");
-        assert_eq!(
-            origin_of("https://meet.example.org:8443").unwrap(),
-            "https://meet.example.org:8443"
-        );
-        for bad in ["meet.example.org", "ftp://x", "https://", "https://u@x/"] {
-            assert!(origin_of(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -30,7 +30,7 @@ use super::metrics::{Metrics, Outcome, Route};
 use super::pages::{self, PrivacyNotice};
 use crate::access_log::entry::Entry;
 use crate::access_log::writer::AccessLog;
-use crate::sfu::signaling::{ErrorCode, ServerMessage};
+use crate::signaling::{self, ErrorCode};
 
 /// Largest signaling message relayed: twice the SFU's own limit (64 KiB), so the SFU
 /// can still answer `too-large` for what lies between.
@@ -286,27 +286,21 @@ async fn ws(
         Outcome::open | Outcome::full => None,
     };
     if let Some((code, message)) = refusal {
-        return upgrade.on_upgrade(move |socket| refuse(socket, code, message));
+        return upgrade.on_upgrade(move |socket| signaling::refuse(socket, code, message));
     }
     let meeting = found.expect("refusals handled above");
     match meeting.backend.clone() {
-        Some(Backend::Local(shared)) => upgrade.on_upgrade(move |socket| async move {
+        Some(Backend::Local(room)) => upgrade.on_upgrade(move |socket| async move {
             let _session = gw.metrics.session();
-            crate::sfu::server::session(socket, shared).await;
+            crate::rooms::session::session(socket, room).await;
         }),
         Some(Backend::Remote(addr)) => {
             upgrade.on_upgrade(move |socket| async move { relay(socket, &addr, &gw).await })
         }
         None => upgrade.on_upgrade(|socket| {
-            refuse(socket, ErrorCode::NotStarted, "the meeting has not started")
+            signaling::refuse(socket, ErrorCode::NotStarted, "the meeting has not started")
         }),
     }
-}
-
-async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &'static str) {
-    let frame = ServerMessage::error(code, message).to_frame();
-    let _ = socket.send(Message::Text(frame.into())).await;
-    let _ = socket.close().await;
 }
 
 /// Relays one participant's signaling between the browser and the SFU at `addr`,
@@ -323,7 +317,7 @@ async fn relay(client: WebSocket, addr: &str, gw: &Gateway) {
         Ok(Ok((s, _))) => s,
         _ => {
             gw.metrics.upstream_failure();
-            return refuse(
+            return signaling::refuse(
                 client,
                 ErrorCode::Unavailable,
                 "the meeting's media server cannot be reached",

@@ -4,13 +4,14 @@
 //! reconciles. A replica that loses the Lease stops reconciling and exits, so that it
 //! restarts as a clean standby rather than acting on stale state.
 
-pub mod join_token;
+pub mod backoff;
 pub mod meeting;
 pub mod metrics;
 pub mod names;
 pub mod pod_security;
 pub mod retention;
 pub mod sfu_status;
+pub mod url_key;
 
 use std::sync::{Arc, Mutex};
 
@@ -25,16 +26,79 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use self::join_token::TokenKey;
-use self::meeting::lifecycle::Timing;
-use self::meeting::objects::SfuSettings;
+use self::meeting::objects::{MediaExposure, SfuSettings};
 use self::metrics::{Metrics, Readiness};
+use self::names::OPERATOR;
 use self::sfu_status::SfuStatusClient;
 use crate::api::{Meeting, RetentionPolicy};
-use crate::cli::OperatorArgs;
+use crate::kubeconfig::ClusterArgs;
+use crate::public_url::PublicUrl;
+use crate::schedule::Timing;
+
+/// Flags of `raum operator`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How to reach the API server.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// The gateway's public base URL; join URLs are this plus /j/<token>.
+    #[arg(long, env = "RAUM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: PublicUrl,
+
+    /// Watch Meetings in this namespace only; repeat for several. Default: all.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+
+    /// The raum image, run by the SFU pods (`raum sfu`) and the pruning Jobs
+    /// (`raum prune`).
+    #[arg(long, env = "RAUM_IMAGE", default_value = concat!("ghcr.io/raum-dev/raum:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+
+    /// How long before a meeting's start its SFU pod is created.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub warm_up: std::time::Duration,
+
+    /// How long a meeting with neither endsAt nor duration lasts.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub default_length: std::time::Duration,
+
+    /// How the SFU's UDP media port is exposed.
+    #[arg(long, value_enum, default_value = "nodePort")]
+    pub media_exposure: MediaExposure,
+
+    /// The IP address the SFU advertises in its ICE candidates (a load balancer's or a
+    /// node's public address); repeat for several. Default: the IP of the node the SFU
+    /// pod runs on.
+    #[arg(long = "advertise-ip", value_name = "IP")]
+    pub advertise_ips: Vec<std::net::IpAddr>,
+
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
+
+    /// Give each SFU pod a NetworkPolicy: signaling only from the gateway and operator
+    /// pods of the operator's namespace, media from anywhere.
+    #[arg(long)]
+    pub network_policies: bool,
+
+    /// The operator's own namespace: it holds the leader-election Lease and the
+    /// Secret with the join-URL key.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "raum-system")]
+    pub operator_namespace: String,
+
+    /// This replica's name in leader election and events.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// The Secret (in the operator's namespace) holding the key join tokens are derived
+    /// from. Created with a random key if missing. Changing the key changes every URL.
+    #[arg(long, default_value = "raum-url-key")]
+    pub url_key_secret: String,
+}
 
 /// The Lease the replicas compete for, in the operator's namespace.
-pub const LEASE_NAME: &str = "raum-operator";
+pub const LEASE_NAME: &str = OPERATOR;
 /// Seconds a leader's Lease lasts without renewal.
 const LEASE_SECONDS: u64 = 15;
 /// Seconds before expiry the leader renews.
@@ -48,12 +112,6 @@ pub enum Error {
     /// No usable kubeconfig.
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::Error),
-    /// The client could not be built from the configuration.
-    #[error("cannot create a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
-    /// The flags do not make sense together.
-    #[error("{0}")]
-    Flags(String),
     /// The metrics address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -72,26 +130,21 @@ pub enum Error {
     },
     /// The join-URL key is not available.
     #[error(transparent)]
-    Token(#[from] join_token::Error),
+    Token(#[from] url_key::Error),
     /// Another replica took over.
     #[error("lost leadership of Lease {0}/{LEASE_NAME}; exiting to restart as standby")]
     LostLeadership(String),
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C.
-pub async fn run(args: OperatorArgs) -> Result<(), Error> {
-    let public_url = args.public_url.trim_end_matches('/').to_owned();
-    if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
-        return Err(Error::Flags(format!(
-            "--public-url {:?} must be an http:// or https:// URL",
-            args.public_url
-        )));
-    }
-    let config = crate::kubeconfig::load(args.cluster.kubeconfig.as_deref()).await?;
-    let client = kube::Client::try_from(config).map_err(Error::Client)?;
+pub async fn run(args: Args) -> Result<(), Error> {
+    let client = args.cluster.client().await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
+        format!(
+            "{}-{}",
+            crate::host::name().unwrap_or_default(),
+            std::process::id()
+        )
     });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -126,7 +179,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
     let lease = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
         .with_namespace(&namespace)
         .with_identity(&identity)
-        .with_field_manager(format!("raum-operator-{identity}"))
+        .with_field_manager(format!("{OPERATOR}-{identity}"))
         .with_duration(LEASE_SECONDS)
         .with_grace(LEASE_GRACE_SECONDS)
         .build()
@@ -176,11 +229,11 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         });
     }
 
-    let tokens = TokenKey::load_or_create(client.clone(), &namespace, &args.url_key_secret).await?;
+    let tokens = url_key::load_or_create(client.clone(), &namespace, &args.url_key_secret).await?;
     let ctx = Arc::new(meeting::Context {
         client: client.clone(),
         settings: meeting::Settings {
-            public_url,
+            public_url: args.public_url.clone(),
             timing: Timing {
                 warm_up: SignedDuration::try_from(args.warm_up).unwrap_or(SignedDuration::MAX),
                 default_length: SignedDuration::try_from(args.default_length)
@@ -199,14 +252,13 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         recorder: Recorder::new(
             client.clone(),
             Reporter {
-                controller: "raum-operator".into(),
+                controller: OPERATOR.into(),
                 instance: Some(identity.clone()),
             },
         ),
         metrics: metrics.clone(),
-        sfu_status: SfuStatusClient::default(),
-        created: Default::default(),
-        announced: Default::default(),
+        memory: Default::default(),
+        failures: Default::default(),
     });
 
     let retention_ctx = Arc::new(retention::Context {
@@ -214,6 +266,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         image: args.image.clone(),
         recorder: ctx.recorder.clone(),
         metrics: metrics.clone(),
+        failures: Default::default(),
     });
 
     // One controller per kind and watched namespace (or one per kind for all).
@@ -230,7 +283,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-        let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=raum-operator");
+        let owned = watcher::Config::default().labels(&names::managed_selector());
         Controller::new(policies, watcher::Config::default().any_semantic())
             .owns(cron_jobs, owned)
             .graceful_shutdown_on(wait_for(stop_rx.clone()))
@@ -242,29 +295,52 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
             .for_each(|res| report("retentionpolicy", res))
     });
     let retention_all = futures::future::join_all(retention_controllers);
-    let controllers = scopes.into_iter().map(|ns| {
-        let (meetings, pods, services): (Api<Meeting>, Api<Pod>, Api<Service>) = match &ns {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
-        let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=raum-operator");
-        let controller = Controller::new(meetings, watcher::Config::default().any_semantic())
-            .owns(pods, owned.clone())
-            .owns(services, owned)
-            .graceful_shutdown_on(wait_for(stop_rx.clone()));
-        metrics.watch_meetings(controller.store());
-        controller
-            .run(meeting::reconcile, meeting::error_policy, ctx.clone())
-            .for_each(|res| report("meeting", res))
-    });
+    let mut stores = Vec::new();
+    let controllers: Vec<_> = scopes
+        .into_iter()
+        .map(|ns| {
+            let (meetings, pods, services): (Api<Meeting>, Api<Pod>, Api<Service>) = match &ns {
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+                None => (
+                    Api::all(client.clone()),
+                    Api::all(client.clone()),
+                    Api::all(client.clone()),
+                ),
+            };
+            let owned = watcher::Config::default().labels(&names::managed_selector());
+            let controller = Controller::new(meetings, watcher::Config::default().any_semantic())
+                .owns(pods, owned.clone())
+                .owns(services, owned)
+                .graceful_shutdown_on(wait_for(stop_rx.clone()));
+            metrics.watch_meetings(controller.store());
+            stores.push(controller.store());
+            controller
+                .run(meeting::reconcile, meeting::error_policy, ctx.clone())
+                .for_each(|res| report("meeting", res))
+        })
+        .collect();
+    let poller = tokio::spawn(meeting::participants::run(
+        client.clone(),
+        stores.clone(),
+        SfuStatusClient::default(),
+        stop_rx.clone(),
+    ));
+    let sweeper = {
+        let (ctx, mut stop) = (ctx.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(meeting::SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => meeting::forget_deleted(&ctx, &stores),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
     let all = futures::future::join(futures::future::join_all(controllers), retention_all);
     // A controller whose watch keeps failing (say, a permission taken away) may not
     // notice the graceful shutdown; after the stop signal they get a few seconds.
@@ -277,6 +353,8 @@ pub async fn run(args: OperatorArgs) -> Result<(), Error> {
         } => warn!("controllers did not stop within {STOP_GRACE:?}; leaving anyway"),
     }
     metrics.set_leader(false);
+    poller.abort();
+    sweeper.abort();
 
     let lost_leadership = *lost.lock().expect("not poisoned");
     drop(leading);

@@ -1,6 +1,27 @@
-//! Names of the objects the operator creates for another object.
+//! The operator's name as the cluster sees it, and the names of the objects it creates
+//! for another object.
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
+
+/// The operator's one name: its field manager for server-side apply, its Lease, the
+/// controller of its Events, and the value of the `managed-by` label on everything it
+/// creates.
+pub const OPERATOR: &str = "raum-operator";
+/// The well-known label naming who manages an object.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// `managed-by: raum-operator`, the label on every object the operator creates.
+pub fn managed_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(MANAGED_BY.to_owned(), OPERATOR.to_owned())])
+}
+
+/// The label selector for the objects the operator created (its controllers watch only
+/// those).
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY}={OPERATOR}")
+}
 
 /// `<prefix>-<owner>`, made a valid DNS-1035 label of at most `max` characters
 /// (Service names must be labels; owners' names may hold dots and be 253 long; a

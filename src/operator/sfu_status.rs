@@ -39,15 +39,10 @@ impl Default for SfuStatusClient {
 }
 
 impl SfuStatusClient {
-    /// The participant count of the SFU at `ip:port`, or `None` when it does not
-    /// answer in time or answers nonsense (the count then keeps its last value).
-    pub async fn participants(&self, ip: &str, port: i32) -> Option<u32> {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_owned()
-        };
-        let uri: hyper::Uri = format!("http://{host}:{port}/status").parse().ok()?;
+    /// The participant count of the SFU at `addr`, or `None` when it does not answer
+    /// in time or answers nonsense (the count then keeps its last value).
+    pub async fn participants(&self, addr: std::net::SocketAddr) -> Option<u32> {
+        let uri: hyper::Uri = format!("http://{addr}/status").parse().ok()?;
         let fetch = async {
             let resp = self.http.get(uri).await.ok()?;
             if !resp.status().is_success() {
@@ -97,7 +92,7 @@ mod tests {
         );
         let port = serve_once(resp).await;
         let c = SfuStatusClient::default();
-        assert_eq!(c.participants("127.0.0.1", i32::from(port)).await, Some(3));
+        assert_eq!(c.participants(([127, 0, 0, 1], port).into()).await, Some(3));
     }
 
     #[tokio::test]
@@ -106,14 +101,14 @@ mod tests {
         let port =
             serve_once("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
                 .await;
-        assert_eq!(c.participants("127.0.0.1", i32::from(port)).await, None);
+        assert_eq!(c.participants(([127, 0, 0, 1], port).into()).await, None);
         let port =
             serve_once("HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-        assert_eq!(c.participants("127.0.0.1", i32::from(port)).await, None);
+        assert_eq!(c.participants(([127, 0, 0, 1], port).into()).await, None);
         // Nobody listens.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = l.local_addr().unwrap().port();
         drop(l);
-        assert_eq!(c.participants("127.0.0.1", i32::from(closed)).await, None);
+        assert_eq!(c.participants(([127, 0, 0, 1], closed).into()).await, None);
     }
 }

@@ -1,35 +1,119 @@
-//! `raum sfu`: the WebRTC SFU of one meeting. Standalone mode runs the same rooms and
-//! sessions in its own process.
-//!
-//! Design (see docs/architecture.md): the sans-IO `rtc` core (the crate under
-//! `webrtc` 0.21) drives every participant's peer connection from one task that owns
-//! the meeting's single UDP socket; [`udp_mux`] routes datagrams to peer connections;
-//! [`signaling`] is the JSON protocol over each participant's WebSocket.
+//! `raum sfu`: the WebRTC SFU of one meeting, in the meeting's pod. It binds the
+//! meeting's signaling port and its one UDP media port, runs one room
+//! ([`crate::rooms`]) and serves it over HTTP ([`server`]). Its flags are the
+//! operator's side of [`crate::rooms::contract`].
 
-pub mod keyframes;
-pub mod loadtest;
-pub mod room;
 pub mod server;
-pub mod signaling;
-pub mod udp_mux;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use clap::Args as ClapArgs;
 use tracing::info;
 
-use crate::cli::SfuArgs;
+use crate::rooms::contract::{ENV_ADVERTISE_IP, ENV_TOKEN_SHA256, MEDIA_PORT, SIGNALING_PORT};
+use crate::rooms::{self, DEFAULT_ICE_TIMEOUT, RoomSettings};
+use crate::token::{is_digest, token_digest};
+
+/// Flags of `raum sfu`.
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("token_source").required(true).args(["token", "token_sha256"])))]
+pub struct Args {
+    /// Where signaling (/ws), /healthz, /readyz, /status and /metrics are served.
+    #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], SIGNALING_PORT)), value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// The one UDP port every participant's media uses.
+    #[arg(long, default_value_t = MEDIA_PORT)]
+    pub media_port: u16,
+
+    /// The address the media port is bound to.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    pub media_bind: IpAddr,
+
+    /// The IP participants reach the media port at (a node's or load balancer's public
+    /// address; NAT 1:1). Repeatable; the first is used for now. Default: the bind
+    /// address, when it is not 0.0.0.0.
+    #[arg(
+        long = "advertise-ip",
+        env = ENV_ADVERTISE_IP,
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub advertise_ips: Vec<IpAddr>,
+
+    /// The port participants reach the media port at (e.g. a NodePort). Default: the
+    /// media port.
+    #[arg(long)]
+    pub advertise_port: Option<u16>,
+
+    /// The most participants at once; one more is told the meeting is full.
+    #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
+    pub max_participants: u32,
+
+    /// The highest video bitrate a participant may send, in kbit/s (announced as
+    /// `b=AS` in the SDP answer, which browsers honour).
+    #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS)]
+    pub max_video_bitrate_kbps: u32,
+
+    /// Switch audio off: no participant's audio is forwarded.
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Switch video off: no participant's video is forwarded.
+    #[arg(long)]
+    pub no_video: bool,
+
+    /// Switch the chat off.
+    #[arg(long)]
+    pub no_chat: bool,
+
+    /// The meeting's join token.
+    #[arg(long, env = "RAUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The hex SHA-256 of the meeting's join token (what the operator gives the pod, so
+    /// the pod spec does not hold the token).
+    #[arg(long, env = ENV_TOKEN_SHA256, conflicts_with = "token")]
+    pub token_sha256: Option<String>,
+
+    /// A participant whose media has not connected this long after joining is dropped.
+    #[arg(long, default_value_t = humantime::Duration::from(DEFAULT_ICE_TIMEOUT))]
+    pub ice_timeout: humantime::Duration,
+}
+
+impl Args {
+    /// What the room enforces.
+    pub fn room_settings(&self) -> RoomSettings {
+        RoomSettings {
+            max_participants: self.max_participants,
+            audio: !self.no_audio,
+            video: !self.no_video,
+            chat: !self.no_chat,
+            max_video_kbps: self.max_video_bitrate_kbps,
+            ice_timeout: self.ice_timeout.into(),
+        }
+    }
+
+    /// The token's digest (lower-case hex), from `--token` or `--token-sha256`.
+    pub fn token_sha256(&self) -> Result<String, Error> {
+        match (&self.token, &self.token_sha256) {
+            (Some(t), _) => Ok(token_digest(t)),
+            (None, Some(d)) if is_digest(d) => Ok(d.to_ascii_lowercase()),
+            _ => Err(Error::BadDigest),
+        }
+    }
+}
 
 /// Why the SFU cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No address to advertise.
     #[error(
-        "--advertise-ip (or RAUM_ADVERTISE_IP) is required when the media port is bound to {0}"
+        "--advertise-ip (or {ENV_ADVERTISE_IP}) is required when the media port is bound to {0}"
     )]
-    NoAdvertiseIp(std::net::IpAddr),
+    NoAdvertiseIp(IpAddr),
     /// The token digest is not 64 hex digits.
     #[error("--token-sha256 must be 64 hexadecimal digits")]
     BadDigest,
@@ -49,15 +133,8 @@ pub enum Error {
 const GOODBYE: Duration = Duration::from_millis(1500);
 
 /// Runs `raum sfu` until SIGTERM or Ctrl-C.
-pub async fn run(args: SfuArgs) -> Result<(), Error> {
-    let started = Instant::now();
-    let token_sha256 = match (&args.token, &args.token_sha256) {
-        (Some(t), _) => crate::operator::join_token::token_digest(t),
-        (None, Some(d)) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            d.to_ascii_lowercase()
-        }
-        _ => return Err(Error::BadDigest),
-    };
+pub async fn run(args: Args) -> Result<(), Error> {
+    let token_sha256 = args.token_sha256()?;
     let advertise_ip = match args.advertise_ips.first() {
         Some(ip) => *ip,
         None if !args.media_bind.is_unspecified() => args.media_bind,
@@ -83,28 +160,10 @@ pub async fn run(args: SfuArgs) -> Result<(), Error> {
     let listening = listener.local_addr().unwrap_or(args.listen);
     info!(signaling = %listening, media = %bound, advertised = %advertised, "SFU listening");
 
-    let (room_tx, room_rx) = mpsc::unbounded_channel();
-    let room = room::Room::new(
-        room::Config {
-            advertised,
-            max_participants: args.max_participants,
-            ice_timeout: args.ice_timeout,
-            audio: !args.no_audio,
-            video: !args.no_video,
-            max_video_kbps: args.max_video_bitrate_kbps,
-        },
-        socket,
-    );
-    let room_task = tokio::spawn(room.run(room_rx));
-    let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
-    let shared = Arc::new(server::Shared {
-        room: room_tx.clone(),
-        token_sha256,
-        chat: !args.no_chat,
-        started,
-        sessions: sessions_tx,
-    });
-    let app = server::router(shared);
+    let (room, room_task, sessions) =
+        rooms::start(args.room_settings(), advertised, socket, token_sha256);
+    let room = Arc::new(room);
+    let app = server::router(room.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -116,16 +175,123 @@ pub async fn run(args: SfuArgs) -> Result<(), Error> {
 
     crate::shutdown::signal().await;
     info!("meeting ended: telling participants and stopping");
-    let _ = room_tx.send(room::Command::Shutdown);
+    room.shut_down();
     let _ = stop_tx.send(());
+    drop(room);
     // Participants get `meeting-ended` and their sockets close; whatever is still open
     // after the goodbye is cut, so the process ends well within 2 s.
     let _ = tokio::time::timeout(GOODBYE, async {
         let _ = room_task.await;
         let _ = server.await;
         // Every session has sent its last messages and closed its socket.
-        let _ = sessions_rx.recv().await;
+        sessions.all_ended().await;
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rooms::contract::{Advertise, EnvValue, Launch};
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Sfu(Args),
+    }
+
+    /// Parses what the operator renders into a pod, as the container would: the
+    /// arguments as they are, each environment variable as the flag that reads it.
+    fn parse_launch(launch: &Launch, node_ip: IpAddr) -> Args {
+        let cmd = Cli::command();
+        let sfu = cmd.find_subcommand("sfu").unwrap();
+        let mut argv = vec!["raum".to_owned()];
+        argv.extend(launch.args());
+        for (name, value) in launch.env() {
+            let flag = sfu
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name))
+                .unwrap_or_else(|| panic!("no flag of raum sfu reads {name}"));
+            let value = match value {
+                EnvValue::Literal(v) => v,
+                EnvValue::NodeIp => node_ip.to_string(),
+            };
+            argv.push(format!("--{}={value}", flag.get_long().unwrap()));
+        }
+        let matches = cmd
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Sub::Sfu(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        args
+    }
+
+    #[test]
+    fn what_the_operator_renders_is_what_raum_sfu_parses() {
+        let digest = token_digest("t");
+        for (settings, advertise) in [
+            (
+                RoomSettings::default(),
+                Advertise::Ips(vec![
+                    "203.0.113.10".parse().unwrap(),
+                    "2001:db8::1".parse().unwrap(),
+                ]),
+            ),
+            (
+                RoomSettings {
+                    max_participants: 7,
+                    audio: false,
+                    video: false,
+                    chat: false,
+                    max_video_kbps: 300,
+                    ice_timeout: Duration::from_secs(45),
+                },
+                Advertise::NodeIp,
+            ),
+        ] {
+            let launch = Launch {
+                settings: settings.clone(),
+                advertise: advertise.clone(),
+                advertise_port: 31000,
+                token_sha256: digest.clone(),
+            };
+            let node: IpAddr = "198.51.100.4".parse().unwrap();
+            let args = parse_launch(&launch, node);
+            assert_eq!(args.room_settings(), settings);
+            assert_eq!(args.token_sha256().unwrap(), digest);
+            assert_eq!(args.advertise_port, Some(31000));
+            assert_eq!(args.media_port, MEDIA_PORT);
+            assert_eq!(args.listen.port(), SIGNALING_PORT);
+            let ips = match advertise {
+                Advertise::Ips(ips) => ips,
+                Advertise::NodeIp => vec![node],
+            };
+            assert_eq!(args.advertise_ips, ips);
+        }
+    }
+
+    #[test]
+    fn a_bad_digest_is_refused() {
+        let args = |d: &str| Args {
+            token_sha256: Some(d.to_owned()),
+            token: None,
+            ..parse_launch(
+                &Launch {
+                    settings: RoomSettings::default(),
+                    advertise: Advertise::NodeIp,
+                    advertise_port: 1,
+                    token_sha256: token_digest("x"),
+                },
+                "192.0.2.1".parse().unwrap(),
+            )
+        };
+        assert!(matches!(args("abc").token_sha256(), Err(Error::BadDigest)));
+        assert!(args(&"A".repeat(64)).token_sha256().is_ok());
+    }
 }

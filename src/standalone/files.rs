@@ -129,7 +129,7 @@ fn parse_document(text: &str) -> Result<Document, String> {
             let rp: RetentionPolicy = serde_yaml::from_str(text)
                 .map_err(|e| format!("not a valid RetentionPolicy: {e}"))?;
             reject_unknown_fields(text, &rp)?;
-            crate::access_log::prune::policy_of(&rp)?;
+            rp.spec.max_age().map_err(|e| e.to_string())?;
             Ok(Document::Policy(Box::new(rp)))
         }
         _ => Err("kind must be Meeting or RetentionPolicy".to_owned()),

@@ -20,11 +20,53 @@ use base64::engine::general_purpose::STANDARD;
 use jiff::{SignedDuration, Timestamp};
 use tracing::{info, warn};
 
-use crate::access_log::prune::{self, Policy, PolicySource};
-use crate::cli::StandaloneArgs;
-use crate::gateway::{self, directory::Directory};
-use crate::operator::join_token::TokenKey;
-use crate::operator::meeting::lifecycle::Timing;
+use crate::access_log::prune::{self, Policy, PolicyError, PolicySource};
+use crate::gateway::{self, Directory, WebArgs};
+use crate::public_url::PublicUrl;
+use crate::schedule::Timing;
+use crate::token::TokenKey;
+
+/// Flags of `raum standalone`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where meetings (Meeting YAML files) and an optional RetentionPolicy YAML live;
+    /// files added, changed or removed while running are picked up.
+    #[arg(long, default_value = "raum-data/meetings", value_name = "DIR")]
+    pub meetings_dir: PathBuf,
+
+    /// The file holding the key join tokens are derived from (created if missing).
+    #[arg(long, default_value = "raum-data/url-key", value_name = "FILE")]
+    pub key_file: PathBuf,
+
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// The public base URL of join links. Default: http://<listen address>.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<PublicUrl>,
+
+    /// The address browsers send media to (the meeting rooms' UDP ports). Default:
+    /// the listen address when it is a specific one.
+    #[arg(long, value_name = "IP")]
+    pub advertise_ip: Option<IpAddr>,
+
+    /// How often the meetings directory is read again.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub rescan_interval: Duration,
+
+    /// How long a meeting with neither endsAt nor duration lasts.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub default_length: Duration,
+
+    /// Create (or renew) a meeting called "demo" and print its URL.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// The web front end. The access log goes to raum-data/access-log unless given.
+    #[command(flatten)]
+    pub web: WebArgs,
+}
 
 /// The eight weeks the design promises when no RetentionPolicy file says otherwise.
 pub const DEFAULT_MAX_AGE: &str = "56d";
@@ -122,18 +164,21 @@ pub fn token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
 struct DirPolicy(PathBuf);
 
 impl PolicySource for DirPolicy {
-    fn load(&mut self) -> Result<Policy, String> {
-        let files =
-            files::list(&self.0).map_err(|e| format!("cannot read {}: {e}", self.0.display()))?;
+    fn load(&mut self) -> Result<Policy, PolicyError> {
+        let files = files::list(&self.0).map_err(|source| PolicyError::Read {
+            path: self.0.clone(),
+            source,
+        })?;
         let scan = files::scan(&files);
         if let Some((path, problem)) = scan.policy_problems.iter().next() {
             // A policy file that cannot be read might hold a hold: prune nothing.
-            return Err(format!("{}: {problem}", path.display()));
+            return Err(PolicyError::NotAPolicy {
+                path: path.clone(),
+                reason: problem.clone(),
+            });
         }
         match scan.policy {
-            Some((path, rp)) => {
-                prune::policy_of(&rp).map_err(|e| format!("{}: {e}", path.display()))
-            }
+            Some((path, rp)) => prune::policy_of(&rp, &path.display().to_string()),
             None => Ok(Policy {
                 max_age: DEFAULT_MAX_AGE.parse().expect("a valid maxAge"),
                 holds: Default::default(),
@@ -153,7 +198,7 @@ fn write_demo(dir: &Path) -> Result<(), Error> {
 }
 
 /// Runs `raum standalone` until SIGTERM or Ctrl-C.
-pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
+pub async fn run(args: Args) -> Result<(), Error> {
     let advertise_ip = match args.advertise_ip {
         Some(ip) => ip,
         None if !args.listen.ip().is_unspecified() => args.listen.ip(),
@@ -161,18 +206,23 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
     };
     // Without --public-url: the listen address, or the advertised one when listening on
     // every interface (http://0.0.0.0:... opens nowhere).
-    let public_url = args.public_url.clone().unwrap_or_else(|| {
-        let host = if args.listen.ip().is_unspecified() {
-            advertise_ip
-        } else {
-            args.listen.ip()
-        };
-        format!(
-            "http://{}",
-            std::net::SocketAddr::new(host, args.listen.port())
-        )
-    });
-    let mut origins = vec![gateway::origin_of(&public_url)?];
+    let public_url = match &args.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = if args.listen.ip().is_unspecified() {
+                advertise_ip
+            } else {
+                args.listen.ip()
+            };
+            format!(
+                "http://{}",
+                std::net::SocketAddr::new(host, args.listen.port())
+            )
+            .parse()
+            .expect("an IP address and port make a public URL")
+        }
+    };
+    let mut origins = vec![public_url.origin().to_owned()];
     if args.public_url.is_none() && args.listen.ip().is_loopback() {
         // The printed link says 127.0.0.1; people type localhost too.
         origins.push(format!("http://localhost:{}", args.listen.port()));
@@ -206,7 +256,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
         default_length: SignedDuration::try_from(args.default_length)
             .unwrap_or(SignedDuration::from_hours(8)),
     };
-    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url.clone(), timing);
+    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url, timing);
     let gateway_state = front.gateway.clone();
     rooms
         .rescan(&args.meetings_dir, &directory, Timestamp::now())
@@ -327,7 +377,10 @@ mod tests {
             "apiVersion: raum.dev/v1alpha1\nkind: RetentionPolicy\nmetadata: {name: p}\nspec: {maxAge: soon}\n",
         )
         .unwrap();
-        let err = DirPolicy(dir.path().to_owned()).load().unwrap_err();
+        let err = DirPolicy(dir.path().to_owned())
+            .load()
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("policy.yaml") && err.contains("maxAge"),
             "{err}"

@@ -8,44 +8,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::files::{self, MeetingFile};
-use crate::gateway::directory::{self, Backend, Directory, State};
-use crate::operator::join_token::{TokenKey, token_digest};
-use crate::operator::meeting::lifecycle::{Plan, Timing, plan};
-use crate::sfu::room::{self, Command, Room};
-use crate::sfu::server::Shared;
+use crate::gateway::{self, Backend, Directory, State};
+use crate::public_url::PublicUrl;
+use crate::rooms::{self, RoomHandle, RoomSettings};
+use crate::schedule::{Plan, Timing, plan};
+use crate::token::{TokenKey, token_digest};
 
 /// How long a room may take to say how many are in it.
 const COUNT_TIMEOUT: Duration = Duration::from_millis(200);
 
 struct RunningRoom {
-    shared: Arc<Shared>,
+    room: Arc<RoomHandle>,
     port: u16,
     /// What the room was started with; an edit of any of it restarts the room.
-    made_from: RoomSettings,
-}
-
-/// The parts of a meeting file a running room depends on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct RoomSettings {
-    token_sha256: String,
-    max_participants: u32,
-    audio: bool,
-    video: bool,
-    chat: bool,
-    max_video_kbps: u32,
+    made_from: (RoomSettings, String),
 }
 
 impl Drop for RunningRoom {
     fn drop(&mut self) {
         // Participants are told the meeting ended; the room task ends.
-        let _ = self.shared.room.send(Command::Shutdown);
+        self.room.shut_down();
     }
 }
 
@@ -53,7 +41,7 @@ impl Drop for RunningRoom {
 pub struct Rooms {
     advertise_ip: IpAddr,
     key: TokenKey,
-    public_url: String,
+    public_url: PublicUrl,
     timing: Timing,
     running: HashMap<String, RunningRoom>,
     urls: HashMap<String, String>,
@@ -63,11 +51,11 @@ pub struct Rooms {
 
 impl Rooms {
     /// No rooms yet.
-    pub fn new(advertise_ip: IpAddr, key: TokenKey, public_url: String, timing: Timing) -> Self {
+    pub fn new(advertise_ip: IpAddr, key: TokenKey, public_url: PublicUrl, timing: Timing) -> Self {
         Self {
             advertise_ip,
             key,
-            public_url: public_url.trim_end_matches('/').to_owned(),
+            public_url,
             timing,
             running: HashMap::new(),
             urls: HashMap::new(),
@@ -108,7 +96,7 @@ impl Rooms {
         let mut urls = HashMap::new();
         for (name, file) in &scan.meetings {
             let token = super::token_for(&self.key, &file.meeting);
-            urls.insert(name.clone(), format!("{}/j/{token}", self.public_url));
+            urls.insert(name.clone(), self.public_url.join_url(&token));
             let schedule = file
                 .meeting
                 .spec
@@ -133,26 +121,21 @@ impl Rooms {
                     }
                 }
             };
-            let spec = &file.meeting.spec;
             let (backend, participants) = match (state, self.running.get(name)) {
                 (State::Open, Some(r)) => (
-                    Some(Backend::Local(r.shared.clone())),
-                    count(&r.shared).await,
+                    Some(Backend::Local(r.room.clone())),
+                    r.room.participants(COUNT_TIMEOUT).await,
                 ),
                 _ => (None, None),
             };
             index.insert(
                 token,
-                Arc::new(directory::Meeting {
-                    title: spec.title.clone(),
+                Arc::new(gateway::Meeting::new(
+                    &file.meeting.spec,
                     state,
                     backend,
                     participants,
-                    max_participants: spec.max_participants,
-                    audio: spec.media.audio,
-                    video: spec.media.video,
-                    chat: spec.chat.enabled,
-                }),
+                )),
             );
         }
         let gone: Vec<String> = self
@@ -187,15 +170,10 @@ impl Rooms {
     /// Makes the meeting's room exist, as its file now says (a room whose token or
     /// limits changed is ended and started afresh); false when it cannot (no UDP port).
     async fn ensure(&mut self, name: &str, file: &MeetingFile, token: &str) -> bool {
-        let spec = &file.meeting.spec;
-        let wanted = RoomSettings {
-            token_sha256: token_digest(token),
-            max_participants: spec.max_participants,
-            audio: spec.media.audio,
-            video: spec.media.video,
-            chat: spec.chat.enabled,
-            max_video_kbps: spec.media.max_video_bitrate_kbps,
-        };
+        let wanted = (
+            RoomSettings::from_spec(&file.meeting.spec),
+            token_digest(token),
+        );
         match self.running.get(name) {
             Some(r) if r.made_from == wanted => return true,
             Some(_) => {
@@ -217,32 +195,17 @@ impl Rooms {
             }
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-        let room = Room::new(
-            room::Config {
-                advertised: SocketAddr::new(self.advertise_ip, port),
-                max_participants: spec.max_participants,
-                ice_timeout: Duration::from_secs(30),
-                audio: spec.media.audio,
-                video: spec.media.video,
-                max_video_kbps: spec.media.max_video_bitrate_kbps,
-            },
+        let (room, _task, _sessions) = rooms::start(
+            wanted.0.clone(),
+            SocketAddr::new(self.advertise_ip, port),
             socket,
+            wanted.1.clone(),
         );
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(room.run(rx));
-        let (sessions, _) = mpsc::channel(1);
-        let shared = Arc::new(Shared {
-            room: tx,
-            token_sha256: wanted.token_sha256.clone(),
-            chat: spec.chat.enabled,
-            started: Instant::now(),
-            sessions,
-        });
         info!(meeting = %name, media_port = port, "meeting open");
         self.running.insert(
             name.to_owned(),
             RunningRoom {
-                shared,
+                room: Arc::new(room),
                 port,
                 made_from: wanted,
             },
@@ -263,10 +226,4 @@ impl Rooms {
             info!(meeting = %name, media_port = r.port, "meeting ended");
         }
     }
-}
-
-async fn count(shared: &Shared) -> Option<u32> {
-    let (tx, rx) = oneshot::channel();
-    shared.room.send(Command::Participants { reply: tx }).ok()?;
-    tokio::time::timeout(COUNT_TIMEOUT, rx).await.ok()?.ok()
 }

@@ -6,8 +6,7 @@
 //! run locally as the chart's ServiceAccounts, compliance staff's hold, `helm
 //! upgrade`, `helm uninstall` and what it keeps, then `kubectl apply -k manifests/`.
 
-#[path = "../common/tools.rs"]
-mod tools;
+use raum_testkit::tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -8,10 +8,8 @@
 //! pods loopback IPs (127.1.0.0/16), so what the operator publishes in
 //! `status.signaling` is reachable here exactly as in a cluster.
 
-#[path = "../common/browser.rs"]
-mod browser;
-#[path = "../common/web.rs"]
-mod web;
+use raum_testkit::browser;
+use raum_testkit::web;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,6 +21,7 @@ use serde_json::json;
 
 use crate::support::cluster::{cluster, scratch_dir};
 use crate::support::operator::{Operator, impersonating_kubeconfig, install_rbac};
+use crate::support::sfu::Sfu;
 
 struct Killed(Child);
 
@@ -67,9 +66,14 @@ fn gateway(
         )
         .spawn()
         .unwrap();
-    web::eventually("the gateway to be ready", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr).is_ok() && web::get(addr, "/readyz", &[]).status == 200
-    });
+    raum_testkit::wait::eventually_blocking(
+        "the gateway to be ready",
+        Duration::from_secs(20),
+        || {
+            std::net::TcpStream::connect(addr).is_ok()
+                && web::get(addr, "/readyz", &[]).status == 200
+        },
+    );
     Killed(child)
 }
 
@@ -96,8 +100,7 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
     .unwrap();
     meetings.create(&PostParams::default(), &m).await.unwrap();
 
-    // The SFU pod, as its container would run: on the pod's IP, with the token digest
-    // the operator put into the pod.
+    // The SFU pod, as its container would run (see support::sfu).
     let pods = ns.api::<Pod>();
     let pod = crate::support::cluster::wait("the SFU pod's IP", Duration::from_secs(30), async {
         loop {
@@ -112,35 +115,9 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
         }
     })
     .await;
-    let ip = pod.status.unwrap().pod_ip.unwrap();
-    let container = &pod.spec.unwrap().containers[0];
-    let digest = container
-        .env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|e| e.name == "RAUM_TOKEN_SHA256")
-        .and_then(|e| e.value.clone())
-        .expect("the pod carries the token digest");
-    let sfu_log = scratch_dir("raum-sfu-log");
-    let sfu = Killed(
-        Command::new(env!("CARGO_BIN_EXE_raum"))
-            .args([
-                "sfu",
-                &format!("--listen={ip}:8080"),
-                "--media-bind=127.0.0.1",
-                "--media-port=0",
-                "--advertise-ip=127.0.0.1",
-                "--max-participants=5",
-            ])
-            .env("RAUM_TOKEN_SHA256", &digest)
-            .env("RAUM_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&sfu_log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let ip = pod.status.clone().unwrap().pod_ip.unwrap();
+    // The pod's own arguments and environment, parsed by a real raum sfu.
+    let sfu = Sfu::for_pod(&pod, "trace");
 
     let running =
         crate::support::cluster::wait("the meeting to run", Duration::from_secs(40), async {
@@ -206,7 +183,7 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
     // Access log: per browser one page load and one join, and for the two who stayed
     // at least one join again after the drop (a join tried while the new gateway was
     // still loading its meetings is written too).
-    web::eventually("eight entries", Duration::from_secs(5), || {
+    raum_testkit::wait::eventually_blocking("eight entries", Duration::from_secs(5), || {
         web::access_log(logs.path()).len() >= 8
     });
     let entries = web::access_log(logs.path());
@@ -227,7 +204,7 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
         assert_eq!(e["ip"], "127.0.0.1");
     }
     let gw_text = std::fs::read_to_string(&gw_log).unwrap();
-    let sfu_text = std::fs::read_to_string(&sfu_log).unwrap();
+    let sfu_text = sfu.logs();
     for secret in [
         "raum-browser-test",
         "Ada",
@@ -259,7 +236,7 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
         )
         .await
         .unwrap();
-    web::eventually("the ended page", Duration::from_secs(30), || {
+    raum_testkit::wait::eventually_blocking("the ended page", Duration::from_secs(30), || {
         web::get(&addr, &format!("/j/{token}"), &[("accept-language", "de")]).status == 410
     });
     let r = web::get(&addr, &format!("/j/{token}"), &[("accept-language", "de")]);

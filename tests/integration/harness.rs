@@ -2,7 +2,9 @@
 //! is gone afterwards, processes and directory alike.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use raum_testkit::wait::eventually_blocking as wait_until;
 
 use crate::support::cluster::{scratch_dir, supervise};
 
@@ -23,17 +25,6 @@ fn alive(pid: u32) -> bool {
             state != Some("Z")
         }
         Err(_) => false,
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -65,6 +56,9 @@ fn killing_the_supervisor_takes_the_components_with_it() {
     let dir = scratch_dir("raum-harness-kill");
     let (mut child, _stdout, _) = supervise(&dir).unwrap();
     let pids = component_pids(&dir);
+    // Something to kill: otherwise "all gone" below would hold having checked nothing.
+    assert_eq!(pids.len(), 5, "{pids:?}");
+    assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
     child.kill().unwrap(); // SIGKILL: no trap runs, the parent-death signal must do it.
     child.wait().unwrap();
     wait_until(

@@ -12,8 +12,9 @@ use kube::runtime::wait::{await_condition, conditions};
 use raum::api::{Meeting, MeetingPhase, MeetingSpec};
 use serde_json::json;
 
-use crate::support::cluster::{TestNamespace, cluster, wait};
+use crate::support::cluster::{Cluster, TestNamespace, cluster, wait};
 use crate::support::operator::{Operator, PUBLIC_URL, install_rbac};
+use crate::support::sfu::Sfu;
 
 const RESTRICTED: &[(&str, &str)] = &[
     ("pod-security.kubernetes.io/enforce", "restricted"),
@@ -228,30 +229,29 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
         );
     }
 
-    // The participant count comes from the SFU's /status. kwok's pod IP is a loopback
-    // address, so this test can answer on it as the SFU would.
+    // The participant count comes from the SFU's /status: a real raum sfu, run with
+    // the pod's arguments and environment on the pod's IP (kwok's pod IPs are loopback
+    // addresses), and three participants joined to it.
+    let sfu = Sfu::for_pod(pod, "info");
     let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
-    let listener = tokio::net::TcpListener::bind((ip.as_str(), 8080))
-        .await
-        .unwrap();
-    let server = tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0; 1024];
-            let _ = s.read(&mut buf).await;
-            let body = r#"{"participants":3,"uptimeSeconds":42}"#;
-            let _ = s
-                .write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await;
-        }
-    });
+    let mut sockets = Vec::new();
+    for name in ["A", "B", "C"] {
+        let mut ws = raum_testkit::wait::until(
+            "the SFU to accept WebSockets",
+            Duration::from_secs(20),
+            || sfu.logs(),
+            async || {
+                tokio_tungstenite::connect_async(format!("ws://{ip}:8080/ws"))
+                    .await
+                    .ok()
+                    .map(|(ws, _)| ws)
+            },
+        )
+        .await;
+        let welcome = raum_testkit::web::join(&mut ws, name, token).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        sockets.push(ws);
+    }
     until_meeting(
         &ns,
         &op,
@@ -261,7 +261,30 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
         |m| m.status.as_ref().and_then(|s| s.participants) == Some(3),
     )
     .await;
-    server.abort();
+    // The count has a field manager of its own; the reconcile's status does not take
+    // it away again.
+    sockets.pop();
+    until_meeting(
+        &ns,
+        &op,
+        "elternabend",
+        "reporting 2 participants",
+        Duration::from_secs(40),
+        |m| m.status.as_ref().and_then(|s| s.participants) == Some(2),
+    )
+    .await;
+    let m = ns.api::<Meeting>().get("elternabend").await.unwrap();
+    let managers: Vec<String> = m
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| f.manager)
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "raum-operator-participants"),
+        "{managers:?}"
+    );
 }
 
 #[tokio::test]
@@ -287,9 +310,8 @@ async fn a_scheduled_meeting_waits_without_a_pod_then_starts_on_time() {
         m.status.unwrap().url.is_some(),
         "the URL is known before the start, to hand out"
     );
-    // Well before the warm-up: still nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(Timestamp::now() < starts_at - SignedDuration::from_secs(4));
+    // The reconcile that wrote Scheduled decided to wait: no pod. (That no pod comes
+    // before the warm-up is checked below, by its creation time.)
     assert!(
         sfu_pods(&ns, "later").await.is_empty(),
         "no pod before the warm-up"
@@ -620,12 +642,10 @@ async fn two_operators_never_both_act() {
     until_meeting(&ns, &first, "one", "Running", T, is(MeetingPhase::Running)).await;
     // A second replica waits on the Lease; its log says so and it creates nothing.
     let second = Operator::start(c, &ns.name, &[]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        second.logs().contains("waiting to lead"),
-        "{}",
-        second.logs()
-    );
+    raum_testkit::wait::eventually("the second replica to wait", T, || {
+        second.logs().contains("waiting to lead")
+    })
+    .await;
     assert!(!second.logs().contains("leading"), "{}", second.logs());
     assert_eq!(sfu_pods(&ns, "one").await.len(), 1);
     // When the leader goes, the standby takes over.
@@ -711,4 +731,123 @@ async fn two_hundred_meetings_at_once_all_run() {
     .await
     .unwrap();
     assert!(one.metadata.owner_references.is_some());
+}
+
+/// A failed reconcile shows on the object. On a control plane of its own whose Service
+/// range holds about five addresses besides the `kubernetes` Service's, eight meetings
+/// start at once: some cannot get their Service. Each of those keeps its URL and a phase,
+/// says why in its `Reconciled` condition with the API server's words, and has one
+/// Warning event for it however often it is retried; once addresses are free again,
+/// the retries get them and the meetings run.
+#[tokio::test]
+async fn meetings_whose_service_is_refused_say_so_and_recover() {
+    let c = Cluster::start_with(&["--service-range", "10.0.0.0/29"]).unwrap();
+    c.install_crds().await;
+    let ns = c.namespace("mtg-full", RESTRICTED).await;
+    install_rbac(&c, &ns.name);
+    let op = Operator::start(&c, &ns.name, &[]);
+    let names: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    for n in &names {
+        create(&ns, n, json!({"title": "t"})).await;
+    }
+    let api = ns.api::<Meeting>();
+    let reconciled = |m: &Meeting| -> Option<(String, String, String)> {
+        let c = m
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reconciled")?;
+        Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    // Every meeting gets a status: some run, the others say why they cannot.
+    let failing: Vec<Meeting> = raum_testkit::wait::until(
+        "every meeting running or failing visibly, some failing",
+        Duration::from_secs(60),
+        || op.logs(),
+        async || {
+            let list = api.list(&ListParams::default()).await.unwrap().items;
+            let running = list.iter().filter(|m| is(MeetingPhase::Running)(m)).count();
+            let failing: Vec<Meeting> = list
+                .into_iter()
+                .filter(|m| reconciled(m).is_some_and(|(s, _, _)| s == "False"))
+                .collect();
+            (running + failing.len() == 8 && !failing.is_empty()).then_some(failing)
+        },
+    )
+    .await;
+    for m in &failing {
+        let st = m.status.as_ref().unwrap();
+        assert_eq!(st.phase, Some(MeetingPhase::Starting), "{st:?}");
+        assert!(st.url.as_deref().unwrap().starts_with(PUBLIC_URL), "{st:?}");
+        let (_, reason, message) = reconciled(m).unwrap();
+        assert_eq!(reason, "ApplyFailed");
+        assert!(
+            message.contains("cannot apply Service") && message.contains("range is full"),
+            "{message}"
+        );
+    }
+    // Retried with backoff (1 s, 2 s, 4 s, ...) while its Warning stays one event.
+    let first = failing[0].metadata.name.clone().unwrap();
+    raum_testkit::wait::eventually("three retries of one failing meeting", T, || {
+        op.logs()
+            .lines()
+            .filter(|l| l.contains("reconcile failed") && l.contains(&format!("meeting={first} ")))
+            .count()
+            >= 3
+    })
+    .await;
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let warnings: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("ReconcileFailed")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(first.as_str())
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].series.is_none(),
+        "repeated: {:?}",
+        warnings[0].series
+    );
+    assert!(
+        warnings[0]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("range is full"),
+        "{warnings:?}"
+    );
+    // Free as many addresses: the failing meetings get them and run.
+    let running: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|m| is(MeetingPhase::Running)(m))
+        .filter_map(|m| m.metadata.name)
+        .take(failing.len())
+        .collect();
+    for n in &running {
+        api.delete(n, &DeleteParams::foreground()).await.unwrap();
+    }
+    for m in &failing {
+        let name = m.metadata.name.as_deref().unwrap();
+        let m = until_meeting(
+            &ns,
+            &op,
+            name,
+            "Running after a retry",
+            Duration::from_secs(120),
+            is(MeetingPhase::Running),
+        )
+        .await;
+        assert_eq!(reconciled(&m).unwrap().0, "True");
+    }
 }

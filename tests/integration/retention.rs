@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -13,6 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use raum::access_log::entry::Entry;
 use raum::api::{RetentionPolicy, RetentionPolicySpec};
+use raum_testkit::process::Watched;
 use serde_json::json;
 
 use crate::support::cluster::{Cluster, TestNamespace, cluster, wait};
@@ -43,19 +44,14 @@ async fn create_policy(ns: &TestNamespace, name: &str, spec: serde_json::Value) 
         .unwrap();
 }
 
-async fn until<T>(what: &str, op: &Operator, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < T,
-            "timed out waiting for {what}\n--- operator log ---\n{}",
-            op.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn until<T>(what: &str, op: &Operator, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    raum_testkit::wait::until(
+        what,
+        T,
+        || format!("--- operator log ---\n{}", op.logs()),
+        probe,
+    )
+    .await
 }
 
 fn kubectl_ok(c: &Cluster, args: &[&str]) -> String {
@@ -290,12 +286,14 @@ fn write_logs(dir: &Path) -> jiff::civil::Date {
 
 /// Runs `raum prune` for the policy as the Job's ServiceAccount. The kubeconfig file
 /// lives as long as the returned guard.
+/// `raum prune` as the Job runs it (its ServiceAccount), with `env`; the kubeconfig
+/// file must live as long as the command runs.
 fn prune_as_job(
     c: &Cluster,
     ns: &str,
     dir: &Path,
     env: &[(&str, &str)],
-) -> (std::process::Child, tempfile::NamedTempFile) {
+) -> (Command, tempfile::NamedTempFile) {
     let kubeconfig = impersonating_kubeconfig(
         c,
         &format!("system:serviceaccount:{ns}:raum-prune-access-log"),
@@ -310,11 +308,11 @@ fn prune_as_job(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    (cmd.spawn().unwrap(), kubeconfig)
+    (cmd, kubeconfig)
 }
 
-fn finished((child, _kubeconfig): (std::process::Child, tempfile::NamedTempFile)) -> Output {
-    child.wait_with_output().unwrap()
+fn finished((mut cmd, _kubeconfig): (Command, tempfile::NamedTempFile)) -> Output {
+    cmd.output().unwrap()
 }
 
 #[tokio::test]
@@ -479,13 +477,14 @@ async fn a_hold_annotated_during_a_run_protects_the_day_it_reaches_later() {
     let held = write_logs(dir.path());
     // Oldest first: the run deletes day 19, then pauses; meanwhile compliance staff
     // hold day 17, which the run has not reached yet.
-    let child = prune_as_job(
+    let (cmd, _kubeconfig) = prune_as_job(
         c,
         &ns.name,
         dir.path(),
-        &[("RAUM_PRUNE_FAULT", "unlinked:1:sleep-2000")],
+        &[("RAUM_PRUNE_FAULT", "unlinked:1:pause")],
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut child = Watched::spawn(cmd);
+    child.wait_for_line("paused at unlinked", Duration::from_secs(30));
     kubectl_ok(
         c,
         &[
@@ -497,12 +496,8 @@ async fn a_hold_annotated_during_a_run_protects_the_day_it_reaches_later() {
             &format!("hold.raum.dev/attack={held}/{held}; evidence"),
         ],
     );
-    let out = finished(child);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (status, stderr) = child.finish();
+    assert!(status.success(), "{stderr}");
     for writer in ["gw-a", "gw-b"] {
         let f = dir.path().join(format!("access-{held}.{writer}.jsonl"));
         assert_eq!(

@@ -2,15 +2,27 @@
 //! its start (minus a warm-up) to its end.
 //!
 //! Each reconcile is a pipeline: read the Meeting, validate its spec (pure), plan by
-//! the clock ([`lifecycle`], pure), build the desired objects ([`objects`], pure),
-//! apply them, observe the pod, and compute the status ([`status`], pure) that is
+//! the clock ([`crate::schedule`], pure), build the desired objects ([`objects`],
+//! pure), apply them, observe the pod and decide what to do about it
+//! ([`status::sfu_step`], pure), and compute the status ([`status`], pure) that is
 //! written with server-side apply under the `raum-operator` field manager.
+//!
+//! Errors are of two kinds. An invalid spec is the object's fault: the status says why
+//! (phase Failed) and the controller waits for the object to change. Anything else is
+//! transient (the API server refused or failed a call): the status keeps what was known
+//! and says which stage failed with the API server's words (condition `Reconciled`), a
+//! Warning event says it once, and the reconcile is retried with exponential backoff per
+//! meeting ([`memory::Memory::failed`]).
+//!
+//! `status.participants` is not written here: [`participants`] polls the running SFUs
+//! in a task of its own, so a count that changes does not cost a reconcile.
 
-pub mod lifecycle;
+pub mod memory;
 pub mod objects;
+pub mod participants;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,34 +32,35 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use self::lifecycle::{Plan, Timing};
+use self::memory::Memory;
 use self::objects::SfuSettings;
-use self::status::{Observed, PodState};
-use super::join_token::TokenKey;
+use self::status::{Observed, PodState, SfuStep};
+use super::backoff::Failures;
 use super::metrics::Metrics;
-use super::sfu_status::SfuStatusClient;
+use super::names::OPERATOR;
 use crate::api::{Meeting, MeetingPhase, MeetingStatus};
+use crate::public_url::PublicUrl;
+use crate::schedule::{self, Plan, Timing};
+use crate::token::TokenKey;
 
 /// The field manager of everything the operator applies.
-pub const FIELD_MANAGER: &str = "raum-operator";
-/// How often a running meeting's participant count is refreshed.
-const PARTICIPANTS_REFRESH: Duration = Duration::from_secs(15);
+pub const FIELD_MANAGER: &str = OPERATOR;
 /// Longest wait before looking at a meeting again, so clock-driven steps happen even
 /// if a watch event is missed.
 const MAX_REQUEUE: Duration = Duration::from_secs(300);
-/// First and longest wait between two replacements of a failing SFU pod.
-const REPLACE_BACKOFF_MIN: Duration = Duration::from_secs(1);
-const REPLACE_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often the memory of deleted meetings is swept.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// The controller's settings, from the operator's flags.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The gateway's public base URL.
-    pub public_url: String,
+    pub public_url: PublicUrl,
     /// Warm-up and default length.
     pub timing: Timing,
     /// What the SFU objects need from the settings.
@@ -66,21 +79,20 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Reads participant counts from SFUs.
-    pub sfu_status: SfuStatusClient,
-    /// SFU pods this operator created, per meeting UID, for the replacement backoff.
-    pub created: Mutex<HashMap<String, Creations>>,
-    /// The phase last announced per meeting UID. The cached Meeting a reconcile reads
-    /// may predate the status this operator just wrote; announcing transitions
-    /// against this memory keeps each transition to one Event.
-    pub announced: Mutex<HashMap<String, MeetingPhase>>,
+    /// What this operator remembers about each meeting.
+    pub memory: Mutex<Memory>,
+    /// Reconciles that failed in a row, per meeting.
+    pub failures: Mutex<Failures>,
 }
 
-/// How often and when a meeting's SFU pod was last created by this operator.
-#[derive(Clone, Copy, Debug)]
-pub struct Creations {
-    replacements: u32,
-    last: Instant,
+impl Context {
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().expect("not poisoned")
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures.lock().expect("not poisoned")
+    }
 }
 
 /// A reconcile failed; the controller retries with backoff. Each variant is one stage
@@ -141,7 +153,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The pipeline stage that failed, for the `raum_reconcile_errors_total` metric.
+    /// The pipeline stage that failed, for the `raum_reconcile_errors_total` metric and
+    /// the `Reconciled` condition's reason.
     pub fn stage(&self) -> &'static str {
         match self {
             Self::MissingMetadata(_) => "read",
@@ -165,13 +178,33 @@ pub async fn reconcile(meeting: Arc<Meeting>, ctx: Arc<Context>) -> Result<Actio
         started.elapsed(),
         result.as_ref().err().map(Error::stage),
     );
+    if result.is_ok()
+        && let Some(uid) = meeting.uid()
+    {
+        ctx.failures().succeeded(&uid);
+    }
     result
 }
 
-/// What to do after a failed reconcile.
-pub fn error_policy(meeting: Arc<Meeting>, err: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(meeting = %meeting.name_any(), namespace = %meeting.namespace().unwrap_or_default(), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+/// What to do after a failed reconcile: try again after a backoff that doubles with
+/// each failure of this meeting in a row (1 s up to 5 min). The failure was shown on
+/// the object already ([`report_failure`]).
+pub fn error_policy(meeting: Arc<Meeting>, err: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.failures().failed(&meeting.uid().unwrap_or_default());
+    warn!(meeting = %meeting.name_any(), namespace = %meeting.namespace().unwrap_or_default(), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// Forgets what the operator remembers about meetings no longer in `stores` (deleted
+/// while they were scheduled or running; ended ones are forgotten when they end).
+pub fn forget_deleted(ctx: &Context, stores: &[Store<Meeting>]) {
+    let live: HashSet<String> = stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter_map(|m| m.uid())
+        .collect();
+    ctx.memory().retain(&live);
+    ctx.failures().retain(&live);
 }
 
 async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Error> {
@@ -179,17 +212,12 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
         // The garbage collector removes the pod and Service with their owner.
         return Ok(Action::await_change());
     }
-    let name = meeting.name_any();
     let ns = meeting
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let uid = meeting.uid().ok_or(Error::MissingMetadata("uid"))?;
     let now = Timestamp::now();
-    let url = format!(
-        "{}/j/{}",
-        ctx.settings.public_url.trim_end_matches('/'),
-        ctx.tokens.token(&uid)
-    );
+    let url = ctx.settings.public_url.join_url(&ctx.tokens.token(&uid));
     let previous = meeting.status.as_ref();
     let status_ctx = status::Context {
         previous,
@@ -199,7 +227,7 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
     };
 
     // Validate: the API server refuses bad specs, but objects from before a schema
-    // change never passed today's rules.
+    // change never passed today's rules. The object's fault: wait for it to change.
     let schedule = match meeting.spec.schedule() {
         Ok(s) => s,
         Err(e) => {
@@ -211,60 +239,109 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
     };
 
     let created = meeting.creation_timestamp().map(|t| t.0).unwrap_or(now);
-    let plan = lifecycle::plan(&schedule, created, now, ctx.settings.timing);
-    let sfu = objects::sfu_name(&name);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let plan = schedule::plan(&schedule, created, now, ctx.settings.timing);
+    let outcome = match act(ctx, meeting, &ns, &uid, &plan, now).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            report_failure(ctx, meeting, &status_ctx, &plan, &e).await;
+            return Err(e);
+        }
+    };
+    let st = status::compute(&status_ctx, &plan, &outcome.observed);
+    publish(ctx, meeting, previous, &st, outcome.note).await;
+    if let Err(e) = write_status(ctx, meeting, previous, &st).await {
+        report_failure(ctx, meeting, &status_ctx, &plan, &e).await;
+        return Err(e);
+    }
+    Ok(outcome.action)
+}
 
-    let mut note = None;
-    let (observed, action) = match plan {
-        Plan::Wait { wake_at, .. } => (
-            observed(PodState::Absent, &ctx.created, &uid),
-            requeue_until(now, wake_at),
-        ),
+/// What the plan's step did and saw.
+struct Outcome {
+    observed: Observed,
+    action: Action,
+    /// An event worth publishing.
+    note: Option<Event>,
+}
+
+/// Makes the cluster match the plan: nothing before the warm-up, the SFU's objects
+/// while the meeting runs, none after it ended.
+async fn act(
+    ctx: &Context,
+    meeting: &Meeting,
+    ns: &str,
+    uid: &str,
+    plan: &Plan,
+    now: Timestamp,
+) -> Result<Outcome, Error> {
+    let sfu = objects::sfu_name(&meeting.name_any());
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let observed = |pod: PodState, signaling: Option<String>| Observed {
+        pod,
+        replacements: ctx.memory().replacements(uid),
+        signaling,
+    };
+    Ok(match *plan {
+        Plan::Wait { wake_at, .. } => Outcome {
+            observed: observed(PodState::Absent, None),
+            action: Action::requeue(until(now, wake_at)),
+            note: None,
+        },
         Plan::End { .. } => {
             delete(&pods, "Pod", &sfu).await?;
             delete(&services, "Service", &sfu).await?;
             if ctx.settings.sfu.network_policy_from.is_some() {
-                let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+                let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
                 delete(&policies, "NetworkPolicy", &sfu).await?;
             }
-            ctx.created.lock().expect("not poisoned").remove(&uid);
-            (
-                observed(PodState::Absent, &ctx.created, &uid),
-                Action::await_change(),
-            )
+            Outcome {
+                observed: observed(PodState::Absent, None),
+                action: Action::await_change(),
+                note: None,
+            }
         }
         Plan::Run { ends_at, .. } => {
-            let was_running = previous.and_then(|p| p.phase) == Some(MeetingPhase::Running);
-            let sfu = ensure_sfu(ctx, meeting, (&pods, &services), &uid, &sfu, was_running).await?;
-            note = sfu.note;
-            let participants = match (&sfu.state, &sfu.ip) {
-                (PodState::Ready, Some(ip)) => {
-                    ctx.sfu_status
-                        .participants(ip, objects::SIGNALING_PORT)
-                        .await
-                }
-                _ => None,
-            };
+            let was_running =
+                meeting.status.as_ref().and_then(|p| p.phase) == Some(MeetingPhase::Running);
+            let sfu = ensure_sfu(ctx, meeting, (&pods, &services), uid, &sfu, was_running).await?;
             let mut wait = until(now, ends_at);
-            if sfu.state == PodState::Ready {
-                wait = wait.min(PARTICIPANTS_REFRESH);
-            }
             if let Some(r) = sfu.retry {
                 wait = wait.min(r);
             }
-            let mut obs = observed(sfu.state, &ctx.created, &uid);
-            obs.participants = participants;
-            obs.signaling = sfu.ip.map(|ip| signaling_endpoint(&ip));
-            (obs, Action::requeue(wait))
+            let signaling = sfu.ip.map(|ip| signaling_endpoint(&ip));
+            Outcome {
+                observed: observed(sfu.state, signaling),
+                action: Action::requeue(wait),
+                note: sfu.note,
+            }
         }
-    };
+    })
+}
 
-    let st = status::compute(&status_ctx, &plan, &observed);
-    publish(ctx, meeting, previous, &st, note).await;
-    write_status(ctx, meeting, previous, &st).await?;
-    Ok(action)
+/// Shows a failed reconcile on the object: the status keeps what was known and says
+/// what failed ([`status::failed`]), and a Warning event says it once per failure.
+/// Writing may fail too (the API server may be what failed); the retry tries again.
+async fn report_failure(
+    ctx: &Context,
+    meeting: &Meeting,
+    status_ctx: &status::Context<'_>,
+    plan: &Plan,
+    err: &Error,
+) {
+    let message = err.to_string();
+    let st = status::failed(status_ctx, plan, err.stage(), &message);
+    if let Err(e) = write_status(ctx, meeting, status_ctx.previous, &st).await {
+        debug!(error = %e, "cannot write the status of a failed reconcile");
+    }
+    // The error policy counts the failure; here it is only asked whether it is new.
+    let uid = meeting.uid().unwrap_or_default();
+    if ctx.failures().is_new(&uid, &message) {
+        let note = event(EventType::Warning, "ReconcileFailed", "Reconcile", message);
+        if let Err(e) = ctx.recorder.publish(&note, &meeting.object_ref(&())).await {
+            debug!(error = %e, "cannot publish event");
+        }
+    }
 }
 
 /// What [`ensure_sfu`] found and did.
@@ -288,9 +365,9 @@ fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
     }
 }
 
-/// Makes the running meeting's Service and SFU pod exist: applies the Service, reads
-/// back its media port, and creates the pod if there is none (with backoff when it is
-/// a replacement). A failed pod is deleted, never restarted, so a fresh one follows.
+/// Makes the running meeting's Service and SFU pod exist: applies the NetworkPolicy and
+/// the Service, reads back its media port, reads the pod, decides ([`status::sfu_step`])
+/// and does what the decision says.
 async fn ensure_sfu(
     ctx: &Context,
     meeting: &Meeting,
@@ -334,31 +411,45 @@ async fn ensure_sfu(
         name: name.to_owned(),
         source,
     })?;
+    let state = existing.as_ref().map(status::classify);
+    let ip = existing
+        .as_ref()
+        .and_then(|p| p.status.as_ref()?.pod_ip.clone());
+    let wait = ctx.memory().replacement_wait(uid, Instant::now());
     let outcome = |state, ip, retry, note| SfuOutcome {
         state,
         ip,
         retry,
         note,
     };
-
-    if let Some(pod) = existing {
-        let state = classify(&pod);
-        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
-        let mut note = None;
-        if let PodState::Failed(why) = &state {
+    match status::sfu_step(state.as_ref(), wait) {
+        SfuStep::Keep => Ok(outcome(state.expect("a pod to keep"), ip, None, None)),
+        SfuStep::Replace(why) => {
             delete(pods, "Pod", name).await?;
-            note = Some(event(
+            let note = event(
                 EventType::Warning,
                 "SfuFailed",
                 "ReplaceSfu",
                 format!("SFU pod {name} failed ({why}); it will be replaced"),
-            ));
+            );
+            Ok(outcome(PodState::Failed(why), ip, None, Some(note)))
         }
-        return Ok(outcome(state, ip, None, note));
+        SfuStep::WaitToCreate(wait) => Ok(outcome(PodState::Absent, None, Some(wait), None)),
+        SfuStep::Create => create_pod(ctx, meeting, pods, uid, name, media_port, was_running).await,
     }
-    if let Some(wait) = replacement_wait(&ctx.created, uid) {
-        return Ok(outcome(PodState::Absent, None, Some(wait), None));
-    }
+}
+
+/// Creates the meeting's SFU pod; a refusal by the API server (quota, admission, bad
+/// resources) is a state of the meeting, not a failed reconcile.
+async fn create_pod(
+    ctx: &Context,
+    meeting: &Meeting,
+    pods: &Api<Pod>,
+    uid: &str,
+    name: &str,
+    media_port: u16,
+    was_running: bool,
+) -> Result<SfuOutcome, Error> {
     let pod = objects::pod(
         meeting,
         &ctx.settings.sfu,
@@ -369,9 +460,15 @@ async fn ensure_sfu(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
+    let outcome = |state, retry, note| SfuOutcome {
+        state,
+        ip: None,
+        retry,
+        note,
+    };
     match pods.create(&params, &pod).await {
         Ok(_) => {
-            let replacements = record_creation(&ctx.created, uid, was_running);
+            let replacements = ctx.memory().created(uid, was_running, Instant::now());
             let note = if replacements > 0 {
                 event(
                     EventType::Warning,
@@ -389,17 +486,15 @@ async fn ensure_sfu(
                     format!("created SFU pod and Service {name}"),
                 )
             };
-            Ok(outcome(PodState::Pending, None, None, Some(note)))
+            Ok(outcome(PodState::Pending, None, Some(note)))
         }
         // Another reconcile (or a previous leader) got there first.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(outcome(
             PodState::Pending,
-            None,
             Some(Duration::from_secs(1)),
             None,
         )),
-        // The cluster refuses this pod (quota, admission, bad resources): say so in
-        // the status, keep trying slowly.
+        // The cluster refuses this pod: say so in the status, keep trying slowly.
         Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
             let note = event(
                 EventType::Warning,
@@ -409,7 +504,6 @@ async fn ensure_sfu(
             );
             Ok(outcome(
                 PodState::Refused(s.message),
-                None,
                 Some(Duration::from_secs(30)),
                 Some(note),
             ))
@@ -421,92 +515,12 @@ async fn ensure_sfu(
     }
 }
 
-fn observed(pod: PodState, created: &Mutex<HashMap<String, Creations>>, uid: &str) -> Observed {
-    let replacements = created
-        .lock()
-        .expect("not poisoned")
-        .get(uid)
-        .map_or(0, |c| c.replacements);
-    Observed {
-        pod,
-        participants: None,
-        replacements,
-        signaling: None,
-    }
-}
-
 /// `IP:port` of an SFU pod's signaling listener (IPv6 in brackets).
 fn signaling_endpoint(ip: &str) -> String {
+    use crate::rooms::contract::SIGNALING_PORT;
     match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", objects::SIGNALING_PORT),
-        _ => format!("{ip}:{}", objects::SIGNALING_PORT),
-    }
-}
-
-/// How long to wait before creating a replacement pod, or `None` to create it now.
-/// The first pod of a meeting is created at once; replacements back off exponentially.
-fn replacement_wait(created: &Mutex<HashMap<String, Creations>>, uid: &str) -> Option<Duration> {
-    let map = created.lock().expect("not poisoned");
-    let c = map.get(uid)?;
-    let backoff = REPLACE_BACKOFF_MIN
-        .saturating_mul(1 << c.replacements.min(6))
-        .min(REPLACE_BACKOFF_MAX);
-    backoff
-        .checked_sub(c.last.elapsed())
-        .filter(|d| !d.is_zero())
-}
-
-/// Notes a creation; returns how many replacements this meeting has had. A creation
-/// is a replacement when this operator created a pod for the meeting before, or when
-/// the meeting was running (its pod vanished, perhaps under a previous leader).
-fn record_creation(
-    created: &Mutex<HashMap<String, Creations>>,
-    uid: &str,
-    was_running: bool,
-) -> u32 {
-    let mut map = created.lock().expect("not poisoned");
-    let entry = map
-        .entry(uid.to_owned())
-        .and_modify(|c| c.replacements += 1)
-        .or_insert(Creations {
-            replacements: u32::from(was_running),
-            last: Instant::now(),
-        });
-    entry.last = Instant::now();
-    entry.replacements
-}
-
-fn classify(pod: &Pod) -> PodState {
-    if pod.metadata.deletion_timestamp.is_some() {
-        return PodState::Terminating;
-    }
-    let Some(status) = pod.status.as_ref() else {
-        return PodState::Pending;
-    };
-    match status.phase.as_deref() {
-        Some("Failed") | Some("Succeeded") => {
-            let why = status
-                .container_statuses
-                .iter()
-                .flatten()
-                .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.reason.clone())
-                .or_else(|| status.reason.clone())
-                .unwrap_or_else(|| format!("phase {}", status.phase.as_deref().unwrap_or("?")));
-            PodState::Failed(why)
-        }
-        Some("Running") => {
-            let ready = status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            if ready {
-                PodState::Ready
-            } else {
-                PodState::NotReady
-            }
-        }
-        _ => PodState::Pending,
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{SIGNALING_PORT}"),
+        _ => format!("{ip}:{SIGNALING_PORT}"),
     }
 }
 
@@ -532,18 +546,14 @@ fn until(now: Timestamp, at: Timestamp) -> Duration {
     (Duration::from_secs_f64(secs) + Duration::from_millis(200)).min(MAX_REQUEUE)
 }
 
-fn requeue_until(now: Timestamp, at: Timestamp) -> Action {
-    Action::requeue(until(now, at))
-}
-
-/// Writes the status unless nothing changed.
+/// Writes the status unless nothing changed (the participant count is not ours).
 async fn write_status(
     ctx: &Context,
     meeting: &Meeting,
     previous: Option<&MeetingStatus>,
     st: &MeetingStatus,
 ) -> Result<(), Error> {
-    if previous == Some(st) {
+    if previous.is_some_and(|p| status::same(p, st)) {
         return Ok(());
     }
     let api: Api<Meeting> =
@@ -551,7 +561,7 @@ async fn write_status(
     let patch = json!({
         "apiVersion": Meeting::api_version(&()),
         "kind": Meeting::kind(&()),
-        "status": st,
+        "status": MeetingStatus { participants: None, ..st.clone() },
     });
     api.patch_status(
         &meeting.name_any(),
@@ -573,21 +583,18 @@ async fn publish(
     note: Option<Event>,
 ) {
     // Announce against what this operator last announced: the cached `previous` may
-    // predate the status it just wrote. Once the cache shows an ended meeting, the
-    // memory is no longer needed.
+    // predate the status it just wrote. Once the cache shows an ended meeting, nothing
+    // about it is needed any more.
     let uid = meeting.uid().unwrap_or_default();
     let before = {
-        let mut announced = ctx.announced.lock().expect("not poisoned");
-        let before = announced
-            .get(&uid)
-            .copied()
-            .or(previous.and_then(|p| p.phase));
+        let mut memory = ctx.memory();
+        let before = memory.announced(&uid).or(previous.and_then(|p| p.phase));
         if previous.and_then(|p| p.phase) == Some(MeetingPhase::Ended)
             && st.phase == Some(MeetingPhase::Ended)
         {
-            announced.remove(&uid);
+            memory.forget(&uid);
         } else if let Some(p) = st.phase {
-            announced.insert(uid, p);
+            memory.announce(&uid, p);
         }
         before
     };

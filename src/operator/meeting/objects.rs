@@ -19,14 +19,16 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::api::Meeting;
-use crate::cli::MediaExposure;
-use crate::operator::join_token::token_digest;
+use crate::operator::names::{OPERATOR, managed_labels};
 use crate::operator::pod_security;
+use crate::rooms::RoomSettings;
+use crate::rooms::contract::{self, Advertise, EnvValue, Launch};
+use crate::token::token_digest;
 
 /// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
-pub const SIGNALING_PORT: i32 = 8080;
+pub const SIGNALING_PORT: i32 = contract::SIGNALING_PORT as i32;
 /// The SFU's one UDP port for every participant's media.
-pub const MEDIA_PORT: i32 = 50000;
+pub const MEDIA_PORT: i32 = contract::MEDIA_PORT as i32;
 /// Name of the signaling port in the pod and the Service.
 pub const SIGNALING_PORT_NAME: &str = "signaling";
 /// Name of the media port in the pod and the Service.
@@ -35,6 +37,19 @@ pub const MEDIA_PORT_NAME: &str = "media";
 pub const MEETING_LABEL: &str = "raum.dev/meeting";
 /// Seconds the SFU gets to tell participants the meeting ended before it is killed.
 pub const TERMINATION_GRACE_SECONDS: i64 = 5;
+
+/// How the SFU's UDP media port is reachable from participants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "camelCase")]
+pub enum MediaExposure {
+    /// A NodePort Service: the SFU advertises the node's (or the given) IP and the
+    /// allocated node port.
+    NodePort,
+    /// A ClusterIP Service only: media reaches the SFU through a TURN relay or, in
+    /// tests, directly.
+    #[value(name = "clusterIP")]
+    ClusterIp,
+}
 
 /// What the operator's settings contribute to the SFU's objects.
 #[derive(Clone, Debug)]
@@ -58,18 +73,16 @@ pub fn sfu_name(meeting: &str) -> String {
 
 /// Labels of a meeting's SFU pod and Service.
 pub fn labels(meeting: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = managed_labels();
+    labels.extend([
         ("app.kubernetes.io/name".to_owned(), "raum-sfu".to_owned()),
         (
             "app.kubernetes.io/instance".to_owned(),
             label_value(meeting),
         ),
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            "raum-operator".to_owned(),
-        ),
         (MEETING_LABEL.to_owned(), label_value(meeting)),
-    ])
+    ]);
+    labels
 }
 
 /// A label value is at most 63 characters; longer meeting names get the same treatment
@@ -161,7 +174,7 @@ pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
             policy_types: Some(vec!["Ingress".to_owned()]),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
-                    from: Some(vec![raum_pods("raum-gateway"), raum_pods("raum-operator")]),
+                    from: Some(vec![raum_pods("raum-gateway"), raum_pods(OPERATOR)]),
                     ports: Some(vec![port("TCP", SIGNALING_PORT)]),
                 },
                 NetworkPolicyIngressRule {
@@ -176,17 +189,18 @@ pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
 
 /// The media port participants reach, read back from the applied Service: the
 /// allocated node port with `nodePort` exposure, the service port otherwise.
-pub fn advertised_media_port(service: &Service) -> Option<i32> {
+pub fn advertised_media_port(service: &Service) -> Option<u16> {
     let spec = service.spec.as_ref()?;
     let port = spec
         .ports
         .as_ref()?
         .iter()
         .find(|p| p.name.as_deref() == Some(MEDIA_PORT_NAME))?;
-    match spec.type_.as_deref() {
-        Some("NodePort") | Some("LoadBalancer") => port.node_port,
-        _ => Some(port.port),
-    }
+    let port = match spec.type_.as_deref() {
+        Some("NodePort") | Some("LoadBalancer") => port.node_port?,
+        _ => port.port,
+    };
+    u16::try_from(port).ok()
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -205,51 +219,42 @@ fn default_resources() -> ResourceRequirements {
 /// said or shown can be written to disk; it passes the `restricted` Pod Security
 /// Standard; `restartPolicy: Never`, because a failed SFU is replaced by the operator
 /// with a fresh pod, never restarted with state.
-pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: i32) -> Pod {
+pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: u16) -> Pod {
     let spec = &meeting.spec;
-    let mut args = vec![
-        "sfu".to_owned(),
-        format!("--listen=0.0.0.0:{SIGNALING_PORT}"),
-        format!("--media-port={MEDIA_PORT}"),
-        format!("--advertise-port={media_port}"),
-        format!("--max-participants={}", spec.max_participants),
-        format!(
-            "--max-video-bitrate-kbps={}",
-            spec.media.max_video_bitrate_kbps
-        ),
-    ];
-    if !spec.media.audio {
-        args.push("--no-audio".to_owned());
-    }
-    if !spec.media.video {
-        args.push("--no-video".to_owned());
-    }
-    if !spec.chat.enabled {
-        args.push("--no-chat".to_owned());
-    }
-    let mut env = vec![EnvVar {
-        name: "RAUM_TOKEN_SHA256".to_owned(),
-        value: Some(token_digest(token)),
-        value_from: None,
-    }];
-    if settings.advertise_ips.is_empty() {
-        // Advertise the node's address (the downward API fills it in at start).
-        env.push(EnvVar {
-            name: "RAUM_ADVERTISE_IP".to_owned(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.hostIP".to_owned(),
-                    api_version: None,
+    let launch = Launch {
+        settings: RoomSettings::from_spec(spec),
+        advertise: if settings.advertise_ips.is_empty() {
+            Advertise::NodeIp
+        } else {
+            Advertise::Ips(settings.advertise_ips.clone())
+        },
+        advertise_port: media_port,
+        token_sha256: token_digest(token),
+    };
+    let args = launch.args();
+    let env = launch
+        .env()
+        .into_iter()
+        .map(|(name, value)| match value {
+            EnvValue::Literal(v) => EnvVar {
+                name: name.to_owned(),
+                value: Some(v),
+                value_from: None,
+            },
+            // The node's address, filled in by the downward API at start.
+            EnvValue::NodeIp => EnvVar {
+                name: name.to_owned(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "status.hostIP".to_owned(),
+                        api_version: None,
+                    }),
+                    ..Default::default()
                 }),
-                ..Default::default()
-            }),
-        });
-    } else {
-        for ip in &settings.advertise_ips {
-            args.push(format!("--advertise-ip={ip}"));
-        }
-    }
+            },
+        })
+        .collect();
     let probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),

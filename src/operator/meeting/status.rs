@@ -1,17 +1,25 @@
-//! A meeting's status as a pure function of its plan, what was observed of its SFU pod
-//! and its previous status. Kept apart from the API calls so each rule has a test.
+//! The decisions of a reconcile as pure functions, kept apart from the API calls so each
+//! rule has a test: what the SFU pod's state is ([`classify`]), what to do about it
+//! ([`sfu_step`]), and the meeting's status from its plan, what was observed and its
+//! previous status ([`compute`], [`failed`], [`invalid`]).
+
+use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::lifecycle::Plan;
 use crate::api::{MeetingPhase, MeetingStatus};
+use crate::schedule::Plan;
 
 /// Condition: the meeting can be joined now.
 pub const READY: &str = "Ready";
 /// Condition: the SFU pod is as it should be (False while it failed or was refused;
 /// True with reason `Replaced` once a replacement is ready).
 pub const SFU_HEALTHY: &str = "SfuHealthy";
+/// Condition: the operator's last reconcile of the meeting succeeded (False with the
+/// failed stage as reason and the API server's message while it is retrying).
+pub const RECONCILED: &str = "Reconciled";
 
 /// What the operator saw of the meeting's SFU pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +40,72 @@ pub enum PodState {
     Refused(String),
 }
 
+/// What a pod's status says about the SFU in it.
+pub fn classify(pod: &Pod) -> PodState {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return PodState::Terminating;
+    }
+    let Some(status) = pod.status.as_ref() else {
+        return PodState::Pending;
+    };
+    match status.phase.as_deref() {
+        Some("Failed") | Some("Succeeded") => {
+            let why = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.reason.clone())
+                .or_else(|| status.reason.clone())
+                .unwrap_or_else(|| format!("phase {}", status.phase.as_deref().unwrap_or("?")));
+            PodState::Failed(why)
+        }
+        Some("Running") => {
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready {
+                PodState::Ready
+            } else {
+                PodState::NotReady
+            }
+        }
+        _ => PodState::Pending,
+    }
+}
+
+/// What to do about a running meeting's SFU pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SfuStep {
+    /// Nothing: the pod is there (ready or on its way).
+    Keep,
+    /// Delete the failed pod (a fresh one follows); never restart it in place.
+    Replace(String),
+    /// Create the pod now.
+    Create,
+    /// The pod is gone and was created recently: create the replacement after this.
+    WaitToCreate(Duration),
+}
+
+/// The step for a pod in `existing` state (`None`: there is none), when a replacement
+/// would have to wait `replacement_wait`.
+pub fn sfu_step(existing: Option<&PodState>, replacement_wait: Option<Duration>) -> SfuStep {
+    match existing {
+        Some(PodState::Failed(why)) => SfuStep::Replace(why.clone()),
+        Some(_) => SfuStep::Keep,
+        None => match replacement_wait {
+            Some(wait) => SfuStep::WaitToCreate(wait),
+            None => SfuStep::Create,
+        },
+    }
+}
+
 /// Everything observed in one reconcile.
 #[derive(Clone, Debug)]
 pub struct Observed {
     /// The SFU pod's state.
     pub pod: PodState,
-    /// Participants reported by the SFU, when it answered.
-    pub participants: Option<u32>,
     /// How often this operator has replaced the meeting's SFU pod.
     pub replacements: u32,
     /// The SFU pod's signaling endpoint (`IP:port`), once it has an IP.
@@ -69,7 +136,33 @@ pub fn invalid(ctx: &Context<'_>, reason: &str) -> MeetingStatus {
     st
 }
 
-/// The status for `plan` given what was observed.
+/// The status of a meeting whose reconcile failed at `stage` with `message` (the API
+/// server's words): what was known before stays (or, for a meeting seen for the first
+/// time, the phase its plan implies and its URL), and `Reconciled` says what failed.
+pub fn failed(ctx: &Context<'_>, plan: &Plan, stage: &str, message: &str) -> MeetingStatus {
+    let mut st = ctx.previous.cloned().unwrap_or_default();
+    st.url = Some(ctx.url.to_owned());
+    st.participants = None;
+    st.phase = st.phase.or(Some(match plan {
+        Plan::Wait { .. } => MeetingPhase::Scheduled,
+        Plan::Run { .. } => MeetingPhase::Starting,
+        Plan::End { .. } => MeetingPhase::Ended,
+    }));
+    st.conditions.retain(|c| c.type_ != RECONCILED);
+    let mut reason: String = stage.chars().filter(char::is_ascii_alphanumeric).collect();
+    reason.push_str("Failed");
+    if let Some(first) = reason.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    set_condition(ctx, &mut st, RECONCILED, false, &reason, message);
+    if st.conditions.iter().all(|c| c.type_ != READY) {
+        set_condition(ctx, &mut st, READY, false, &reason, message);
+    }
+    st
+}
+
+/// The status for `plan` given what was observed. `participants` is not set here: it
+/// belongs to the participant poller, under a field manager of its own.
 pub fn compute(ctx: &Context<'_>, plan: &Plan, observed: &Observed) -> MeetingStatus {
     let prev = ctx.previous;
     let prev_phase = prev.and_then(|p| p.phase);
@@ -144,9 +237,6 @@ pub fn compute(ctx: &Context<'_>, plan: &Plan, observed: &Observed) -> MeetingSt
             st.phase = Some(phase);
             if phase == MeetingPhase::Running {
                 st.started_at.get_or_insert(Time(ctx.now));
-                st.participants = observed
-                    .participants
-                    .or_else(|| prev.and_then(|p| p.participants));
                 st.signaling = observed.signaling.clone();
             }
             set_condition(ctx, &mut st, READY, ready, reason, &msg);
@@ -163,7 +253,26 @@ pub fn compute(ctx: &Context<'_>, plan: &Plan, observed: &Observed) -> MeetingSt
             set_condition(ctx, &mut st, SFU_HEALTHY, healthy, reason, &msg);
         }
     }
+    set_condition(
+        ctx,
+        &mut st,
+        RECONCILED,
+        true,
+        "Succeeded",
+        "the meeting's objects are as they should be",
+    );
     st
+}
+
+/// Whether two statuses say the same, apart from what the participant poller owns.
+pub fn same(a: &MeetingStatus, b: &MeetingStatus) -> bool {
+    MeetingStatus {
+        participants: None,
+        ..a.clone()
+    } == MeetingStatus {
+        participants: None,
+        ..b.clone()
+    }
 }
 
 /// Adds a condition, keeping the previous transition time when its status is unchanged
@@ -209,7 +318,6 @@ mod tests {
     fn observed(pod: PodState) -> Observed {
         Observed {
             pod,
-            participants: None,
             replacements: 0,
             signaling: Some("127.1.0.9:8080".into()),
         }
@@ -330,13 +438,11 @@ mod tests {
             &RUN,
             &Observed {
                 pod: PodState::Ready,
-                participants: Some(4),
                 replacements: 1,
                 signaling: Some("127.1.0.5:8080".into()),
             },
         );
         assert_eq!(back.phase, Some(MeetingPhase::Running));
-        assert_eq!(back.participants, Some(4));
         assert_eq!(
             back.signaling.as_deref(),
             Some("127.1.0.5:8080"),
@@ -387,23 +493,144 @@ mod tests {
     }
 
     #[test]
-    fn participants_keep_their_last_value_when_the_sfu_does_not_answer() {
-        let a = compute(
+    fn participants_are_left_to_the_poller() {
+        let mut previous = compute(
             &ctx(None, "2026-11-26T10:00:00Z"),
-            &RUN,
-            &Observed {
-                pod: PodState::Ready,
-                participants: Some(7),
-                replacements: 0,
-                signaling: None,
-            },
-        );
-        let b = compute(
-            &ctx(Some(&a), "2026-11-26T10:00:15Z"),
             &RUN,
             &observed(PodState::Ready),
         );
-        assert_eq!(b.participants, Some(7));
+        previous.participants = Some(7);
+        let next = compute(
+            &ctx(Some(&previous), "2026-11-26T10:00:15Z"),
+            &RUN,
+            &observed(PodState::Ready),
+        );
+        assert_eq!(next.participants, None, "not in what the reconcile applies");
+        assert!(same(&next, &previous), "so nothing to write");
+        previous.participants = Some(8);
+        assert!(same(&next, &previous));
+        let ended = compute(
+            &ctx(Some(&previous), "2026-11-26T12:00:00Z"),
+            &Plan::End {
+                ended_at: t("2026-11-26T11:00:00Z"),
+            },
+            &observed(PodState::Absent),
+        );
+        assert!(!same(&ended, &previous));
+    }
+
+    #[test]
+    fn a_failed_reconcile_keeps_what_was_known_and_says_what_failed() {
+        // Seen for the first time and the Service cannot be created.
+        let st = failed(
+            &ctx(None, "2026-11-26T10:00:00Z"),
+            &RUN,
+            "apply",
+            "cannot apply Service raum-m: failed to allocate a serviceIP: range is full",
+        );
+        assert_eq!(st.phase, Some(MeetingPhase::Starting));
+        assert_eq!(st.url.as_deref(), Some("https://meet.example/j/tok"));
+        let r = cond(&st, RECONCILED);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "ApplyFailed")
+        );
+        assert!(r.message.contains("range is full"));
+        assert_eq!(cond(&st, READY).status, "False");
+        // A running meeting whose re-apply fails stays Running (its pod is fine), with
+        // its Ready condition as it was.
+        let running = compute(
+            &ctx(None, "2026-11-26T10:00:00Z"),
+            &RUN,
+            &observed(PodState::Ready),
+        );
+        assert_eq!(cond(&running, RECONCILED).status, "True");
+        let st = failed(
+            &ctx(Some(&running), "2026-11-26T10:05:00Z"),
+            &RUN,
+            "status",
+            "the server is currently unable to handle the request",
+        );
+        assert_eq!(st.phase, Some(MeetingPhase::Running));
+        assert_eq!(st.signaling, running.signaling);
+        assert_eq!(cond(&st, READY), cond(&running, READY));
+        assert_eq!(cond(&st, RECONCILED).reason, "StatusFailed");
+        assert_eq!(
+            cond(&st, RECONCILED).last_transition_time,
+            Time(t("2026-11-26T10:05:00Z"))
+        );
+        // The next success sets it True again.
+        let back = compute(
+            &ctx(Some(&st), "2026-11-26T10:06:00Z"),
+            &RUN,
+            &observed(PodState::Ready),
+        );
+        assert_eq!(cond(&back, RECONCILED).status, "True");
+        // A scheduled meeting seen for the first time is Scheduled.
+        let wait = Plan::Wait {
+            starts_at: t("2026-11-26T12:00:00Z"),
+            wake_at: t("2026-11-26T11:59:00Z"),
+        };
+        let st = failed(&ctx(None, "2026-11-26T10:00:00Z"), &wait, "status", "x");
+        assert_eq!(st.phase, Some(MeetingPhase::Scheduled));
+    }
+
+    #[test]
+    fn failed_pods_are_replaced_absent_ones_created_after_the_backoff() {
+        assert_eq!(sfu_step(None, None), SfuStep::Create);
+        assert_eq!(
+            sfu_step(None, Some(Duration::from_secs(2))),
+            SfuStep::WaitToCreate(Duration::from_secs(2))
+        );
+        for keep in [
+            PodState::Pending,
+            PodState::Ready,
+            PodState::NotReady,
+            PodState::Terminating,
+        ] {
+            assert_eq!(
+                sfu_step(Some(&keep), Some(Duration::from_secs(2))),
+                SfuStep::Keep
+            );
+        }
+        assert_eq!(
+            sfu_step(Some(&PodState::Failed("OOMKilled".into())), None),
+            SfuStep::Replace("OOMKilled".into())
+        );
+    }
+
+    #[test]
+    fn pods_are_classified_by_phase_readiness_and_deletion() {
+        let pod = |yaml: &str| -> Pod { serde_yaml::from_str(yaml).unwrap() };
+        assert_eq!(classify(&pod("metadata: {name: p}")), PodState::Pending);
+        assert_eq!(
+            classify(&pod(
+                "metadata: {name: p}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'True'}]}"
+            )),
+            PodState::Ready
+        );
+        assert_eq!(
+            classify(&pod(
+                "metadata: {name: p}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'False'}]}"
+            )),
+            PodState::NotReady
+        );
+        assert_eq!(
+            classify(&pod(
+                "metadata: {name: p}\nstatus: {phase: Failed, containerStatuses: [{name: sfu, image: i, imageID: '', ready: false, restartCount: 0, state: {terminated: {exitCode: 137, reason: OOMKilled}}}]}"
+            )),
+            PodState::Failed("OOMKilled".into())
+        );
+        assert_eq!(
+            classify(&pod("metadata: {name: p}\nstatus: {phase: Succeeded}")),
+            PodState::Failed("phase Succeeded".into())
+        );
+        assert_eq!(
+            classify(&pod(
+                "metadata: {name: p, deletionTimestamp: '2026-11-26T10:00:00Z'}\nstatus: {phase: Running}"
+            )),
+            PodState::Terminating
+        );
     }
 
     #[test]

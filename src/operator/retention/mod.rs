@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::meeting::FIELD_MANAGER;
+use super::backoff::Failures;
 use super::metrics::Metrics;
+use super::names::OPERATOR as FIELD_MANAGER;
 use crate::api::RetentionPolicy;
 use crate::api::holds::Holds;
 
@@ -37,9 +38,13 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Reconciles that failed in a row, per policy.
+    pub failures: std::sync::Mutex<Failures>,
 }
 
-/// A reconcile failed; the controller retries with backoff.
+/// A reconcile failed; the controller retries with backoff per policy. (An invalid
+/// policy is the API server's to refuse; holds that do not parse are a condition of a
+/// reconcile that succeeds.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The policy lacks metadata the API server always sets.
@@ -80,13 +85,41 @@ pub async fn reconcile(rp: Arc<RetentionPolicy>, ctx: Arc<Context>) -> Result<Ac
         started.elapsed(),
         result.as_ref().err().map(Error::stage),
     );
+    let uid = rp.uid().unwrap_or_default();
+    match &result {
+        Ok(_) => ctx.failures().succeeded(&uid),
+        Err(e) => {
+            // Shown on the object once per failure, not on every retry.
+            let message = e.to_string();
+            if ctx.failures().is_new(&uid, &message) {
+                let note = Event {
+                    type_: EventType::Warning,
+                    reason: "ReconcileFailed".into(),
+                    note: Some(message),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                if let Err(e) = ctx.recorder.publish(&note, &rp.object_ref(&())).await {
+                    debug!(error = %e, "cannot publish event");
+                }
+            }
+        }
+    }
     result
 }
 
-/// What to do after a failed reconcile.
-pub fn error_policy(rp: Arc<RetentionPolicy>, err: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(policy = %rp.name_any(), namespace = %rp.namespace().unwrap_or_default(), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+/// What to do after a failed reconcile: try again after a backoff that doubles with
+/// each failure of this policy in a row (1 s up to 5 min).
+pub fn error_policy(rp: Arc<RetentionPolicy>, err: &Error, ctx: Arc<Context>) -> Action {
+    let wait = ctx.failures().failed(&rp.uid().unwrap_or_default());
+    warn!(policy = %rp.name_any(), namespace = %rp.namespace().unwrap_or_default(), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+impl Context {
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures.lock().expect("not poisoned")
+    }
 }
 
 async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<(), Error>

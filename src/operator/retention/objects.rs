@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
 use crate::api::RetentionPolicy;
-use crate::operator::names::child_name;
+use crate::operator::names::{child_name, managed_labels};
 use crate::operator::pod_security;
 
 /// Where the access-log claim is mounted in the pruning pod.
@@ -39,14 +39,12 @@ pub fn prune_name(policy: &str) -> String {
 }
 
 fn labels(policy: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = managed_labels();
+    labels.extend([
         ("app.kubernetes.io/name".to_owned(), "raum-prune".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), prune_name(policy)),
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            "raum-operator".to_owned(),
-        ),
-    ])
+    ]);
+    labels
 }
 
 fn metadata(rp: &RetentionPolicy) -> ObjectMeta {

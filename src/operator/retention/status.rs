@@ -105,12 +105,7 @@ mod tests {
     use super::*;
 
     fn holds(pairs: &[(&str, &str)]) -> Holds {
-        Holds::from_annotations(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Holds::from_pairs(pairs)
     }
 
     fn t(s: &str) -> Timestamp {

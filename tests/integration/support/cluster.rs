@@ -32,11 +32,11 @@ pub struct Cluster {
     /// The supervising `up --supervise` process. Its stdin is the pipe whose closing
     /// tears the cluster down; it is never written to.
     _supervisor: Mutex<(Child, ChildStdout)>,
+    /// CRDs are installed once per cluster, whichever test asks first.
+    crds: OnceCell<()>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-/// CRDs are installed once per cluster, whichever test asks first.
-static CRDS: OnceCell<()> = OnceCell::const_new();
 static NAMESPACES: AtomicU32 = AtomicU32::new(0);
 
 /// The repository root.
@@ -89,10 +89,16 @@ pub fn scratch_dir(prefix: &str) -> PathBuf {
 /// Returns the supervisor (whose stdin is the teardown pipe), its stdout, and the
 /// admin kubeconfig.
 pub fn supervise(dir: &Path) -> Result<(Child, ChildStdout, PathBuf), String> {
+    supervise_with(dir, &[])
+}
+
+/// The same with more arguments for `up`.
+pub fn supervise_with(dir: &Path, args: &[&str]) -> Result<(Child, ChildStdout, PathBuf), String> {
     let mut child = Command::new(repo().join("tests/cluster/up"))
         .arg("--supervise")
         .arg("--dir")
         .arg(dir)
+        .args(args)
         .env("RAUM_CLUSTER_BIN", bin_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -123,11 +129,17 @@ impl Cluster {
     /// A control plane of its own (for tests whose cluster-scoped objects would collide
     /// with the shared one's); torn down when dropped.
     pub fn start() -> Result<Cluster, String> {
-        let (child, stdout, kubeconfig) = supervise(&scratch_dir("raum-cluster"))?;
+        Self::start_with(&[])
+    }
+
+    /// A control plane of its own, started with more arguments for `up`.
+    pub fn start_with(args: &[&str]) -> Result<Cluster, String> {
+        let (child, stdout, kubeconfig) = supervise_with(&scratch_dir("raum-cluster"), args)?;
         Ok(Cluster {
             kubeconfig,
             bin_dir: bin_dir().to_owned(),
             _supervisor: Mutex::new((child, stdout)),
+            crds: OnceCell::new(),
         })
     }
 
@@ -192,36 +204,37 @@ impl Cluster {
     /// Installs the CRDs from the repository's `crds/` (as `kubectl apply -f crds/`
     /// would, by server-side apply) and waits until the API server serves them.
     pub async fn install_crds(&self) {
-        CRDS.get_or_init(|| async {
-            let client = self.client().await;
-            let api: Api<CustomResourceDefinition> = Api::all(client);
-            let mut names = Vec::new();
-            for entry in std::fs::read_dir(repo().join("crds")).expect("crds/ exists") {
-                let path = entry.unwrap().path();
-                let text = std::fs::read_to_string(&path).unwrap();
-                let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", path.display()));
-                let name = crd.metadata.name.clone().unwrap();
-                api.patch(
-                    &name,
-                    &PatchParams::apply("raum-tests").force(),
-                    &Patch::Apply(&crd),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{} was refused: {e}", path.display()));
-                names.push(name);
-            }
-            for name in names {
-                wait(
-                    &format!("CRD {name} to be Established"),
-                    Duration::from_secs(30),
-                    await_condition(api.clone(), &name, conditions::is_crd_established()),
-                )
-                .await
-                .expect("watch CRD");
-            }
-        })
-        .await;
+        self.crds
+            .get_or_init(|| async {
+                let client = self.client().await;
+                let api: Api<CustomResourceDefinition> = Api::all(client);
+                let mut names = Vec::new();
+                for entry in std::fs::read_dir(repo().join("crds")).expect("crds/ exists") {
+                    let path = entry.unwrap().path();
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", path.display()));
+                    let name = crd.metadata.name.clone().unwrap();
+                    api.patch(
+                        &name,
+                        &PatchParams::apply("raum-tests").force(),
+                        &Patch::Apply(&crd),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{} was refused: {e}", path.display()));
+                    names.push(name);
+                }
+                for name in names {
+                    wait(
+                        &format!("CRD {name} to be Established"),
+                        Duration::from_secs(30),
+                        await_condition(api.clone(), &name, conditions::is_crd_established()),
+                    )
+                    .await
+                    .expect("watch CRD");
+                }
+            })
+            .await;
     }
 }
 

@@ -38,8 +38,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
+use super::RoomSettings;
 use super::udp_mux::Demux;
+use crate::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
+use crate::telemetry::Redacted;
 
 /// The shortest time between two keyframe requests to one publisher's track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -127,37 +129,6 @@ pub struct Stats {
     pub retransmits: u64,
 }
 
-/// The room's settings.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// The address put in the SFU's ICE candidate (NAT 1:1: may differ from the bound one).
-    pub advertised: SocketAddr,
-    /// Most participants at once.
-    pub max_participants: u32,
-    /// A participant whose media has not connected this long after joining is dropped.
-    pub ice_timeout: Duration,
-    /// Participants may send audio.
-    pub audio: bool,
-    /// Participants may send video.
-    pub video: bool,
-    /// The video bitrate a participant may send, in kbit/s (`b=AS` in the answer).
-    pub max_video_kbps: u32,
-}
-
-impl Config {
-    /// A room with the meeting defaults, for tests and tools.
-    pub fn new(advertised: SocketAddr, max_participants: u32) -> Self {
-        Self {
-            advertised,
-            max_participants,
-            ice_timeout: Duration::from_secs(30),
-            audio: true,
-            video: true,
-            max_video_kbps: crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS,
-        }
-    }
-}
-
 /// A track a participant publishes.
 #[derive(Clone, Debug)]
 struct Published {
@@ -217,7 +188,9 @@ impl Peer {
 
 /// The room task's state.
 pub struct Room {
-    config: Config,
+    settings: RoomSettings,
+    /// The address put in the SFU's ICE candidate (NAT 1:1: may differ from the bound one).
+    advertised: SocketAddr,
     socket: UdpSocket,
     demux: Demux<PeerId>,
     peers: HashMap<PeerId, Peer>,
@@ -244,10 +217,11 @@ fn random_ssrc() -> u32 {
 }
 
 impl Room {
-    /// A room on `socket`.
-    pub fn new(config: Config, socket: UdpSocket) -> Self {
+    /// A room with `settings` on `socket`, whose ICE candidate names `advertised`.
+    pub fn new(settings: RoomSettings, advertised: SocketAddr, socket: UdpSocket) -> Self {
         Self {
-            config,
+            settings,
+            advertised,
             socket,
             demux: Demux::default(),
             peers: HashMap::new(),
@@ -310,16 +284,16 @@ impl Room {
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.config.advertised,
+                local_addr: self.advertised,
                 peer_addr: from,
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
             message: BytesMut::from(data),
         };
-        if let Err(e) = peer.pc.handle_read(msg) {
-            // The error may name the sender's address: count, do not log.
-            let _ = e;
+        // A refused datagram (bad STUN, DTLS or SRTP) is counted, not logged: the
+        // error names the sender's address.
+        if peer.pc.handle_read(msg).is_err() {
             self.stats.datagrams_refused += 1;
         }
     }
@@ -330,7 +304,7 @@ impl Room {
             if p.pc.poll_timeout().is_some_and(|t| t <= now) {
                 let _ = p.pc.handle_timeout(now);
             }
-            if !p.connected && now.duration_since(p.joined_at) > self.config.ice_timeout {
+            if !p.connected && now.duration_since(p.joined_at) > self.settings.ice_timeout {
                 late.push(*id);
             }
         }
@@ -385,7 +359,7 @@ impl Room {
         outbound: mpsc::UnboundedSender<Outbound>,
         now: Instant,
     ) -> Result<PeerId, ErrorCode> {
-        if self.peers.len() as u32 >= self.config.max_participants {
+        if self.peers.len() as u32 >= self.settings.max_participants {
             return Err(ErrorCode::RoomFull);
         }
         let ufrag = random_token(16);
@@ -467,9 +441,9 @@ impl Room {
                     ));
                     return;
                 }
-                match answer(&mut peer.pc, sdp, self.config.advertised, now) {
+                match answer(&mut peer.pc, sdp, self.advertised, now) {
                     Ok(sdp) => {
-                        let sdp = limit_video_bitrate(&sdp, self.config.max_video_kbps);
+                        let sdp = limit_video_bitrate(&sdp, self.settings.max_video_kbps);
                         peer.send(ServerMessage::Answer { sdp });
                         let first = !peer.ready;
                         peer.ready = true;
@@ -479,9 +453,7 @@ impl Room {
                         self.offer_where_needed(now);
                     }
                     Err(e) => {
-                        // The error may quote SDP or candidates (addresses): not logged.
-                        let _ = e;
-                        debug!(peer = id, "offer refused");
+                        debug!(peer = id, error = %e, "offer refused");
                         peer.send(ServerMessage::error(
                             ErrorCode::BadRequest,
                             "the offer could not be used",
@@ -500,11 +472,11 @@ impl Room {
                     return;
                 }
                 let result = RTCSessionDescription::answer(sdp)
-                    .map_err(|e| e.to_string())
+                    .map_err(Redacted::of("parsing the answer"))
                     .and_then(|d| {
                         peer.pc
                             .set_remote_description(now, d)
-                            .map_err(|e| e.to_string())
+                            .map_err(Redacted::of("applying the answer"))
                     });
                 match result {
                     Ok(()) => {
@@ -513,9 +485,7 @@ impl Room {
                         self.offer_where_needed(now);
                     }
                     Err(e) => {
-                        // The error may quote SDP or candidates (addresses): not logged.
-                        let _ = e;
-                        debug!(peer = id, "answer refused");
+                        debug!(peer = id, error = %e, "answer refused");
                         peer.send(ServerMessage::error(
                             ErrorCode::BadRequest,
                             "the answer could not be used",
@@ -534,10 +504,12 @@ impl Room {
                         username_fragment: c.username_fragment,
                         url: None,
                     });
-                if let Err(e) = peer.pc.add_remote_candidate(init) {
-                    // The error may quote SDP or candidates (addresses): not logged.
-                    let _ = e;
-                    debug!(peer = id, "candidate refused");
+                if let Err(e) = peer
+                    .pc
+                    .add_remote_candidate(init)
+                    .map_err(Redacted::of("adding a candidate"))
+                {
+                    debug!(peer = id, error = %e, "candidate refused");
                     peer.send(ServerMessage::error(
                         ErrorCode::BadRequest,
                         "the candidate could not be used",
@@ -720,8 +692,8 @@ impl Room {
                             let track = rx.track();
                             let kind = track.kind();
                             let allowed = match kind {
-                                RtpCodecKind::Audio => self.config.audio,
-                                RtpCodecKind::Video => self.config.video,
+                                RtpCodecKind::Audio => self.settings.audio,
+                                RtpCodecKind::Video => self.settings.video,
                                 _ => false,
                             };
                             // A kind the meeting switched off is never published, nor a
@@ -897,13 +869,15 @@ fn answer(
     sdp: String,
     advertised: SocketAddr,
     now: Instant,
-) -> Result<String, String> {
-    let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
+) -> Result<String, Redacted> {
+    let offer = RTCSessionDescription::offer(sdp).map_err(Redacted::of("parsing the offer"))?;
     pc.set_remote_description(now, offer)
-        .map_err(|e| e.to_string())?;
-    let answer = pc.create_answer(None).map_err(|e| e.to_string())?;
+        .map_err(Redacted::of("applying the offer"))?;
+    let answer = pc
+        .create_answer(None)
+        .map_err(Redacted::of("creating the answer"))?;
     pc.set_local_description(now, answer)
-        .map_err(|e| e.to_string())?;
+        .map_err(Redacted::of("applying the answer"))?;
     if pc
         .local_description()
         .is_some_and(|d| !d.sdp.contains("a=candidate"))
@@ -919,13 +893,14 @@ fn answer(
             ..Default::default()
         }
         .new_candidate_host()
-        .map_err(|e| e.to_string())?;
+        .map_err(Redacted::of("making the candidate"))?;
         let init = RTCIceCandidate::from(&host)
             .to_json()
-            .map_err(|e| e.to_string())?;
-        pc.add_local_candidate(init).map_err(|e| e.to_string())?;
+            .map_err(Redacted::of("making the candidate"))?;
+        pc.add_local_candidate(init)
+            .map_err(Redacted::of("adding the candidate"))?;
         pc.add_local_candidate(RTCIceCandidateInit::default())
-            .map_err(|e| e.to_string())?;
+            .map_err(Redacted::of("ending the candidates"))?;
     }
     Ok(pc.local_description().map(|d| d.sdp).unwrap_or_default())
 }

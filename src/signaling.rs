@@ -1,7 +1,8 @@
 //! The signaling protocol between a participant's browser and the SFU: one JSON object
 //! per WebSocket text frame, `type` first. docs/signaling.md is the reference (message
 //! order, fields, error codes); this module is its one implementation, with the limits
-//! that keep one participant's bad input from disturbing the others.
+//! that keep one participant's bad input from disturbing the others. The rooms speak
+//! it, and the gateway answers in it when it refuses a connection itself.
 
 use std::time::{Duration, Instant};
 
@@ -200,17 +201,26 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
     }
 }
 
+/// Sends `error {code, message}` on a participant's WebSocket, then closes it.
+pub async fn refuse(mut socket: axum::extract::ws::WebSocket, code: ErrorCode, message: &str) {
+    use axum::extract::ws::Message;
+    use futures::SinkExt;
+    let frame = ServerMessage::error(code, message).to_frame();
+    let _ = socket.send(Message::Text(frame.into())).await;
+    let _ = socket.close().await;
+}
+
 /// Parses and checks one text frame from a participant.
 pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
     if frame.len() > MAX_FRAME_BYTES {
-        return Err(refuse(
+        return Err(refusal(
             ErrorCode::TooLarge,
             format!("a message may have at most {MAX_FRAME_BYTES} bytes"),
         ));
@@ -230,13 +240,13 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
         } else {
             "fields of the wrong type".to_owned()
         };
-        refuse(ErrorCode::BadRequest, format!("bad message: {what}"))
+        refusal(ErrorCode::BadRequest, format!("bad message: {what}"))
     })?;
     match &msg {
         ClientMessage::Join { name, token } => {
             let n = name.trim().chars().count();
             if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-                return Err(refuse(
+                return Err(refusal(
                     ErrorCode::BadRequest,
                     format!(
                         "the name must have 1 to {MAX_NAME_CHARS} characters and no control characters"
@@ -244,20 +254,20 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
                 ));
             }
             if token.is_empty() || token.len() > 256 {
-                return Err(refuse(ErrorCode::Unauthorized, "this link is not valid"));
+                return Err(refusal(ErrorCode::Unauthorized, "this link is not valid"));
             }
         }
         ClientMessage::Chat { text } => {
             let n = text.chars().count();
             if text.trim().is_empty() || n > MAX_CHAT_CHARS {
-                return Err(refuse(
+                return Err(refusal(
                     ErrorCode::BadRequest,
                     format!("a chat message must have 1 to {MAX_CHAT_CHARS} characters"),
                 ));
             }
         }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
-            return Err(refuse(
+            return Err(refusal(
                 ErrorCode::BadRequest,
                 "the SDP does not start with v=0",
             ));

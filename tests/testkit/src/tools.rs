@@ -5,8 +5,7 @@ use std::process::Command;
 
 /// The directory holding `helm` and `kubeconform`.
 pub fn dir() -> PathBuf {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/build-tools");
-    let out = Command::new(script)
+    let out = Command::new(crate::process::repo().join("tests/tools/build-tools"))
         .output()
         .expect("tests/tools/build-tools runs");
     assert!(

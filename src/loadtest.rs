@@ -31,7 +31,41 @@ use webrtc::peer_connection::{
     RTCIceGatheringState, RTCSessionDescription,
 };
 
-use crate::cli::LoadtestArgs;
+/// Flags of `raum loadtest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A running SFU's HTTP address (http://HOST:PORT), one meeting each; repeatable.
+    #[arg(long, required = true, value_name = "URL")]
+    pub target: Vec<String>,
+
+    /// The meetings' join token.
+    #[arg(long, env = "RAUM_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// Participants per meeting.
+    #[arg(long, default_value_t = 5)]
+    pub participants: usize,
+
+    /// Video bitrate each participant sends, in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    pub video_kbps: u32,
+
+    /// Size of each video packet's payload, in bytes.
+    #[arg(long, default_value_t = 1200)]
+    pub packet_size: usize,
+
+    /// Time for negotiations to settle before measuring.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub warm_up: Duration,
+
+    /// How long to measure.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// PIDs of the SFU processes, for their CPU time and memory; repeatable.
+    #[arg(long)]
+    pub sfu_pid: Vec<u32>,
+}
 
 /// Why a load test could not run.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +185,7 @@ async fn participant(
     url: &str,
     token: &str,
     n: usize,
-    args: &LoadtestArgs,
+    args: &Args,
     recorder: Arc<Mutex<Recorder>>,
     measuring: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Participant, String> {
@@ -357,7 +391,7 @@ async fn metric(url: &str, name: &str) -> Option<u64> {
 }
 
 /// Runs the load test and prints one JSON report.
-pub async fn run(args: LoadtestArgs) -> Result<(), Error> {
+pub async fn run(args: Args) -> Result<(), Error> {
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut participants = Vec::new();

@@ -1,7 +1,6 @@
 //! Runs tests/browser/call.cjs: headless Chromium from Debian's `chromium` package,
 //! with a fake camera and microphone, driven by playwright-core. `tests/run` installs
 //! both (playwright-core into ~/.cache/raum/browser, outside the clone).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -33,7 +32,7 @@ fn node_modules() -> PathBuf {
 pub fn artifacts() -> PathBuf {
     let base = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| crate::process::repo().join("target"));
     let dir = base.join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -54,10 +53,7 @@ pub fn start(args: serde_json::Value) -> Run {
         .keep()
         .unwrap();
     let mut child = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/browser/call.cjs"
-        ))
+        .arg(crate::process::repo().join("tests/browser/call.cjs"))
         .arg(args.to_string())
         .env("NODE_PATH", node_modules())
         .stdin(Stdio::null())

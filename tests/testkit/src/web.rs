@@ -1,13 +1,12 @@
 //! Talking to a running gateway as a browser would, without a browser: plain HTTP/1.1
 //! GETs, a signaling WebSocket, the access log's lines, and `raum standalone` as a
 //! process with its own directories.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -124,15 +123,6 @@ pub fn access_log(dir: &Path) -> Vec<serde_json::Map<String, serde_json::Value>>
     out
 }
 
-/// Waits until `cond` holds, polling.
-pub fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A free TCP port on loopback (bound and released: a small race, fine in tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -176,7 +166,7 @@ impl Standalone {
         }
         let addr = format!("127.0.0.1:{}", free_port());
         let stderr = dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_raum"))
+        let child = Command::new(crate::process::raum_bin())
             .arg("standalone")
             .arg(format!("--listen={addr}"))
             .arg(format!(
@@ -211,7 +201,7 @@ impl Standalone {
             addr,
             stderr,
         };
-        eventually("standalone to listen", Duration::from_secs(10), || {
+        crate::wait::eventually_blocking("standalone to listen", Duration::from_secs(10), || {
             TcpStream::connect(&s.addr).is_ok()
         });
         s
@@ -219,8 +209,7 @@ impl Standalone {
 
     /// The join token of a meeting file named `name` (metadata.name).
     pub fn token(name: &str) -> String {
-        raum::operator::join_token::TokenKey::from_bytes(KEY.to_vec())
-            .token(&format!("standalone:{name}"))
+        raum::token::TokenKey::from_bytes(KEY.to_vec()).token(&format!("standalone:{name}"))
     }
 
     /// The process log so far.

@@ -1,45 +1,46 @@
-//! When a meeting's SFU should exist: a pure function of the schedule, the clock and
-//! the operator's settings.
+//! When a meeting runs: a pure function of its schedule, the clock and the timing
+//! settings, shared by the operator (when its SFU pod exists) and standalone mode (when
+//! its in-process room exists).
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::meeting::{End, Schedule};
 
-/// What the operator should do about a meeting right now.
+/// What should happen to a meeting right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Too early: nothing exists yet. Look again at `wake_at` (start minus warm-up).
+    /// Too early: nothing runs yet. Look again at `wake_at` (start minus warm-up).
     Wait {
         /// When the meeting starts.
         starts_at: Timestamp,
         /// When its SFU pod is to be created.
         wake_at: Timestamp,
     },
-    /// The SFU pod and Service should exist until `ends_at`.
+    /// The meeting's SFU should run until `ends_at`.
     Run {
         /// When the meeting starts (may be slightly ahead during warm-up).
         starts_at: Timestamp,
         /// When the meeting ends.
         ends_at: Timestamp,
     },
-    /// Over: the SFU pod and Service should be gone.
+    /// Over: the meeting's SFU should be gone.
     End {
         /// When it ended.
         ended_at: Timestamp,
     },
 }
 
-/// The operator settings the plan depends on.
+/// The settings the plan depends on.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
-    /// How long before the start the SFU pod is created.
+    /// How long before the start the SFU is started.
     pub warm_up: SignedDuration,
     /// The length of a meeting with neither endsAt nor duration.
     pub default_length: SignedDuration,
 }
 
 /// The plan for a meeting with `schedule`, created at `created` (its start when it has
-/// no `startsAt`, so the answer does not change across operator restarts), at `now`.
+/// no `startsAt`, so the answer does not change across restarts), at `now`.
 pub fn plan(schedule: &Schedule, created: Timestamp, now: Timestamp, timing: Timing) -> Plan {
     let starts_at = schedule.starts_at.unwrap_or(created);
     let ends_at = match schedule.end {

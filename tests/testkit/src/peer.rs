@@ -1,14 +1,13 @@
 //! A WebRTC participant for the SFU's tests, on the async layer of `webrtc` 0.21 (the
 //! same crate the SFU's core comes from): publishes synthetic Opus-like audio and
 //! VP8-like video whose payloads name the publisher, and checks what it receives.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use raum::sfu::room::PeerId;
-use raum::sfu::signaling::{ClientMessage, ServerMessage};
+use raum::rooms::room::PeerId;
+use raum::signaling::{ClientMessage, ServerMessage};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -124,7 +123,7 @@ fn local_track(id: PeerId, kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStati
     } else {
         "video"
     };
-    raum::sfu::loadtest::local_track(&format!("client-{id}"), &format!("{name}-{id}"), kind, ssrc)
+    raum::loadtest::local_track(&format!("client-{id}"), &format!("{name}-{id}"), kind, ssrc)
 }
 
 /// Starts a peer once the SFU has welcomed it as `id`: it offers audio and video,
@@ -295,13 +294,4 @@ impl Client {
 /// Whether the client received a message that satisfies `f`.
 pub fn has(c: &Client, f: impl Fn(&ServerMessage) -> bool) -> bool {
     c.messages.lock().unwrap().iter().any(f)
-}
-
-/// Polls `cond` until it holds, failing the test after `limit`.
-pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

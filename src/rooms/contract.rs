@@ -1,0 +1,94 @@
+//! How a room runs as its own process: `raum sfu` in a meeting's pod. The operator
+//! renders a [`Launch`] into the pod's arguments and environment; `raum sfu` parses
+//! them back with its own flags (a unit test there parses what is rendered here, so
+//! the two cannot drift apart).
+
+use std::net::IpAddr;
+
+use super::RoomSettings;
+
+/// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
+pub const SIGNALING_PORT: u16 = 8080;
+/// The SFU's one UDP port for every participant's media, inside the pod.
+pub const MEDIA_PORT: u16 = 50000;
+/// The environment variable with the hex SHA-256 of the meeting's join token.
+pub const ENV_TOKEN_SHA256: &str = "RAUM_TOKEN_SHA256";
+/// The environment variable with the address to advertise (when the pod takes the
+/// node's IP from the downward API).
+pub const ENV_ADVERTISE_IP: &str = "RAUM_ADVERTISE_IP";
+
+/// Which address the SFU puts in its ICE candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Advertise {
+    /// These addresses (a load balancer's or the nodes' public IPs).
+    Ips(Vec<IpAddr>),
+    /// The IP of the node the pod runs on, filled in at start.
+    NodeIp,
+}
+
+/// A value of the SFU's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// This literal.
+    Literal(String),
+    /// The node's IP (`status.hostIP` through the downward API).
+    NodeIp,
+}
+
+/// Everything a `raum sfu` process is started with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// What the room enforces.
+    pub settings: RoomSettings,
+    /// The address in the ICE candidate.
+    pub advertise: Advertise,
+    /// The port in the ICE candidate (a NodePort, or [`MEDIA_PORT`]).
+    pub advertise_port: u16,
+    /// Hex SHA-256 of the meeting's join token.
+    pub token_sha256: String,
+}
+
+impl Launch {
+    /// The container's arguments: `sfu` and its flags.
+    pub fn args(&self) -> Vec<String> {
+        let s = &self.settings;
+        let mut args = vec![
+            "sfu".to_owned(),
+            format!("--listen=0.0.0.0:{SIGNALING_PORT}"),
+            format!("--media-port={MEDIA_PORT}"),
+            format!("--advertise-port={}", self.advertise_port),
+            format!("--max-participants={}", s.max_participants),
+            format!("--max-video-bitrate-kbps={}", s.max_video_kbps),
+            format!(
+                "--ice-timeout={}",
+                humantime::format_duration(s.ice_timeout)
+            ),
+        ];
+        if !s.audio {
+            args.push("--no-audio".to_owned());
+        }
+        if !s.video {
+            args.push("--no-video".to_owned());
+        }
+        if !s.chat {
+            args.push("--no-chat".to_owned());
+        }
+        if let Advertise::Ips(ips) = &self.advertise {
+            args.extend(ips.iter().map(|ip| format!("--advertise-ip={ip}")));
+        }
+        args
+    }
+
+    /// The container's environment. The token's digest goes here rather than into the
+    /// arguments, and the node's IP can only come from here.
+    pub fn env(&self) -> Vec<(&'static str, EnvValue)> {
+        let mut env = vec![(
+            ENV_TOKEN_SHA256,
+            EnvValue::Literal(self.token_sha256.clone()),
+        )];
+        if self.advertise == Advertise::NodeIp {
+            env.push((ENV_ADVERTISE_IP, EnvValue::NodeIp));
+        }
+        env
+    }
+}

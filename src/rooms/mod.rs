@@ -1,0 +1,181 @@
+//! Meeting rooms, as `raum sfu`, standalone mode and the gateway's local backend all
+//! use them: a room's settings built from a `MeetingSpec` (every default in one
+//! place), a handle to a running room, and the participant's session that joins a
+//! WebSocket to it.
+//!
+//! - [`room`]: the room task (every participant's peer connection, one UDP socket);
+//! - [`session`]: one participant's signaling WebSocket, relayed to the room;
+//! - [`contract`]: how a room runs as its own process, `raum sfu` in a meeting's pod
+//!   (ports, flags, environment), rendered by the operator and parsed by `raum sfu`.
+
+pub mod contract;
+pub mod keyframes;
+pub mod room;
+pub mod session;
+pub mod udp_mux;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::MeetingSpec;
+
+/// How long a participant's media may take to connect before the room drops them.
+pub const DEFAULT_ICE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a room enforces, from its meeting's spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSettings {
+    /// Most participants at once; one more is told the meeting is full.
+    pub max_participants: u32,
+    /// Participants may send audio.
+    pub audio: bool,
+    /// Participants may send video.
+    pub video: bool,
+    /// Participants may chat.
+    pub chat: bool,
+    /// The video bitrate a participant may send, in kbit/s (`b=AS` in the answer).
+    pub max_video_kbps: u32,
+    /// A participant whose media has not connected this long after joining is dropped.
+    pub ice_timeout: Duration,
+}
+
+impl RoomSettings {
+    /// The settings of a meeting with this spec.
+    pub fn from_spec(spec: &MeetingSpec) -> Self {
+        Self {
+            max_participants: spec.max_participants,
+            audio: spec.media.audio,
+            video: spec.media.video,
+            chat: spec.chat.enabled,
+            max_video_kbps: spec.media.max_video_bitrate_kbps,
+            ice_timeout: DEFAULT_ICE_TIMEOUT,
+        }
+    }
+}
+
+impl Default for RoomSettings {
+    /// The settings of a meeting whose spec sets nothing but its title.
+    fn default() -> Self {
+        let spec: MeetingSpec =
+            serde_json::from_value(serde_json::json!({"title": "-"})).expect("a minimal spec");
+        Self::from_spec(&spec)
+    }
+}
+
+/// A running room, as sessions and status pages reach it. Cheap to share behind an
+/// `Arc`; dropping the last command sender ends the room.
+#[derive(Debug)]
+pub struct RoomHandle {
+    /// The room task's commands.
+    pub commands: mpsc::UnboundedSender<room::Command>,
+    /// Hex SHA-256 of the meeting's join token.
+    pub token_sha256: String,
+    /// Chat switched on.
+    pub chat: bool,
+    /// When the room started.
+    pub started: Instant,
+    /// Every session holds a clone until it ends; [`Sessions::all_ended`] learns when
+    /// all have (a WebSocket outlives an HTTP server's graceful shutdown).
+    sessions: mpsc::Sender<()>,
+}
+
+/// Learns when every session of a room has ended.
+pub struct Sessions(mpsc::Receiver<()>);
+
+impl Sessions {
+    /// Resolves once no session holds the room's session token any more (and the
+    /// handle is gone).
+    pub async fn all_ended(mut self) {
+        let _ = self.0.recv().await;
+    }
+}
+
+/// Starts a room with `settings` on `socket`, advertising `advertised` in its ICE
+/// candidate, for the meeting whose token has the digest `token_sha256`. Returns its
+/// handle, the room task and what tells when its sessions have ended.
+pub fn start(
+    settings: RoomSettings,
+    advertised: SocketAddr,
+    socket: tokio::net::UdpSocket,
+    token_sha256: String,
+) -> (RoomHandle, tokio::task::JoinHandle<()>, Sessions) {
+    let chat = settings.chat;
+    let room = room::Room::new(settings, advertised, socket);
+    let (commands, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(room.run(rx));
+    let (sessions, sessions_rx) = mpsc::channel(1);
+    let handle = RoomHandle {
+        commands,
+        token_sha256,
+        chat,
+        started: Instant::now(),
+        sessions,
+    };
+    (handle, task, Sessions(sessions_rx))
+}
+
+impl RoomHandle {
+    /// The room's counters, or `None` if it does not answer within a second.
+    pub async fn stats(&self) -> Option<room::Stats> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(room::Command::Stats { reply: tx })
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(1), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// How many are in the room, or `None` if it does not answer within `limit`.
+    pub async fn participants(&self, limit: Duration) -> Option<u32> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(room::Command::Participants { reply: tx })
+            .ok()?;
+        tokio::time::timeout(limit, rx).await.ok()?.ok()
+    }
+
+    /// Tells everyone the meeting ended and stops the room.
+    pub fn shut_down(&self) {
+        let _ = self.commands.send(room::Command::Shutdown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_spec_with_the_crds_defaults() {
+        let s = RoomSettings::default();
+        assert_eq!(
+            s,
+            RoomSettings {
+                max_participants: crate::api::meeting::DEFAULT_MAX_PARTICIPANTS,
+                audio: true,
+                video: true,
+                chat: true,
+                max_video_kbps: crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS,
+                ice_timeout: DEFAULT_ICE_TIMEOUT,
+            }
+        );
+        let spec: MeetingSpec = serde_yaml::from_str(
+            "title: t\nmaxParticipants: 7\nmedia: {video: false, maxVideoBitrateKbps: 300}\nchat: {enabled: false}\n",
+        )
+        .unwrap();
+        let s = RoomSettings::from_spec(&spec);
+        assert_eq!(
+            (
+                s.max_participants,
+                s.audio,
+                s.video,
+                s.chat,
+                s.max_video_kbps
+            ),
+            (7, true, false, false, 300)
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! What raum's integration tests share. A crate of its own, so each test binary uses
+//! what it needs without `#[path]` includes or dead-code allowances.
+//!
+//! - [`wait`]: waiting for a condition, in async and in blocking tests;
+//! - [`process`]: the raum binary, the repository, a child paused at a marker line;
+//! - [`web`]: HTTP and signaling clients, `raum standalone` as a process;
+//! - [`peer`]: a WebRTC participant on the async `webrtc` crate;
+//! - [`browser`]: headless Chromium driven by playwright-core;
+//! - [`tools`]: helm and kubeconform.
+
+pub mod browser;
+pub mod peer;
+pub mod process;
+pub mod tools;
+pub mod wait;
+pub mod web;
