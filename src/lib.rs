@@ -7,7 +7,8 @@
 //! - the subsystems, beside each other: [`operator`], [`sfu`], [`gateway`],
 //!   [`standalone`], [`prune_job`], [`loadtest`];
 //! - the shared core: the resources ([`api`], [`crd`]), [`token`], [`schedule`],
-//!   [`public_url`], [`signaling`], [`rooms`], [`access_log`], [`kubeconfig`],
+//!   [`public_url`], [`signaling`], [`media`] (the sans-IO media core), [`rooms`],
+//!   [`access_log`], [`kubeconfig`],
 //!   [`telemetry`], [`shutdown`], [`host`].
 
 pub mod access_log;
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod host;
 pub mod kubeconfig;
 pub mod loadtest;
+pub mod media;
 pub mod operator;
 pub mod prune_job;
 pub mod public_url;

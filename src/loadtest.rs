@@ -1,35 +1,29 @@
 //! `raum loadtest`: synthetic participants against running `raum sfu` processes, for
 //! benchmarks (docs/benchmarks.md), not for tests.
 //!
-//! Each participant is a real WebRTC peer on the async `webrtc` 0.21 layer: it joins
-//! over the SFU's WebSocket, publishes audio at 50 packets/s and video at a chosen
-//! bitrate in fixed-size packets, and subscribes to everyone else. Every payload
-//! carries its send time, so the receiver measures forwarding delay; sequence numbers
-//! per publisher give loss. The SFU's CPU time and memory come from /proc of the PIDs
-//! given.
+//! Each participant is a real WebRTC peer ([`crate::media::client`]: ICE, DTLS, SRTP,
+//! on the same sans-IO parts as the room) with a UDP socket of its own, read in
+//! batches. It joins over the SFU's WebSocket, publishes audio at 50 packets/s and
+//! video at a chosen bitrate in fixed-size packets, and receives everyone else. Every
+//! payload carries its send time, so the receiver measures forwarding delay; the
+//! senders' counters give loss. The SFU's CPU time and memory come from /proc of the
+//! PIDs given. The generator must be cheaper than what it measures: it decrypts what
+//! it receives and reads the payload's first bytes, nothing more.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::io::IoSliceMut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
-use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCSessionDescription,
-};
+
+use crate::media::client::Client;
+use crate::media::sdp::Kind;
 
 /// Flags of `raum loadtest`.
 #[derive(Debug, clap::Args)]
@@ -80,21 +74,15 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
-}
-
-/// What every receiver records: delays in microseconds and the highest sequence seen
-/// per (publisher track).
-#[derive(Default)]
-struct Recorder {
-    delays_us: Vec<u32>,
-    received: u64,
-}
-
-#[derive(Clone)]
-struct Handler {
-    gathered: mpsc::UnboundedSender<()>,
-    recorder: Arc<Mutex<Recorder>>,
-    measuring: Arc<std::sync::atomic::AtomicBool>,
+    /// Media did not connect for every participant within the warm-up: the figures
+    /// would measure fewer participants than asked for.
+    #[error("after the warm-up, media had connected for {connected} of {total} participants")]
+    NotConnected {
+        /// Participants whose DTLS handshake completed.
+        connected: usize,
+        /// Participants started.
+        total: usize,
+    },
 }
 
 fn now_ns() -> u64 {
@@ -104,254 +92,209 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
-        if s == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(());
+/// What one participant measured while `measuring` was on.
+#[derive(Default)]
+struct Measured {
+    delays_us: Vec<u32>,
+    received: u64,
+}
+
+/// Shared by the participants: the measuring window (send times in ns since the
+/// epoch; a packet counts when it was sent inside it, wherever it arrives), and the
+/// packets sent inside it.
+struct Run {
+    from_ns: AtomicU64,
+    until_ns: AtomicU64,
+    stop: AtomicBool,
+    sent: AtomicU64,
+    /// Participants whose media connected.
+    connected: AtomicUsize,
+}
+
+impl Run {
+    fn counts(&self, sent_ns: u64) -> bool {
+        sent_ns >= self.from_ns.load(Ordering::Relaxed)
+            && sent_ns < self.until_ns.load(Ordering::Relaxed)
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| e.to_string());
+            }
+            Some(Ok(_)) => continue,
+            other => return Err(format!("the signaling socket ended: {other:?}")),
         }
     }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let recorder = self.recorder.clone();
-        let measuring = self.measuring.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(pkt) = ev
-                    && measuring.load(std::sync::atomic::Ordering::Relaxed)
-                    && pkt.payload.len() >= 8
-                {
-                    let sent = u64::from_be_bytes(pkt.payload[..8].try_into().expect("8 bytes"));
-                    let delay = now_ns().saturating_sub(sent) / 1000;
-                    let mut r = recorder.lock().expect("not poisoned");
-                    r.received += 1;
-                    r.delays_us.push(delay.min(u64::from(u32::MAX)) as u32);
-                }
-            }
-        });
-    }
 }
 
-/// The codec a synthetic participant sends: Opus for audio, VP8 for video.
-pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    }
-}
-
-/// A local track of `kind` with a fixed SSRC, for a synthetic participant.
-pub fn local_track(
-    stream_id: &str,
-    track_id: &str,
-    kind: RtpCodecKind,
-    ssrc: u32,
-) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream_id.to_owned(),
-        track_id.to_owned(),
-        track_id.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec(kind),
-            ..Default::default()
-        }],
-    )))
-}
-
-struct Participant {
-    pc: Arc<dyn PeerConnection>,
-    sent: Arc<std::sync::atomic::AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-async fn participant(
-    url: &str,
-    token: &str,
-    n: usize,
-    args: &Args,
-    recorder: Arc<Mutex<Recorder>>,
-    measuring: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<Participant, String> {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/ws"))
+/// Joins one participant: WebSocket, `join`, offer and answer.
+async fn join(url: &str, token: &str, n: usize) -> Result<(Ws, Client, UdpSocket), String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/ws"))
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sink, mut stream) = ws.split();
-    sink.send(Message::text(
+    ws.send(Message::text(
         json!({"type": "join", "name": format!("load {n}"), "token": token}).to_string(),
     ))
     .await
     .map_err(|e| e.to_string())?;
-    let welcome: Value = match stream.next().await {
-        Some(Ok(Message::Text(t))) => serde_json::from_str(&t).map_err(|e| e.to_string())?,
-        other => return Err(format!("no welcome: {other:?}")),
-    };
+    let welcome = next_json(&mut ws).await?;
     if welcome["type"] != "welcome" {
         return Err(format!("refused: {welcome}"));
     }
-    let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
-    let mut media = MediaEngine::default();
-    media.register_default_codecs().map_err(|e| e.to_string())?;
-    let registry =
-        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(
-        PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler {
-                gathered: gathered_tx,
-                recorder,
-                measuring,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0"])
-            .build()
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    let ssrc = 0x4000_0000 + n as u32 * 2;
-    let stream_id = format!("load-{n}");
-    let audio = local_track(&stream_id, "audio", RtpCodecKind::Audio, ssrc);
-    let video = local_track(&stream_id, "video", RtpCodecKind::Video, ssrc + 1);
-    pc.add_track(audio.clone() as Arc<dyn TrackLocal>)
+    let socket = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
-    pc.add_track(video.clone() as Arc<dyn TrackLocal>)
-        .await
-        .map_err(|e| e.to_string())?;
-    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| e.to_string())?;
-    gathered.recv().await;
-    let sdp = pc
-        .local_description()
-        .await
-        .map(|d| d.sdp)
-        .unwrap_or_default();
-    sink.send(Message::text(
-        json!({"type": "offer", "sdp": sdp}).to_string(),
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let id = welcome["id"].as_str().unwrap_or_default().to_owned();
+    let mut client = Client::new(local, &id).map_err(|e| e.to_string())?;
+    ws.send(Message::text(
+        json!({"type": "offer", "sdp": client.offer()}).to_string(),
     ))
     .await
     .map_err(|e| e.to_string())?;
+    loop {
+        let m = next_json(&mut ws).await?;
+        if m["type"] == "answer" {
+            client
+                .answer(Instant::now(), m["sdp"].as_str().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            return Ok((ws, client, socket));
+        }
+    }
+}
 
-    let signaling = {
-        let pc = pc.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(Message::Text(t))) = stream.next().await {
-                let Ok(v) = serde_json::from_str::<Value>(&t) else {
-                    continue;
-                };
-                let sdp = v["sdp"].as_str().unwrap_or_default().to_owned();
-                match v["type"].as_str() {
-                    Some("answer") => {
-                        if let Ok(d) = RTCSessionDescription::answer(sdp) {
-                            let _ = pc.set_remote_description(d).await;
-                        }
+/// One participant's life: signaling, media in and out, until the run stops.
+async fn participant(
+    mut ws: Ws,
+    mut client: Client,
+    socket: UdpSocket,
+    n: u32,
+    video_every: Duration,
+    packet_size: usize,
+    run: Arc<Run>,
+) -> Measured {
+    let state = match UdpSocketState::new(UdpSockRef::from(&socket)) {
+        Ok(s) => s,
+        Err(_) => return Measured::default(),
+    };
+    let _ = state.set_recv_buffer_size(UdpSockRef::from(&socket), 4 << 20);
+    let mut bufs: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 64 * 1024]).collect();
+    let mut metas = vec![RecvMeta::default(); 16];
+    let mut measured = Measured::default();
+    let mut audio = tokio::time::interval(Duration::from_millis(20));
+    let mut video = tokio::time::interval(video_every);
+    audio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    video.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    let timer = tokio::time::sleep_until(far());
+    tokio::pin!(timer);
+    let mut payload = vec![0u8; packet_size.max(16)];
+    let mut ts: u32 = 0;
+    let mut connected = false;
+    loop {
+        if run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if !connected && client.is_connected() {
+            connected = true;
+            run.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        // Send what is ready.
+        while let Some(t) = client.poll_transmit() {
+            let _ = state.try_send(
+                UdpSockRef::from(&socket),
+                &UdpTransmit {
+                    destination: t.to,
+                    ecn: None,
+                    contents: t.buf.as_slice(),
+                    segment_size: None,
+                    src_ip: None,
+                },
+            );
+            client.recycle(t.buf);
+        }
+        let deadline = client
+            .poll_timeout()
+            .map_or_else(far, tokio::time::Instant::from_std);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        tokio::select! {
+            _ = &mut timer => client.handle_timeout(Instant::now()),
+            _ = audio.tick() => {
+                if client.is_connected() {
+                    let mut p = [0u8; 160];
+                    let t = now_ns();
+                    p[..8].copy_from_slice(&t.to_be_bytes());
+                    p[8..12].copy_from_slice(&n.to_be_bytes());
+                    ts = ts.wrapping_add(960);
+                    client.send_rtp(Kind::Audio, ts, false, &p);
+                    if run.counts(t) {
+                        run.sent.fetch_add(1, Ordering::Relaxed);
                     }
-                    Some("offer") => {
-                        let Ok(d) = RTCSessionDescription::offer(sdp) else {
-                            continue;
-                        };
-                        if pc.set_remote_description(d).await.is_err() {
-                            continue;
-                        }
-                        let Ok(answer) = pc.create_answer(None).await else {
-                            continue;
-                        };
-                        let _ = pc.set_local_description(answer).await;
-                        let sdp = pc
-                            .local_description()
-                            .await
-                            .map(|d| d.sdp)
-                            .unwrap_or_default();
-                        if sink
-                            .send(Message::text(
-                                json!({"type": "answer", "sdp": sdp}).to_string(),
-                            ))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    _ => {}
                 }
             }
-        })
-    };
-
-    // Audio every 20 ms; video packets spread evenly to reach the bitrate.
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let video_pps = (f64::from(args.video_kbps) * 1000.0 / 8.0 / args.packet_size as f64).max(1.0);
-    let publish = |t: Arc<TrackLocalStaticRTP>,
-                   pt: u8,
-                   ssrc: u32,
-                   every: Duration,
-                   size: usize,
-                   sent: Arc<std::sync::atomic::AtomicU64>| {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut seq: u16 = 0;
-            loop {
-                tick.tick().await;
-                seq = seq.wrapping_add(1);
-                let mut payload = vec![0u8; size.max(8)];
-                payload[..8].copy_from_slice(&now_ns().to_be_bytes());
-                let pkt = rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        payload_type: pt,
-                        sequence_number: seq,
-                        timestamp: u32::from(seq).wrapping_mul(960),
-                        ssrc,
-                        ..Default::default()
-                    },
-                    payload: bytes::Bytes::from(payload),
-                };
-                if t.write_rtp(pkt).await.is_ok() {
-                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            _ = video.tick() => {
+                if client.is_connected() {
+                    let t = now_ns();
+                    payload[..8].copy_from_slice(&t.to_be_bytes());
+                    payload[8..12].copy_from_slice(&n.to_be_bytes());
+                    client.send_rtp(Kind::Video, ts.wrapping_mul(2), true, &payload);
+                    if run.counts(t) {
+                        run.sent.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
-        })
-    };
-    let tasks = vec![
-        signaling,
-        publish(
-            audio,
-            111,
-            ssrc,
-            Duration::from_millis(20),
-            160,
-            sent.clone(),
-        ),
-        publish(
-            video,
-            96,
-            ssrc + 1,
-            Duration::from_secs_f64(1.0 / video_pps),
-            args.packet_size,
-            sent.clone(),
-        ),
-    ];
-    Ok(Participant { pc, sent, tasks })
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+                    if v["type"] == "offer"
+                        && let Ok(answer) = client.offer_from_room(Instant::now(), v["sdp"].as_str().unwrap_or_default())
+                        && ws.send(Message::text(json!({"type": "answer", "sdp": answer}).to_string())).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            r = socket.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                // A few batches, then the other duties (sending, signaling) again.
+                for _ in 0..8 {
+                    let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                    let got = socket.try_io(Interest::READABLE, || state.recv(UdpSockRef::from(&socket), &mut slices, &mut metas));
+                    drop(slices);
+                    let Ok(count) = got else { break };
+                    let now = Instant::now();
+                    let arrived = now_ns();
+                    for (meta, buf) in metas.iter().zip(bufs.iter_mut()).take(count) {
+                        for segment in buf[..meta.len].chunks_mut(meta.stride.max(1)) {
+                            if let Some(rx) = client.handle_datagram(now, meta.addr, segment)
+                                && rx.payload.len() >= 8
+                                && let sent = u64::from_be_bytes(rx.payload[..8].try_into().expect("8 bytes"))
+                                && run.counts(sent)
+                            {
+                                measured.received += 1;
+                                let d = arrived.saturating_sub(sent) / 1000;
+                                measured.delays_us.push(d.min(u64::from(u32::MAX)) as u32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+    measured
 }
 
 /// CPU seconds (user + system) and resident memory of a process, from /proc.
@@ -386,113 +329,127 @@ async fn metric(url: &str, name: &str) -> Option<u64> {
     s.read_to_string(&mut text).await.ok()?;
     text.lines().find_map(|l| {
         l.strip_prefix(&format!("raum_sfu_{name} "))
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
     })
 }
 
-/// Runs the load test and prints one JSON report.
+async fn forwarded(targets: &[String]) -> u64 {
+    futures::future::join_all(targets.iter().map(|u| metric(u, "rtp_forwarded_total")))
+        .await
+        .into_iter()
+        .flatten()
+        .sum()
+}
+
+/// Runs the load test and prints one JSON report as its last line.
 pub async fn run(args: Args) -> Result<(), Error> {
-    let recorder = Arc::new(Mutex::new(Recorder::default()));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut participants = Vec::new();
+    let run = Arc::new(Run {
+        from_ns: AtomicU64::new(u64::MAX),
+        until_ns: AtomicU64::new(u64::MAX),
+        stop: AtomicBool::new(false),
+        sent: AtomicU64::new(0),
+        connected: AtomicUsize::new(0),
+    });
+    let video_pps = (f64::from(args.video_kbps) * 1000.0 / 8.0 / args.packet_size as f64).max(1.0);
+    let video_every = Duration::from_secs_f64(1.0 / video_pps);
+    let mut tasks = Vec::new();
+    let mut n = 0u32;
     for url in &args.target {
         let ws = url.replacen("http://", "ws://", 1);
-        for n in 0..args.participants {
-            let p = participant(
-                &ws,
-                &args.token,
-                participants.len(),
-                &args,
-                recorder.clone(),
-                measuring.clone(),
-            )
-            .await
-            .map_err(|what| Error::Join {
+        for i in 0..args.participants {
+            let (sock, client, udp) =
+                join(&ws, &args.token, i)
+                    .await
+                    .map_err(|what| Error::Join {
+                        n: i,
+                        url: url.clone(),
+                        what,
+                    })?;
+            tasks.push(tokio::spawn(participant(
+                sock,
+                client,
+                udp,
                 n,
-                url: url.clone(),
-                what,
-            })?;
-            participants.push(p);
+                video_every,
+                args.packet_size,
+                run.clone(),
+            )));
+            n += 1;
         }
     }
     // Let every negotiation settle, then measure.
     tokio::time::sleep(args.warm_up).await;
-    let forwarded0: u64 =
-        futures::future::join_all(args.target.iter().map(|u| metric(u, "rtp_forwarded_total")))
-            .await
-            .into_iter()
-            .flatten()
-            .sum();
+    let connected = run.connected.load(Ordering::Relaxed);
+    if connected < tasks.len() {
+        return Err(Error::NotConnected {
+            connected,
+            total: tasks.len(),
+        });
+    }
+    let forwarded0 = forwarded(&args.target).await;
     let usage0: Vec<(f64, u64)> = args
         .sfu_pid
         .iter()
         .filter_map(|p| process_usage(*p))
         .collect();
-    let sent0: u64 = participants
-        .iter()
-        .map(|p| p.sent.load(std::sync::atomic::Ordering::Relaxed))
-        .sum();
+    let own0 = process_usage(std::process::id());
     let start = Instant::now();
-    measuring.store(true, std::sync::atomic::Ordering::Relaxed);
+    run.from_ns.store(now_ns(), Ordering::Relaxed);
     tokio::time::sleep(args.duration).await;
-    measuring.store(false, std::sync::atomic::Ordering::Relaxed);
+    run.until_ns.store(now_ns(), Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
-    let sent1: u64 = participants
-        .iter()
-        .map(|p| p.sent.load(std::sync::atomic::Ordering::Relaxed))
-        .sum();
-    let forwarded1: u64 =
-        futures::future::join_all(args.target.iter().map(|u| metric(u, "rtp_forwarded_total")))
-            .await
-            .into_iter()
-            .flatten()
-            .sum();
+    let forwarded1 = forwarded(&args.target).await;
     let usage1: Vec<(f64, u64)> = args
         .sfu_pid
         .iter()
         .filter_map(|p| process_usage(*p))
         .collect();
-    for p in &participants {
-        for t in &p.tasks {
-            t.abort();
+    let own1 = process_usage(std::process::id());
+    // Packets sent in the window and still on their way are let in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.stop.store(true, Ordering::Relaxed);
+    let mut delays: Vec<u32> = Vec::new();
+    let mut received = 0u64;
+    for t in tasks {
+        // A participant notices the stop at its next event (media ticks every 20 ms).
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(5), t).await {
+            received += m.received;
+            delays.extend(m.delays_us);
         }
-        let _ = p.pc.close().await;
     }
-
-    let forwarded = forwarded1.saturating_sub(forwarded0);
+    let sent = run.sent.load(Ordering::Relaxed);
+    let forwarded_n = forwarded1.saturating_sub(forwarded0);
     let cpu: f64 = usage1.iter().zip(&usage0).map(|(b, a)| b.0 - a.0).sum();
     let rss_kb: u64 = usage1.iter().map(|u| u.1).sum();
-    let mut r = recorder.lock().expect("not poisoned");
-    r.delays_us.sort_unstable();
+    delays.sort_unstable();
     let pct = |q: f64| {
-        r.delays_us
-            .get(((r.delays_us.len() as f64 - 1.0) * q) as usize)
+        delays
+            .get(((delays.len() as f64 - 1.0) * q) as usize)
             .copied()
             .unwrap_or(0)
     };
     // Every packet sent in the window should reach the other participants of its meeting.
-    let expected = (sent1 - sent0) * (args.participants.saturating_sub(1) as u64);
-    let per_meeting: HashMap<&str, usize> = args
-        .target
-        .iter()
-        .map(|t| (t.as_str(), args.participants))
-        .collect();
+    let expected = sent * (args.participants.saturating_sub(1) as u64);
     let report = json!({
-        "meetings": per_meeting.len(),
+        "meetings": args.target.len(),
         "participantsPerMeeting": args.participants,
         "videoKbps": args.video_kbps,
         "packetSize": args.packet_size,
         "seconds": elapsed,
-        "forwardedPacketsPerSecond": forwarded as f64 / elapsed,
+        "forwardedPacketsPerSecond": forwarded_n as f64 / elapsed,
         "sfuCpuSeconds": cpu,
-        "sfuCpuSecondsPerMillionForwarded": if forwarded > 0 { cpu / (forwarded as f64 / 1e6) } else { 0.0 },
+        "sfuCpuSecondsPerMillionForwarded": if forwarded_n > 0 { cpu / (forwarded_n as f64 / 1e6) } else { 0.0 },
         "delayP50Micros": pct(0.5),
         "delayP99Micros": pct(0.99),
-        "received": r.received,
+        "received": received,
         "expected": expected,
-        "lossPercent": if expected > 0 { 100.0 * (1.0 - r.received as f64 / expected as f64) } else { 0.0 },
+        "lossPercent": if expected > 0 { 100.0 * (1.0 - received as f64 / expected as f64) } else { 0.0 },
         "sfuRssKiB": rss_kb,
         "sfuRssKiBPerParticipant": rss_kb as f64 / (args.participants * args.target.len()).max(1) as f64,
+        // The generator's own CPU time in the window: near the window's length, it is
+        // the bottleneck and the figures measure it rather than the SFU.
+        "generatorCpuSeconds": own0.zip(own1).map_or(0.0, |(a, b)| b.0 - a.0),
     });
     println!("{report}");
     Ok(())

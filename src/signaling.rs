@@ -199,12 +199,16 @@ pub struct Refusal {
     /// The sentence sent back. It names the problem, never echoes the input (which may
     /// be chat text or a name).
     pub message: String,
+    /// Whether the session ends after the refusal (a frame too large, an SDP that does
+    /// not parse).
+    pub closes: bool,
 }
 
 fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
+        closes: code == ErrorCode::TooLarge,
     }
 }
 
@@ -267,10 +271,11 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
             }
         }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
-            return Err(refusal(
-                ErrorCode::BadRequest,
-                "the SDP does not start with v=0",
-            ));
+            // An SDP that does not parse ends the session (docs/signaling.md).
+            return Err(Refusal {
+                closes: true,
+                ..refusal(ErrorCode::BadRequest, "the SDP does not start with v=0")
+            });
         }
         _ => {}
     }
@@ -436,6 +441,11 @@ mod tests {
         ] {
             let r = parse(frame).unwrap_err();
             assert_eq!(r.code, code, "{frame}");
+            assert_eq!(
+                r.closes,
+                frame.contains("\"offer\""),
+                "{frame}: only bad SDP closes here"
+            );
             assert!(r.message.contains(words), "{frame}: {}", r.message);
             assert!(!r.message.contains("geheim"), "echoed input: {}", r.message);
         }
@@ -450,7 +460,8 @@ mod tests {
             r#"{{"type":"chat","text":"{}"}}"#,
             "x".repeat(10 * 1024 * 1024)
         );
-        assert_eq!(parse(&huge).unwrap_err().code, ErrorCode::TooLarge);
+        let r = parse(&huge).unwrap_err();
+        assert_eq!((r.code, r.closes), (ErrorCode::TooLarge, true));
     }
 
     #[test]

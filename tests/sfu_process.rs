@@ -338,6 +338,26 @@ async fn bad_input_gets_its_error_and_the_others_keep_talking() {
         Some("bad-request"),
         "the bad SDP, then close: {codes:?}"
     );
+    // An SDP that does not even start with v=0: bad-request, then the close.
+    let mut ws = connect(&sfu).await;
+    ws.send(Message::text(format!(
+        r#"{{"type":"join","name":"Vee","token":"{TOKEN}"}}"#
+    )))
+    .await
+    .unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "welcome");
+    ws.send(Message::text(r#"{"type":"offer","sdp":"hello"}"#))
+        .await
+        .unwrap();
+    let mut after = Vec::new();
+    while let Some(v) = next(&mut ws).await {
+        after.push(v);
+    }
+    assert_eq!(
+        after.last().map(|v| v["code"].clone()),
+        Some("bad-request".into()),
+        "{after:?}"
+    );
     let mut ws = connect(&sfu).await;
     ws.send(Message::text(format!(
         r#"{{"type":"join","name":"Big","token":"{TOKEN}"}}"#
@@ -457,4 +477,72 @@ async fn the_logs_hold_no_names_chat_or_participant_addresses() {
             );
         }
     }
+}
+
+/// `raum loadtest`, the benchmark's generator (docs/benchmarks.md), against a real
+/// `raum sfu`: its peers connect, what they send in the window arrives at the others,
+/// and the report keeps its field names. A wrong token is an error naming the
+/// participant, not a report of nothing.
+#[test]
+fn the_load_generator_reports_a_small_meeting_in_one_json_line() {
+    let sfu = Sfu::start(&[]);
+    let loadtest = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_raum"))
+            .args([
+                "loadtest",
+                &format!("--token={token}"),
+                &format!("--target=http://{}", sfu.http),
+                &format!("--sfu-pid={}", sfu.child.id()),
+                "--participants=3",
+                "--video-kbps=300",
+                "--warm-up=3s",
+                "--duration=2s",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = loadtest(TOKEN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for field in [
+        "meetings",
+        "participantsPerMeeting",
+        "forwardedPacketsPerSecond",
+        "sfuCpuSeconds",
+        "sfuCpuSecondsPerMillionForwarded",
+        "delayP50Micros",
+        "delayP99Micros",
+        "lossPercent",
+        "sfuRssKiB",
+        "sfuRssKiBPerParticipant",
+        "generatorCpuSeconds",
+    ] {
+        assert!(r.get(field).is_some(), "{field} missing: {r}");
+    }
+    assert_eq!(
+        (r["meetings"].as_u64(), r["participantsPerMeeting"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let (received, expected) = (
+        r["received"].as_u64().unwrap(),
+        r["expected"].as_u64().unwrap(),
+    );
+    // About 2 s of 50 audio and 31 video packets/s from each of 3, to 2 others each.
+    assert!(expected > 500, "{r}");
+    assert!(received <= expected && received * 10 >= expected * 9, "{r}");
+    assert!(
+        r["forwardedPacketsPerSecond"].as_f64().unwrap() > 100.0,
+        "{r}"
+    );
+    assert!(r["sfuRssKiB"].as_u64().unwrap() > 0, "{r}");
+
+    let out = loadtest("not-the-token");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("participant 0") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
 }

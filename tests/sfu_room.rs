@@ -17,10 +17,10 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, oneshot};
 
 /// Joins the room in-process: the room's commands are the signaling transport.
-async fn join(room: &mpsc::UnboundedSender<Command>, name: &str) -> Client {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+async fn join(room: &mpsc::Sender<Command>, name: &str) -> Client {
+    let (out_tx, mut out_rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
-    room.send(Command::Join {
+    room.try_send(Command::Join {
         name: name.to_owned(),
         outbound: out_tx,
         reply: reply_tx,
@@ -32,7 +32,7 @@ async fn join(room: &mpsc::UnboundedSender<Command>, name: &str) -> Client {
     let r = room.clone();
     tokio::spawn(async move {
         while let Some(msg) = to_rx.recv().await {
-            let _ = r.send(Command::Message { peer: id, msg });
+            let _ = r.send(Command::Message { peer: id, msg }).await;
         }
     });
     tokio::spawn(async move {
@@ -43,29 +43,29 @@ async fn join(room: &mpsc::UnboundedSender<Command>, name: &str) -> Client {
     peer::start(id, to_sfu, from_sfu).await
 }
 
-async fn start_room(max: u32) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
+async fn start_room(max: u32) -> (mpsc::Sender<Command>, SocketAddr) {
     start_room_with(max, |_| {}).await
 }
 
 async fn start_room_with(
     max: u32,
     change: impl FnOnce(&mut RoomSettings),
-) -> (mpsc::UnboundedSender<Command>, SocketAddr) {
+) -> (mpsc::Sender<Command>, SocketAddr) {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let advertised = socket.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(raum::rooms::room::COMMAND_QUEUE);
     let mut settings = RoomSettings {
         max_participants: max,
         ..RoomSettings::default()
     };
     change(&mut settings);
-    let room = Room::new(settings, advertised, socket);
+    let room = Room::new(settings, advertised, socket).unwrap();
     tokio::spawn(room.run(rx));
     (tx, advertised)
 }
 
 /// Ada and Bea join and see each other's video.
-async fn two_way_call(room: &mpsc::UnboundedSender<Command>) -> (Client, Client) {
+async fn two_way_call(room: &mpsc::Sender<Command>) -> (Client, Client) {
     let a = join(room, "Ada").await;
     let b = join(room, "Bea").await;
     eventually("two-way media", Duration::from_secs(30), || {
@@ -75,9 +75,9 @@ async fn two_way_call(room: &mpsc::UnboundedSender<Command>) -> (Client, Client)
     (a, b)
 }
 
-async fn stats(room: &mpsc::UnboundedSender<Command>) -> Stats {
+async fn stats(room: &mpsc::Sender<Command>) -> Stats {
     let (tx, rx) = oneshot::channel();
-    room.send(Command::Stats { reply: tx }).unwrap();
+    room.try_send(Command::Stats { reply: tx }).unwrap();
     rx.await.unwrap()
 }
 
@@ -156,7 +156,7 @@ async fn a_late_joiner_gets_a_keyframe_request_sent_for_it_and_a_leaver_stops() 
     ));
 
     // Bea leaves: the others learn it and stop receiving her.
-    room.send(Command::Message {
+    room.try_send(Command::Message {
         peer: b.id,
         msg: ClientMessage::Leave,
     })
@@ -207,7 +207,7 @@ async fn chat_reaches_exactly_the_others_in_the_same_meeting() {
     let c = join(&room1, "Cem").await;
     let x = join(&room2, "Xia").await;
     room1
-        .send(Command::Message {
+        .try_send(Command::Message {
             peer: a.id,
             msg: ClientMessage::Chat {
                 text: "geheim-4711".into(),
@@ -245,9 +245,9 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
     let _a = join(&room, "Ada").await;
     let _b = join(&room, "Bea").await;
     let _c = join(&room, "Cem").await;
-    let (out, _rx) = mpsc::unbounded_channel();
+    let (out, _rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, rx) = oneshot::channel();
-    room.send(Command::Join {
+    room.try_send(Command::Join {
         name: "Dan".into(),
         outbound: out,
         reply: tx,
@@ -260,16 +260,16 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
     let (room, _) = start_room(10).await;
-    let (out, mut rx) = mpsc::unbounded_channel();
+    let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
-    room.send(Command::Join {
+    room.try_send(Command::Join {
         name: "Ada".into(),
         outbound: out,
         reply: tx,
     })
     .unwrap();
     reply.await.unwrap().unwrap();
-    room.send(Command::Shutdown).unwrap();
+    room.try_send(Command::Shutdown).unwrap();
     let mut got = Vec::new();
     while let Some(m) = rx.recv().await {
         got.push(m);
@@ -356,9 +356,9 @@ async fn a_meeting_without_video_forwards_audio_only_and_caps_the_bitrate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_whose_media_never_connects_is_dropped() {
     let (room, _) = start_room_with(10, |c| c.ice_timeout = Duration::from_millis(500)).await;
-    let (out, mut rx) = mpsc::unbounded_channel();
+    let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
-    room.send(Command::Join {
+    room.try_send(Command::Join {
         name: "Silent".into(),
         outbound: out,
         reply: tx,

@@ -32,9 +32,10 @@ use crate::access_log::entry::Entry;
 use crate::access_log::writer::AccessLog;
 use crate::signaling::{self, ErrorCode};
 
-/// Largest signaling message relayed: twice the SFU's own limit (64 KiB), so the SFU
-/// can still answer `too-large` for what lies between.
-const MAX_MESSAGE: usize = 128 * 1024;
+/// Largest frame read from a participant, as the SFU reads them; anything over the
+/// protocol's limit ([`signaling::MAX_FRAME_BYTES`]) is answered `too-large` by the
+/// gateway itself, which then closes, as the SFU would.
+const MAX_MESSAGE: usize = crate::rooms::session::MAX_WS_MESSAGE;
 /// How long the SFU may take to accept a relayed connection.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest User-Agent kept in the access log (longer ones are cut).
@@ -332,6 +333,14 @@ async fn relay(client: WebSocket, addr: &str, gw: &Gateway) {
         tokio::select! {
             m = down_rx.next() => {
                 let forward = match m {
+                    Some(Ok(Message::Text(t))) if t.len() > signaling::MAX_FRAME_BYTES => {
+                        let refusal = signaling::ServerMessage::error(
+                            ErrorCode::TooLarge,
+                            format!("a message may have at most {} bytes", signaling::MAX_FRAME_BYTES),
+                        );
+                        let _ = down_tx.send(Message::Text(refusal.to_frame().into())).await;
+                        break;
+                    }
                     Some(Ok(Message::Text(t))) => UpMessage::text(t.as_str()),
                     Some(Ok(Message::Binary(b))) => UpMessage::binary(b),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,

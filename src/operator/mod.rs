@@ -42,7 +42,7 @@ pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    /// The gateway's public base URL; join URLs are this plus /j/<token>.
+    /// The gateway's public base URL; join URLs are this plus `/j/<token>`.
     #[arg(long, env = "RAUM_PUBLIC_URL", value_name = "URL")]
     pub public_url: PublicUrl,
 

@@ -3,16 +3,15 @@
 //! place), a handle to a running room, and the participant's session that joins a
 //! WebSocket to it.
 //!
-//! - [`room`]: the room task (every participant's peer connection, one UDP socket);
+//! - [`room`]: the room task, the tokio driver of the sans-IO media core
+//!   ([`crate::media::room::RoomCore`]) on the meeting's one UDP socket;
 //! - [`session`]: one participant's signaling WebSocket, relayed to the room;
 //! - [`contract`]: how a room runs as its own process, `raum sfu` in a meeting's pod
 //!   (ports, flags, environment), rendered by the operator and parsed by `raum sfu`.
 
 pub mod contract;
-pub mod keyframes;
 pub mod room;
 pub mod session;
-pub mod udp_mux;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,22 +23,9 @@ use crate::api::MeetingSpec;
 /// How long a participant's media may take to connect before the room drops them.
 pub const DEFAULT_ICE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a room enforces, from its meeting's spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomSettings {
-    /// Most participants at once; one more is told the meeting is full.
-    pub max_participants: u32,
-    /// Participants may send audio.
-    pub audio: bool,
-    /// Participants may send video.
-    pub video: bool,
-    /// Participants may chat.
-    pub chat: bool,
-    /// The video bitrate a participant may send, in kbit/s (`b=AS` in the answer).
-    pub max_video_kbps: u32,
-    /// A participant whose media has not connected this long after joining is dropped.
-    pub ice_timeout: Duration,
-}
+/// What a room enforces (defined with the media core that enforces it; built here, from
+/// a meeting's spec, with every default in one place).
+pub use crate::media::room::RoomSettings;
 
 impl RoomSettings {
     /// The settings of a meeting with this spec.
@@ -68,8 +54,8 @@ impl Default for RoomSettings {
 /// `Arc`; dropping the last command sender ends the room.
 #[derive(Debug)]
 pub struct RoomHandle {
-    /// The room task's commands.
-    pub commands: mpsc::UnboundedSender<room::Command>,
+    /// The room task's commands (a bounded queue).
+    pub commands: mpsc::Sender<room::Command>,
     /// Hex SHA-256 of the meeting's join token.
     pub token_sha256: String,
     /// Chat switched on.
@@ -100,10 +86,10 @@ pub fn start(
     advertised: SocketAddr,
     socket: tokio::net::UdpSocket,
     token_sha256: String,
-) -> (RoomHandle, tokio::task::JoinHandle<()>, Sessions) {
+) -> Result<(RoomHandle, tokio::task::JoinHandle<()>, Sessions), room::Error> {
     let chat = settings.chat;
-    let room = room::Room::new(settings, advertised, socket);
-    let (commands, rx) = mpsc::unbounded_channel();
+    let room = room::Room::new(settings, advertised, socket)?;
+    let (commands, rx) = mpsc::channel(room::COMMAND_QUEUE);
     let task = tokio::spawn(room.run(rx));
     let (sessions, sessions_rx) = mpsc::channel(1);
     let handle = RoomHandle {
@@ -113,15 +99,16 @@ pub fn start(
         started: Instant::now(),
         sessions,
     };
-    (handle, task, Sessions(sessions_rx))
+    Ok((handle, task, Sessions(sessions_rx)))
 }
 
 impl RoomHandle {
-    /// The room's counters, or `None` if it does not answer within a second.
+    /// The room's counters, or `None` if it does not answer within a second (or its
+    /// queue is full).
     pub async fn stats(&self) -> Option<room::Stats> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(room::Command::Stats { reply: tx })
+            .try_send(room::Command::Stats { reply: tx })
             .ok()?;
         tokio::time::timeout(Duration::from_secs(1), rx)
             .await
@@ -133,14 +120,17 @@ impl RoomHandle {
     pub async fn participants(&self, limit: Duration) -> Option<u32> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(room::Command::Participants { reply: tx })
+            .try_send(room::Command::Participants { reply: tx })
             .ok()?;
         tokio::time::timeout(limit, rx).await.ok()?.ok()
     }
 
     /// Tells everyone the meeting ended and stops the room.
     pub fn shut_down(&self) {
-        let _ = self.commands.send(room::Command::Shutdown);
+        if self.commands.try_send(room::Command::Shutdown).is_err() {
+            // The queue is full: the room ends once its handles are gone.
+            tracing::debug!("the room's queue is full; it stops when its handles go");
+        }
     }
 }
 

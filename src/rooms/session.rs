@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::RoomHandle;
-use super::room::{Command, Outbound};
+use super::room::{Command, OUTBOUND_QUEUE, Outbound};
 use crate::signaling::{self, ClientMessage, ErrorCode, RateLimit, ServerMessage, parse};
 use crate::token::token_ok;
 
@@ -51,7 +51,7 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
     if !token_ok(&token, &room.token_sha256) {
         return signaling::refuse(socket, ErrorCode::Unauthorized, "this link is not valid").await;
     }
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
     if room
         .commands
@@ -60,6 +60,7 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
             outbound: out_tx,
             reply: reply_tx,
         })
+        .await
         .is_err()
     {
         return signaling::refuse(socket, ErrorCode::MeetingEnded, "the meeting has ended").await;
@@ -88,9 +89,17 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                         break;
                     }
                 }
-                Some(Outbound::Close) | None => {
+                Some(Outbound::Close) => {
                     let _ = sink.close().await;
                     // The room already forgot this participant.
+                    return;
+                }
+                None => {
+                    // The room dropped this session's queue: it fell behind (or the
+                    // room ended). The room already forgot this participant.
+                    let m = ServerMessage::error(ErrorCode::Unavailable, "the connection fell behind; join again");
+                    let _ = sink.send(Message::Text(m.to_frame().into())).await;
+                    let _ = sink.close().await;
                     return;
                 }
             },
@@ -116,7 +125,7 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                     continue;
                 }
                 let reply = match parse(&text) {
-                    Err(r) if r.code == ErrorCode::TooLarge => {
+                    Err(r) if r.closes => {
                         let _ = sink.send(Message::Text(ServerMessage::error(r.code, &r.message).to_frame().into())).await;
                         let _ = sink.close().await;
                         break;
@@ -129,7 +138,9 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                         Some(ServerMessage::error(ErrorCode::RateLimited, "too many chat messages; this one was dropped"))
                     }
                     Ok(msg) => {
-                        let _ = room.commands.send(Command::Message { peer, msg });
+                        if room.commands.send(Command::Message { peer, msg }).await.is_err() {
+                            break;
+                        }
                         None
                     }
                 };
@@ -141,5 +152,5 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
             }
         }
     }
-    let _ = room.commands.send(Command::Gone { peer });
+    let _ = room.commands.send(Command::Gone { peer }).await;
 }

@@ -117,6 +117,9 @@ pub enum Error {
     /// The token digest is not 64 hex digits.
     #[error("--token-sha256 must be 64 hexadecimal digits")]
     BadDigest,
+    /// The room could not start.
+    #[error("cannot start the room: {0}")]
+    Room(#[from] rooms::room::Error),
     /// A port cannot be bound.
     #[error("cannot bind {what} {addr}: {source}")]
     Bind {
@@ -161,7 +164,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     info!(signaling = %listening, media = %bound, advertised = %advertised, "SFU listening");
 
     let (room, room_task, sessions) =
-        rooms::start(args.room_settings(), advertised, socket, token_sha256);
+        rooms::start(args.room_settings(), advertised, socket, token_sha256)?;
     let room = Arc::new(room);
     let app = server::router(room.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

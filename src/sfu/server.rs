@@ -11,7 +11,15 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
 use crate::rooms::RoomHandle;
+use crate::rooms::room::Stats;
 use crate::rooms::session::{self, MAX_WS_MESSAGE};
 
 /// The router.
@@ -46,72 +54,102 @@ async fn status(State(room): State<Arc<RoomHandle>>) -> impl IntoResponse {
     }
 }
 
-/// The room's counters in the Prometheus text format (a handful of counters copied
-/// from one snapshot; no labels, no personal data).
+/// One snapshot of the room's counters, as Prometheus metrics (no labels, no personal
+/// data): collected once per scrape.
+#[derive(Debug)]
+struct Snapshot(Stats);
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let gauges = [(
+            "participants",
+            "Participants connected now",
+            u64::from(s.participants),
+        )];
+        for (name, help, v) in gauges {
+            let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(v as i64).encode(m)?;
+        }
+        let counters = [
+            ("datagrams_in", "UDP datagrams received", s.datagrams_in),
+            ("datagrams_out", "UDP datagrams sent", s.datagrams_out),
+            ("bytes_in", "UDP bytes received", s.bytes_in),
+            ("bytes_out", "UDP bytes sent", s.bytes_out),
+            (
+                "datagrams_unrouted",
+                "Datagrams from no participant's address",
+                s.datagrams_unrouted,
+            ),
+            (
+                "datagrams_refused",
+                "Datagrams refused (bad STUN, DTLS or SRTP; truncated; unknown streams)",
+                s.datagrams_refused,
+            ),
+            (
+                "send_drops",
+                "Datagrams dropped because the socket would not take them",
+                s.send_drops,
+            ),
+            ("rtp_in", "RTP packets received from publishers", s.rtp_in),
+            (
+                "rtp_forwarded",
+                "RTP packets forwarded to subscribers",
+                s.rtp_forwarded,
+            ),
+            (
+                "rtp_dropped",
+                "RTP packets that could not be forwarded",
+                s.rtp_dropped,
+            ),
+            (
+                "plis_sent",
+                "Keyframe requests sent to publishers",
+                s.plis_sent,
+            ),
+            (
+                "keyframe_requests_in",
+                "Subscribers' keyframe requests received",
+                s.keyframe_requests_in,
+            ),
+            (
+                "retransmits",
+                "Packets sent again in answer to subscribers' NACKs",
+                s.retransmits,
+            ),
+            (
+                "nacks_sent",
+                "NACKs sent to publishers for packets lost on the way in",
+                s.nacks_sent,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(v).encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+/// The room's counters in the Prometheus text format.
 async fn metrics(State(room): State<Arc<RoomHandle>>) -> impl IntoResponse {
     let Some(s) = room.stats().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    let mut registry = Registry::with_prefix("raum_sfu");
+    registry.register_collector(Box::new(Snapshot(s)));
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        out.push_str(&format!("# HELP raum_sfu_{name} {help}\n# TYPE raum_sfu_{name} {kind}\nraum_sfu_{name} {value}\n"));
-    };
-    metric(
-        "participants",
-        "gauge",
-        "Participants connected now",
-        u64::from(s.participants),
-    );
-    metric(
-        "datagrams_in_total",
-        "counter",
-        "UDP datagrams received",
-        s.datagrams_in,
-    );
-    metric(
-        "datagrams_out_total",
-        "counter",
-        "UDP datagrams sent",
-        s.datagrams_out,
-    );
-    metric(
-        "bytes_in_total",
-        "counter",
-        "UDP bytes received",
-        s.bytes_in,
-    );
-    metric("bytes_out_total", "counter", "UDP bytes sent", s.bytes_out);
-    metric(
-        "datagrams_unrouted_total",
-        "counter",
-        "Datagrams from no participant's address",
-        s.datagrams_unrouted,
-    );
-    metric(
-        "rtp_in_total",
-        "counter",
-        "RTP packets received from publishers",
-        s.rtp_in,
-    );
-    metric(
-        "rtp_forwarded_total",
-        "counter",
-        "RTP packets forwarded to subscribers",
-        s.rtp_forwarded,
-    );
-    metric(
-        "rtp_dropped_total",
-        "counter",
-        "RTP packets that could not be forwarded",
-        s.rtp_dropped,
-    );
-    metric(
-        "plis_sent_total",
-        "counter",
-        "Keyframe requests sent to publishers",
-        s.plis_sent,
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 async fn ws(upgrade: WebSocketUpgrade, State(room): State<Arc<RoomHandle>>) -> impl IntoResponse {

@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
 
-    /// The public base URL of join links. Default: http://<listen address>.
+    /// The public base URL of join links. Default: `http://<listen address>`.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<PublicUrl>,
 

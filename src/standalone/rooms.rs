@@ -195,12 +195,18 @@ impl Rooms {
             }
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-        let (room, _task, _sessions) = rooms::start(
+        let (room, _task, _sessions) = match rooms::start(
             wanted.0.clone(),
             SocketAddr::new(self.advertise_ip, port),
             socket,
             wanted.1.clone(),
-        );
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(meeting = %name, error = %e, "cannot start the meeting's room");
+                return false;
+            }
+        };
         info!(meeting = %name, media_port = port, "meeting open");
         self.running.insert(
             name.to_owned(),

@@ -12,7 +12,10 @@ use raum_testkit::browser;
 use raum_testkit::web;
 
 use std::process::{Child, Command, Stdio};
+
+use futures::SinkExt;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -29,6 +32,17 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The next `error` message (skipping others), then the server's close.
+async fn error_then_close(ws: &mut web::Socket) -> serde_json::Value {
+    loop {
+        let m = web::next(ws).await;
+        if m["type"] == "error" {
+            web::closed(ws).await;
+            return m;
+        }
     }
 }
 
@@ -226,6 +240,29 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
             "{secret:?} in the operator log"
         );
     }
+
+    // Two things a client written from docs/signaling.md alone found, through the
+    // relay: a frame far over 64 KiB (1 MB) is answered `too-large` by the gateway
+    // itself, and an SDP that does not start with `v=0` gets `bad-request`; both end
+    // with a closing handshake, not an abnormal closure.
+    let origin = format!("http://{addr}");
+    let mut ws = web::connect(&addr, &token, &origin, "raum-protocol-test").await;
+    assert_eq!(
+        web::join(&mut ws, "Mallory", &token).await["type"],
+        "welcome"
+    );
+    let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(1_000_000));
+    ws.send(Message::text(huge)).await.unwrap();
+    assert_eq!(error_then_close(&mut ws).await["code"], "too-large");
+    let mut ws = web::connect(&addr, &token, &origin, "raum-protocol-test").await;
+    assert_eq!(
+        web::join(&mut ws, "Mallory", &token).await["type"],
+        "welcome"
+    );
+    ws.send(Message::text(r#"{"type":"offer","sdp":"hello"}"#))
+        .await
+        .unwrap();
+    assert_eq!(error_then_close(&mut ws).await["code"], "bad-request");
 
     // The meeting ends: its link says so, in the browser's language.
     meetings

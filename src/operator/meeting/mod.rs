@@ -12,7 +12,7 @@
 //! transient (the API server refused or failed a call): the status keeps what was known
 //! and says which stage failed with the API server's words (condition `Reconciled`), a
 //! Warning event says it once, and the reconcile is retried with exponential backoff per
-//! meeting ([`memory::Memory::failed`]).
+//! meeting ([`crate::operator::backoff::Failures`]).
 //!
 //! `status.participants` is not written here: [`participants`] polls the running SFUs
 //! in a task of its own, so a count that changes does not cost a reconcile.
@@ -188,7 +188,7 @@ pub async fn reconcile(meeting: Arc<Meeting>, ctx: Arc<Context>) -> Result<Actio
 
 /// What to do after a failed reconcile: try again after a backoff that doubles with
 /// each failure of this meeting in a row (1 s up to 5 min). The failure was shown on
-/// the object already ([`report_failure`]).
+/// the object already (`report_failure`).
 pub fn error_policy(meeting: Arc<Meeting>, err: &Error, ctx: Arc<Context>) -> Action {
     let wait = ctx.failures().failed(&meeting.uid().unwrap_or_default());
     warn!(meeting = %meeting.name_any(), namespace = %meeting.namespace().unwrap_or_default(), error = %err, retry_in = ?wait, "reconcile failed");

@@ -9,9 +9,12 @@ use std::time::Duration;
 use raum::rooms::room::PeerId;
 use raum::signaling::{ClientMessage, ServerMessage};
 use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -117,13 +120,47 @@ pub struct Client {
     pub publisher: tokio::task::JoinHandle<()>,
 }
 
+/// The codec a test participant sends: Opus for audio, VP8 for video.
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        _ => RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
 fn local_track(id: PeerId, kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     let name = if kind == RtpCodecKind::Audio {
         "audio"
     } else {
         "video"
     };
-    raum::loadtest::local_track(&format!("client-{id}"), &format!("{name}-{id}"), kind, ssrc)
+    let track_id = format!("{name}-{id}");
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("client-{id}"),
+        track_id.clone(),
+        track_id,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec(kind),
+            ..Default::default()
+        }],
+    )))
 }
 
 /// Starts a peer once the SFU has welcomed it as `id`: it offers audio and video,

@@ -98,6 +98,21 @@ pub async fn next(ws: &mut Socket) -> serde_json::Value {
     }
 }
 
+/// Waits for the server to end the socket with a closing handshake: not an abnormal
+/// drop (which a browser reports as 1006), and no further text message first.
+pub async fn closed(ws: &mut Socket) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the close within 10 s")
+        {
+            Some(Ok(Message::Close(_))) | None => return,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+}
+
 /// Every access-log line in `dir` (all files), parsed.
 pub fn access_log(dir: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let mut out = Vec::new();

@@ -1,0 +1,327 @@
+//! DTLS-SRTP (RFC 5764): one peer's handshake, on the sans-IO DTLS of the `rtc` crate,
+//! ending in the SRTP keys of both directions. The certificate is checked against the
+//! fingerprint the peer's SDP announced, the only thing that ties the media to the
+//! signaling channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use rtc::dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::shared::TransportProtocol;
+use sha2::{Digest, Sha256};
+
+use super::srtp::{self, Profile};
+
+/// The address the DTLS endpoint files its one association under. It never reaches
+/// the wire: the room decides where datagrams go.
+const ASSOCIATION: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+/// Why DTLS could not be set up or went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No crypto provider, no certificate, a bad configuration.
+    #[error("cannot set up DTLS: {0}")]
+    Setup(String),
+    /// The handshake or a record failed (a bad fingerprint, retransmissions exhausted,
+    /// garbage). The details may carry the peer's certificate data: not kept.
+    #[error("the DTLS association failed")]
+    Failed,
+}
+
+fn setup(e: impl std::fmt::Display) -> Error {
+    Error::Setup(e.to_string())
+}
+
+/// The certificate a room presents to every participant (self-signed, ECDSA P-256),
+/// with its SHA-256 fingerprint for the SDP.
+#[derive(Clone)]
+pub struct Certificate {
+    inner: rtc::dtls::crypto::Certificate,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Certificate({})", self.fingerprint)
+    }
+}
+
+/// `AB:CD:...`, the SHA-256 of `der` as SDP's `a=fingerprint` writes it.
+pub fn fingerprint_of(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Certificate {
+    /// A fresh self-signed certificate.
+    pub fn generate() -> Result<Self, Error> {
+        let provider = rtc::crypto::default_provider().map_err(setup)?;
+        let inner = rtc::dtls::crypto::Certificate::generate_self_signed(
+            vec!["raum".to_owned()],
+            provider.crypto(),
+        )
+        .map_err(setup)?;
+        let fingerprint = fingerprint_of(inner.certificate[0].as_ref());
+        Ok(Self { inner, fingerprint })
+    }
+
+    /// The SHA-256 fingerprint, upper-case hex pairs joined by colons.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+/// Which side of the handshake we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// We send the ClientHello (`a=setup:active`).
+    Client,
+    /// We wait for it (`a=setup:passive`).
+    Server,
+}
+
+/// The SRTP contexts a finished handshake gives: ours to protect what we send, theirs
+/// to unprotect what we receive.
+pub struct Keys {
+    /// For what we send.
+    pub ours: srtp::Context,
+    /// For what we receive.
+    pub theirs: srtp::Context,
+}
+
+/// One peer's DTLS association.
+pub struct Dtls {
+    endpoint: Endpoint,
+    role: Role,
+    done: bool,
+}
+
+impl std::fmt::Debug for Dtls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dtls({:?}, done: {})", self.role, self.done)
+    }
+}
+
+fn config(
+    cert: &Certificate,
+    role: Role,
+    remote_fingerprint: &str,
+) -> Result<HandshakeConfig, Error> {
+    let provider = rtc::crypto::default_provider().map_err(setup)?;
+    let expected = remote_fingerprint.to_ascii_uppercase();
+    let verify: rtc::dtls::config::VerifyPeerCertificateFn =
+        Arc::new(move |certs, _chains| match certs.first() {
+            Some(der) if fingerprint_of(der) == expected => Ok(()),
+            _ => Err(rtc::shared::error::Error::ErrNoMatchingCertificateFingerprint),
+        });
+    ConfigBuilder::default()
+        .with_crypto_provider(provider)
+        .with_certificates(vec![cert.inner.clone()])
+        .with_srtp_protection_profiles(vec![
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ])
+        .with_client_auth(ClientAuthType::RequireAnyClientCert)
+        // Self-signed on both sides: the fingerprint check above is the verification.
+        .with_insecure_skip_verify(true)
+        .with_verify_peer_certificate(Some(verify))
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .build(role == Role::Client, None)
+        .map_err(setup)
+}
+
+impl Dtls {
+    /// An association in `role` presenting `cert`, accepting only the peer whose
+    /// certificate has `remote_fingerprint` (from its SDP; SHA-256).
+    pub fn new(
+        cert: &Certificate,
+        role: Role,
+        remote_fingerprint: &str,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        let config = Arc::new(config(cert, role, remote_fingerprint)?);
+        let mut endpoint = match role {
+            Role::Server => Endpoint::new(ASSOCIATION, TransportProtocol::UDP, Some(config)),
+            Role::Client => {
+                let mut e = Endpoint::new(ASSOCIATION, TransportProtocol::UDP, None);
+                e.connect(now, ASSOCIATION, config, None).map_err(setup)?;
+                e
+            }
+        };
+        // The client's first flight is queued by `connect`; nothing else to do.
+        let _ = &mut endpoint;
+        Ok(Self {
+            endpoint,
+            role,
+            done: false,
+        })
+    }
+
+    /// Whether the handshake has finished.
+    pub fn is_connected(&self) -> bool {
+        self.done
+    }
+
+    /// Takes a DTLS datagram; returns the SRTP keys when it completed the handshake.
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<Keys>, Error> {
+        let events = self
+            .endpoint
+            .read(now, ASSOCIATION, None, BytesMut::from(datagram))
+            .map_err(|_| Error::Failed)?;
+        let mut keys = None;
+        for e in events {
+            match e {
+                EndpointEvent::HandshakeComplete if !self.done => {
+                    self.done = true;
+                    keys = Some(self.keys()?);
+                }
+                EndpointEvent::PeerClosed => return Err(Error::Failed),
+                _ => {}
+            }
+        }
+        Ok(keys)
+    }
+
+    fn keys(&self) -> Result<Keys, Error> {
+        let state = self
+            .endpoint
+            .get_connection_state(ASSOCIATION)
+            .ok_or(Error::Failed)?;
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => Profile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Profile::Aes128CmHmacSha1_80,
+            _ => return Err(Error::Failed),
+        };
+        let material = state
+            .export_keying_material(srtp::EXPORTER_LABEL, &[], profile.keying_material_len())
+            .map_err(|_| Error::Failed)?;
+        let (ours, theirs) =
+            srtp::Context::pair_from_keying_material(profile, material.as_ref(), state.is_client());
+        Ok(Keys { ours, theirs })
+    }
+
+    /// The next datagram to send to the peer.
+    pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        self.endpoint.poll_transmit().map(|t| t.message)
+    }
+
+    /// When the handshake next needs [`Dtls::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        self.endpoint.poll_timeout(&ASSOCIATION)
+    }
+
+    /// Retransmits a flight whose time has come; fails when retries are exhausted.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        match self.endpoint.handle_timeout(ASSOCIATION, now) {
+            Ok(()) => Ok(()),
+            // A server before the first ClientHello has no association yet.
+            Err(_)
+                if self.role == Role::Server
+                    && self.endpoint.get_connection_state(ASSOCIATION).is_none() =>
+            {
+                Ok(())
+            }
+            Err(_) => Err(Error::Failed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client and a server handshake in memory and end with matching SRTP keys.
+    #[test]
+    fn two_associations_handshake_and_agree_on_keys() {
+        let (a, b) = (
+            Certificate::generate().unwrap(),
+            Certificate::generate().unwrap(),
+        );
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 32 * 3 - 1);
+        let now = Instant::now();
+        let mut client = Dtls::new(&a, Role::Client, b.fingerprint(), now).unwrap();
+        let mut server =
+            Dtls::new(&b, Role::Server, &a.fingerprint().to_ascii_lowercase(), now).unwrap();
+        let (mut ck, mut sk) = (None, None);
+        for _ in 0..20 {
+            while let Some(d) = client.poll_transmit() {
+                if let Some(k) = server.handle(now, &d).unwrap() {
+                    sk = Some(k);
+                }
+            }
+            while let Some(d) = server.poll_transmit() {
+                if let Some(k) = client.handle(now, &d).unwrap() {
+                    ck = Some(k);
+                }
+            }
+            if ck.is_some() && sk.is_some() {
+                break;
+            }
+        }
+        let (mut ck, mut sk) = (ck.expect("client done"), sk.expect("server done"));
+        assert!(client.is_connected() && server.is_connected());
+        assert_eq!(ck.ours.profile(), Profile::AeadAes128Gcm, "GCM preferred");
+        // What the client protects, the server unprotects, and back.
+        let mut pkt = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3];
+        let plain = pkt.clone();
+        pkt.resize(pkt.len() + srtp::MAX_OVERHEAD, 0);
+        let mut st = srtp::StreamState::default();
+        let n = ck.ours.protect_rtp(&mut pkt, plain.len(), &mut st).unwrap();
+        let mut rx = srtp::StreamState::default();
+        let m = sk.theirs.unprotect_rtp(&mut pkt[..n], &mut rx).unwrap();
+        assert_eq!(&pkt[..m], &plain[..]);
+        let mut back = plain.clone();
+        back.resize(back.len() + srtp::MAX_OVERHEAD, 0);
+        let mut st2 = srtp::StreamState::default();
+        let n = sk
+            .ours
+            .protect_rtp(&mut back, plain.len(), &mut st2)
+            .unwrap();
+        let mut rx2 = srtp::StreamState::default();
+        assert!(ck.theirs.unprotect_rtp(&mut back[..n], &mut rx2).is_ok());
+    }
+
+    #[test]
+    fn a_peer_with_another_certificate_is_refused() {
+        let (a, b, mallory) = (
+            Certificate::generate().unwrap(),
+            Certificate::generate().unwrap(),
+            Certificate::generate().unwrap(),
+        );
+        let now = Instant::now();
+        // The server expects `a`, but `mallory` connects.
+        let mut client = Dtls::new(&mallory, Role::Client, b.fingerprint(), now).unwrap();
+        let mut server = Dtls::new(&b, Role::Server, a.fingerprint(), now).unwrap();
+        let mut failed = false;
+        for _ in 0..20 {
+            while let Some(d) = client.poll_transmit() {
+                failed |= server.handle(now, &d).is_err();
+            }
+            while let Some(d) = server.poll_transmit() {
+                let _ = client.handle(now, &d);
+            }
+        }
+        assert!(failed, "the handshake must fail");
+        assert!(!server.is_connected());
+        // Garbage is refused without a panic.
+        let mut fresh = Dtls::new(&b, Role::Server, a.fingerprint(), now).unwrap();
+        let _ = fresh.handle(now, &[0x16, 0xfe, 0xfd, 0, 0]);
+        let _ = fresh.handle(now, &[0x16; 300]);
+        assert!(!fresh.is_connected());
+    }
+}

@@ -1,0 +1,1682 @@
+//! One meeting's room as a sans-IO state machine.
+//!
+//! Inputs: [`RoomCore::handle_datagram`] (from the meeting's one UDP port),
+//! [`RoomCore::join`], [`RoomCore::handle_message`] and [`RoomCore::leave`] (from the
+//! participants' signaling), [`RoomCore::handle_timeout`] (when
+//! [`RoomCore::poll_timeout`] says). Outputs: [`RoomCore::poll_transmit`] (datagrams)
+//! and [`RoomCore::poll_outbound`] (signaling messages). Every input takes the time;
+//! nothing in here reads a clock.
+//!
+//! The room is an ICE-lite agent with one candidate (the advertised address), the DTLS
+//! server of every participant, and the SDP offerer once a participant's first offer
+//! (its own microphone and camera) is answered: it offers each participant one
+//! `sendonly` section per track the others publish, recycling sections of those who
+//! left. A published track opens with its first packet; from then on each packet is
+//! decrypted once and, for every subscriber whose negotiation includes it, written with
+//! that subscriber's SSRC, payload type and sequence numbers into a pooled buffer and
+//! encrypted there (the routing table is `Track::legs`: integer keys, no lookups by
+//! string). Video is kept for a second so subscribers' NACKs are answered; the
+//! publisher gets NACKs for what it lost, receiver reports and transport-wide
+//! congestion feedback; subscribers' keyframe requests reach the publisher at most
+//! every [`KEYFRAME_REQUEST_INTERVAL`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use tracing::{debug, info};
+
+use super::dtls::{Certificate, Dtls, Role};
+use super::pool::{Buf, Pool};
+use super::rtcp::{self, Packet, ReportBlock, SenderInfo};
+use super::rtp::{self, Header, Unwrapper};
+use super::sdp::{self, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup};
+use super::srtp::{self, StreamState};
+use super::stun;
+use super::twcc;
+use super::{Transmit, random_bytes, random_token};
+use crate::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
+
+/// The shortest time between two keyframe requests to one publisher's track.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the room looks at its timers (NACK retries, reports, feedback, ICE).
+const TICK: Duration = Duration::from_millis(20);
+/// How often publishers get receiver reports.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A participant whose connection sends no connectivity check this long is gone
+/// (browsers send one every few seconds).
+const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Video packets kept for retransmission (about a second at 2.5 Mbit/s).
+const HISTORY: usize = 512;
+/// A lost packet is asked for again after this, at most this often, this many times.
+const NACK_DELAY: Duration = Duration::from_millis(10);
+const NACK_RETRY: Duration = Duration::from_millis(60);
+const NACK_TRIES: u8 = 3;
+/// Lost packets tracked per track (a burst beyond that is left to a keyframe).
+const NACK_MAX: usize = 200;
+/// The payload types of what the room sends: Opus and VP8.
+const SEND_PT_AUDIO: u8 = 111;
+const SEND_PT_VIDEO: u8 = 96;
+
+/// What a room enforces. `rooms::RoomSettings::from_spec` builds it from a meeting's
+/// spec, with every default in one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSettings {
+    /// Most participants at once; one more is told the meeting is full.
+    pub max_participants: u32,
+    /// Participants may send audio.
+    pub audio: bool,
+    /// Participants may send video.
+    pub video: bool,
+    /// Participants may chat.
+    pub chat: bool,
+    /// The video bitrate a participant may send, in kbit/s (`b=AS` in the answer).
+    pub max_video_kbps: u32,
+    /// A participant whose media has not connected this long after joining is dropped.
+    pub ice_timeout: Duration,
+}
+
+/// A participant's id within the room.
+pub type PeerId = u32;
+
+/// What the room sends a participant's session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// A signaling message.
+    Message(ServerMessage),
+    /// Close the WebSocket (after the messages before this one).
+    Close,
+}
+
+/// Counters of the room (no personal data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Participants now.
+    pub participants: u32,
+    /// UDP datagrams received.
+    pub datagrams_in: u64,
+    /// UDP datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Datagrams from addresses that belong to no participant.
+    pub datagrams_unrouted: u64,
+    /// Datagrams refused: bad STUN, DTLS or SRTP, truncated packets, unknown streams.
+    pub datagrams_refused: u64,
+    /// Datagrams the socket would not take (its buffer full): dropped.
+    pub send_drops: u64,
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_forwarded: u64,
+    /// RTP packets that could not be forwarded.
+    pub rtp_dropped: u64,
+    /// Keyframe requests sent to publishers (for new subscribers, and subscribers'
+    /// own requests passed on).
+    pub plis_sent: u64,
+    /// Subscribers' keyframe requests received.
+    pub keyframe_requests_in: u64,
+    /// Packets retransmitted from the room's buffer in answer to subscribers' NACKs.
+    pub retransmits: u64,
+    /// NACKs sent to publishers for packets lost on their way to the room.
+    pub nacks_sent: u64,
+}
+
+type PeerKey = usize;
+type TrackKey = usize;
+type LegKey = usize;
+
+/// Where a participant's negotiation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Negotiation {
+    /// Joined; its first offer (its own media) has not come.
+    AwaitingOffer,
+    /// Nothing pending.
+    Stable,
+    /// The room offered and awaits the answer.
+    OfferSent,
+}
+
+/// What a media section of a participant's session carries.
+#[derive(Clone, Debug)]
+enum SectionRole {
+    /// The participant's own media (the room receives), with the codec and header
+    /// extensions agreed, and the room's direction.
+    Publish {
+        track: Option<TrackKey>,
+        codec: Codec,
+        extmaps: Vec<(u8, String)>,
+        direction: Direction,
+    },
+    /// Another participant's track, sent by the room.
+    Subscribe(LegKey),
+    /// A section of a track that is gone, kept inactive until a new track of its kind
+    /// reuses it.
+    Idle,
+    /// Refused (port 0).
+    Rejected,
+}
+
+#[derive(Clone, Debug)]
+struct Section {
+    mid: String,
+    kind: Kind,
+    role: SectionRole,
+}
+
+/// A stream the room receives from a participant.
+#[derive(Debug)]
+struct Incoming {
+    ssrc: u32,
+    track: TrackKey,
+    srtp: StreamState,
+}
+
+struct Peer {
+    id: PeerId,
+    name: String,
+    joined_at: Instant,
+    audio_muted: bool,
+    video_muted: bool,
+    /// Our ICE credentials for this participant.
+    ufrag: String,
+    pwd: String,
+    /// Where its media comes from and goes to (the nominated or latest checked address).
+    addr: Option<SocketAddr>,
+    last_check: Instant,
+    remote_fingerprint: Option<String>,
+    dtls_role: Role,
+    dtls: Option<Dtls>,
+    srtp_out: Option<srtp::Context>,
+    srtp_in: Option<srtp::Context>,
+    connected: bool,
+    negotiation: Negotiation,
+    needs_offer: bool,
+    sdp_version: u64,
+    sections: Vec<Section>,
+    /// Streams it sends.
+    incoming: Vec<Incoming>,
+    /// Tracks it publishes.
+    tracks: Vec<TrackKey>,
+    /// Tracks of others it receives.
+    legs: Vec<LegKey>,
+    /// Header extension ids it uses: mid, transport-wide sequence number.
+    mid_ext: Option<u8>,
+    twcc_ext: Option<u8>,
+    twcc: twcc::Recorder,
+    /// Our SSRC for the RTCP we send it.
+    rtcp_ssrc: u32,
+    next_mid: u32,
+}
+
+impl Peer {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            audio_muted: self.audio_muted,
+            video_muted: self.video_muted,
+        }
+    }
+}
+
+/// What the room knows of a published stream to report on it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reception {
+    seq: Unwrapper,
+    first: Option<u64>,
+    highest: u64,
+    received: u64,
+    /// At the last report.
+    expected_prior: u64,
+    received_prior: u64,
+    /// RFC 3550 interarrival jitter (timestamp units, scaled by 16).
+    jitter: u32,
+    last_transit: Option<i64>,
+}
+
+/// A track a participant publishes.
+struct Track {
+    publisher: PeerKey,
+    publisher_id: PeerId,
+    kind: Kind,
+    ssrc: Option<u32>,
+    clock: u32,
+    /// Its first packet arrived: it is offered to the others.
+    open: bool,
+    legs: Vec<LegKey>,
+    /// Video packets for retransmission, by sequence number modulo [`HISTORY`].
+    history: Vec<Option<(u16, Buf)>>,
+    last_keyframe_request: Option<Instant>,
+    reception: Reception,
+    /// The publisher's last sender report, its middle NTP bits and when it came.
+    last_sr: Option<(u32, Instant)>,
+    /// Packets lost on the way in, to NACK: (extended seq, first noticed, tries, last).
+    lost: Vec<(u64, Instant, u8, Option<Instant>)>,
+}
+
+/// One subscriber's copy of a track.
+struct Leg {
+    track: TrackKey,
+    subscriber: PeerKey,
+    ssrc: u32,
+    pt: u8,
+    /// Added to the publisher's sequence numbers (so the subscriber's start at random).
+    seq_delta: u16,
+    /// The subscriber has answered an offer that includes it.
+    negotiated: bool,
+    srtp: StreamState,
+    packets: u32,
+    octets: u32,
+}
+
+/// Why the room could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No DTLS certificate.
+    #[error(transparent)]
+    Dtls(#[from] super::dtls::Error),
+}
+
+/// What one compound RTCP packet asks for, collected before acting on it (reused, so
+/// RTCP allocates nothing either).
+#[derive(Default)]
+struct RtcpWork {
+    keyframes: Vec<TrackKey>,
+    nacks: Vec<(LegKey, u16)>,
+    srs: Vec<(TrackKey, SenderInfo)>,
+}
+
+/// One meeting's media.
+pub struct RoomCore {
+    settings: RoomSettings,
+    advertised: SocketAddr,
+    cert: Certificate,
+    epoch: Instant,
+    session_id: u64,
+    peers: Slab<Peer>,
+    ids: HashMap<PeerId, PeerKey>,
+    next_id: PeerId,
+    ufrags: HashMap<String, PeerKey>,
+    addrs: HashMap<SocketAddr, PeerKey>,
+    tracks: Slab<Track>,
+    legs: Slab<Leg>,
+    transmits: VecDeque<Transmit>,
+    outbound: VecDeque<(PeerId, Outbound)>,
+    pool: Pool,
+    scratch: Vec<u8>,
+    rtcp_work: RtcpWork,
+    stats: Stats,
+    next_tick: Instant,
+    next_feedback: Instant,
+    next_report: Instant,
+}
+
+fn opus() -> Codec {
+    Codec {
+        pt: SEND_PT_AUDIO,
+        name: "opus".into(),
+        clock: 48000,
+        channels: 2,
+        fmtp: Some("minptime=10;useinbandfec=1".into()),
+        feedback: vec![],
+    }
+}
+
+fn vp8() -> Codec {
+    Codec {
+        pt: SEND_PT_VIDEO,
+        name: "VP8".into(),
+        clock: 90000,
+        channels: 0,
+        fmtp: None,
+        feedback: vec!["nack".into(), "nack pli".into(), "ccm fir".into()],
+    }
+}
+
+/// The codec the room accepts from a publisher's offer of `kind`: the first Opus or
+/// VP8, with the feedback the room gives.
+fn accept_codec(kind: Kind, offered: &[Codec]) -> Option<Codec> {
+    let (name, clock) = match kind {
+        Kind::Audio => ("opus", 48000),
+        Kind::Video => ("VP8", 90000),
+        Kind::Other => return None,
+    };
+    let c = offered
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name) && c.clock == clock)?;
+    let supported = ["nack", "nack pli", "ccm fir", "transport-cc"];
+    Some(Codec {
+        feedback: c
+            .feedback
+            .iter()
+            .filter(|f| {
+                supported.contains(&f.as_str())
+                    && (kind == Kind::Video || f.as_str() == "transport-cc")
+            })
+            .cloned()
+            .collect(),
+        ..c.clone()
+    })
+}
+
+/// The header extensions the room understands on what publishers send.
+fn accept_extmaps(offered: &[(u8, String)]) -> Vec<(u8, String)> {
+    offered
+        .iter()
+        .filter(|(id, uri)| {
+            *id <= 14
+                && [sdp::ext::MID, sdp::ext::AUDIO_LEVEL, sdp::ext::TRANSPORT_CC]
+                    .contains(&uri.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
+impl RoomCore {
+    /// A room with `settings`, whose ICE candidate names `advertised`.
+    pub fn new(
+        settings: RoomSettings,
+        advertised: SocketAddr,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            settings,
+            advertised,
+            cert: Certificate::generate()?,
+            epoch: now,
+            session_id: u64::from_be_bytes(random_bytes::<8>()) >> 2,
+            peers: Slab::new(),
+            ids: HashMap::new(),
+            next_id: 1,
+            ufrags: HashMap::new(),
+            addrs: HashMap::new(),
+            tracks: Slab::new(),
+            legs: Slab::new(),
+            transmits: VecDeque::new(),
+            outbound: VecDeque::new(),
+            pool: Pool::default(),
+            scratch: Vec::with_capacity(1500),
+            rtcp_work: RtcpWork::default(),
+            stats: Stats::default(),
+            next_tick: now + TICK,
+            next_feedback: now + twcc::INTERVAL,
+            next_report: now + REPORT_INTERVAL,
+        })
+    }
+
+    /// The room's counters now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            participants: self.peers.len() as u32,
+            ..self.stats
+        }
+    }
+
+    /// How many are in the room.
+    pub fn participants(&self) -> u32 {
+        self.peers.len() as u32
+    }
+
+    /// Buffers the pool has ever allocated (a warm room allocates none per packet).
+    pub fn buffers_allocated(&self) -> u64 {
+        self.pool.allocated
+    }
+
+    /// The socket would not take a datagram: it was dropped (counted).
+    pub fn note_send_drop(&mut self) {
+        self.stats.send_drops += 1;
+    }
+
+    /// A datagram left: counted.
+    pub fn note_sent(&mut self, bytes: usize) {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += bytes as u64;
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Gives a sent datagram's buffer back.
+    pub fn recycle(&mut self, buf: Buf) {
+        self.pool.give(buf);
+    }
+
+    /// The next signaling message for a participant.
+    pub fn poll_outbound(&mut self) -> Option<(PeerId, Outbound)> {
+        self.outbound.pop_front()
+    }
+
+    /// When [`RoomCore::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.peers.is_empty() {
+            return None;
+        }
+        let dtls = self
+            .peers
+            .iter()
+            .filter_map(|(_, p)| p.dtls.as_ref()?.poll_timeout())
+            .min();
+        Some(dtls.map_or(self.next_tick, |d| d.min(self.next_tick)))
+    }
+
+    fn send(&mut self, peer: PeerId, msg: ServerMessage) {
+        self.outbound.push_back((peer, Outbound::Message(msg)));
+    }
+
+    fn close(&mut self, peer: PeerId) {
+        self.outbound.push_back((peer, Outbound::Close));
+    }
+
+    fn others(&self, except: PeerKey) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(k, _)| *k != except)
+            .map(|(_, p)| p.id)
+            .collect()
+    }
+
+    // ---- signaling ------------------------------------------------------------------
+
+    /// A participant joins with its display name (its token was checked).
+    pub fn join(&mut self, now: Instant, name: String) -> Result<PeerId, ErrorCode> {
+        if self.peers.len() as u32 >= self.settings.max_participants {
+            return Err(ErrorCode::RoomFull);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let ufrag = random_token(16);
+        let peer = Peer {
+            id,
+            name,
+            joined_at: now,
+            audio_muted: false,
+            video_muted: false,
+            ufrag: ufrag.clone(),
+            pwd: random_token(24),
+            addr: None,
+            last_check: now,
+            remote_fingerprint: None,
+            dtls_role: Role::Server,
+            dtls: None,
+            srtp_out: None,
+            srtp_in: None,
+            connected: false,
+            negotiation: Negotiation::AwaitingOffer,
+            needs_offer: false,
+            sdp_version: 1,
+            sections: Vec::new(),
+            incoming: Vec::new(),
+            tracks: Vec::new(),
+            legs: Vec::new(),
+            mid_ext: None,
+            twcc_ext: None,
+            twcc: twcc::Recorder::default(),
+            rtcp_ssrc: u32::from_be_bytes(random_bytes::<4>()),
+            next_mid: 0,
+        };
+        let others: Vec<PeerInfo> = self.peers.iter().map(|(_, p)| p.info()).collect();
+        let info = peer.info();
+        let key = self.peers.insert(peer);
+        self.ids.insert(id, key);
+        self.ufrags.insert(ufrag, key);
+        self.send(
+            id,
+            ServerMessage::Welcome {
+                id: id.to_string(),
+                peers: others,
+            },
+        );
+        for other in self.others(key) {
+            self.send(other, ServerMessage::PeerJoined { peer: info.clone() });
+        }
+        info!(participants = self.peers.len(), "participant joined");
+        Ok(id)
+    }
+
+    /// A participant's WebSocket closed (or it said `leave`): it is gone.
+    pub fn leave(&mut self, now: Instant, id: PeerId) {
+        let Some(key) = self.ids.remove(&id) else {
+            return;
+        };
+        let peer = self.peers.remove(key);
+        self.ufrags.remove(&peer.ufrag);
+        self.addrs.retain(|_, k| *k != key);
+        // Its subscriptions go.
+        for leg in peer.legs {
+            let l = self.legs.remove(leg);
+            if let Some(t) = self.tracks.get_mut(l.track) {
+                t.legs.retain(|x| *x != leg);
+            }
+        }
+        // Its tracks go, and with them the others' sections for them.
+        for track in peer.tracks {
+            let t = self.tracks.remove(track);
+            for leg in t.legs {
+                let l = self.legs.remove(leg);
+                if let Some(sub) = self.peers.get_mut(l.subscriber) {
+                    sub.legs.retain(|x| *x != leg);
+                    for s in &mut sub.sections {
+                        if matches!(s.role, SectionRole::Subscribe(k) if k == leg) {
+                            s.role = SectionRole::Idle;
+                            sub.needs_offer = true;
+                        }
+                    }
+                }
+            }
+        }
+        for other in self.others(usize::MAX) {
+            self.send(other, ServerMessage::PeerLeft { id: id.to_string() });
+        }
+        self.offer_where_needed(now);
+        info!(participants = self.peers.len(), "participant left");
+    }
+
+    /// Tells everyone the meeting ended and forgets them.
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<PeerId> = self.ids.keys().copied().collect();
+        for id in ids {
+            self.send(
+                id,
+                ServerMessage::error(ErrorCode::MeetingEnded, "the meeting has ended"),
+            );
+            self.close(id);
+            self.leave(now, id);
+        }
+        // Nobody is left to tell who left.
+        self.outbound
+            .retain(|(_, m)| !matches!(m, Outbound::Message(ServerMessage::PeerLeft { .. })));
+    }
+
+    /// A signaling message from a joined participant.
+    pub fn handle_message(&mut self, now: Instant, id: PeerId, msg: ClientMessage) {
+        let Some(&key) = self.ids.get(&id) else {
+            return;
+        };
+        match msg {
+            ClientMessage::Join { .. } => self.send(
+                id,
+                ServerMessage::error(ErrorCode::BadRequest, "already joined"),
+            ),
+            ClientMessage::Offer { sdp } => self.offer(now, key, &sdp),
+            ClientMessage::Answer { sdp } => self.answer(now, key, &sdp),
+            // ICE-lite: the participant's checks find the room; its candidates are not
+            // needed.
+            ClientMessage::Candidate { .. } => {}
+            ClientMessage::Chat { text } => {
+                if !self.settings.chat {
+                    return;
+                }
+                let from = id.to_string();
+                for other in self.others(key) {
+                    self.send(
+                        other,
+                        ServerMessage::Chat {
+                            from: from.clone(),
+                            text: text.clone(),
+                        },
+                    );
+                }
+            }
+            ClientMessage::Mute { audio, video } => {
+                let p = &mut self.peers[key];
+                p.audio_muted = audio;
+                p.video_muted = video;
+                for other in self.others(key) {
+                    self.send(
+                        other,
+                        ServerMessage::Mute {
+                            id: id.to_string(),
+                            audio,
+                            video,
+                        },
+                    );
+                }
+            }
+            ClientMessage::Leave => {
+                self.close(id);
+                self.leave(now, id);
+            }
+        }
+    }
+
+    fn refuse_and_drop(&mut self, now: Instant, key: PeerKey, message: &str) {
+        let id = self.peers[key].id;
+        self.send(id, ServerMessage::error(ErrorCode::BadRequest, message));
+        self.close(id);
+        self.leave(now, id);
+    }
+
+    /// The participant's offer: its own media (first), or later changes.
+    fn offer(&mut self, now: Instant, key: PeerKey, sdp: &str) {
+        let id = self.peers[key].id;
+        if self.peers[key].negotiation == Negotiation::OfferSent {
+            self.send(
+                id,
+                ServerMessage::error(ErrorCode::BadRequest, "answer the pending offer first"),
+            );
+            return;
+        }
+        let d = match Description::parse(sdp) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(peer = id, error = %e, "offer refused");
+                return self.refuse_and_drop(now, key, "the offer could not be used");
+            }
+        };
+        if self.apply_remote_transport(now, key, &d).is_err() {
+            return self.refuse_and_drop(now, key, "the offer could not be used");
+        }
+        let first = self.peers[key].negotiation == Negotiation::AwaitingOffer;
+        // Sections: existing ones by mid keep their role; new ones are the
+        // participant's own media (or refused).
+        let mut sections = Vec::with_capacity(d.media.len());
+        for m in &d.media {
+            let existing = self.peers[key]
+                .sections
+                .iter()
+                .find(|s| Some(&s.mid) == m.mid.as_ref())
+                .cloned();
+            let section = match existing {
+                Some(s) => s,
+                None => self.new_remote_section(key, m),
+            };
+            sections.push(section);
+        }
+        // Sections the offer left out (it must not): keep them, so mids stay unique.
+        let mut known: Vec<Section> = std::mem::take(&mut self.peers[key].sections);
+        known.retain(|s| !sections.iter().any(|n| n.mid == s.mid));
+        sections.extend(known);
+        self.peers[key].sections = sections;
+        let answer = self.render(key);
+        self.peers[key].negotiation = Negotiation::Stable;
+        self.send(id, ServerMessage::Answer { sdp: answer });
+        if first {
+            self.subscribe_to_everyone(key);
+        }
+        self.offer_where_needed(now);
+    }
+
+    /// Takes the participant's ICE and DTLS parameters from its description.
+    fn apply_remote_transport(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        d: &Description,
+    ) -> Result<(), ()> {
+        let p = &mut self.peers[key];
+        if let Some(fp) = &p.remote_fingerprint
+            && !fp.eq_ignore_ascii_case(&d.fingerprint)
+        {
+            // A new certificate means a new DTLS association: not supported mid-call.
+            return Err(());
+        }
+        if p.dtls.is_none() {
+            p.dtls_role = match d.setup {
+                Setup::Passive => Role::Client,
+                Setup::ActPass | Setup::Active => Role::Server,
+            };
+            p.dtls = Some(Dtls::new(&self.cert, p.dtls_role, &d.fingerprint, now).map_err(|_| ())?);
+            p.remote_fingerprint = Some(d.fingerprint.clone());
+        }
+        // Header extension ids, from any section.
+        for m in &d.media {
+            for (id, uri) in &m.extmaps {
+                if uri == sdp::ext::MID {
+                    p.mid_ext = Some(*id);
+                }
+                if uri == sdp::ext::TRANSPORT_CC {
+                    p.twcc_ext = Some(*id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A section the participant's offer adds: its microphone or camera (one each), or
+    /// something refused.
+    fn new_remote_section(&mut self, key: PeerKey, m: &sdp::Media) -> Section {
+        let mid = m.mid.clone().unwrap_or_default();
+        let rejected = Section {
+            mid: mid.clone(),
+            kind: m.kind,
+            role: SectionRole::Rejected,
+        };
+        if m.port == 0 || m.kind == Kind::Other {
+            return rejected;
+        }
+        let Some(codec) = accept_codec(m.kind, &m.codecs) else {
+            return rejected;
+        };
+        let allowed = match m.kind {
+            Kind::Audio => self.settings.audio,
+            Kind::Video => self.settings.video,
+            Kind::Other => false,
+        };
+        let p = &self.peers[key];
+        let has_one = p.tracks.iter().any(|t| self.tracks[*t].kind == m.kind);
+        let publisher_id = p.id;
+        let publishes = allowed && m.direction.sends() && !has_one;
+        let extmaps = accept_extmaps(&m.extmaps);
+        let track = publishes.then(|| {
+            let t = self.tracks.insert(Track {
+                publisher: key,
+                publisher_id,
+                kind: m.kind,
+                ssrc: m.ssrcs.first().copied(),
+                clock: codec.clock,
+                open: false,
+                legs: Vec::new(),
+                history: if m.kind == Kind::Video {
+                    (0..HISTORY).map(|_| None).collect()
+                } else {
+                    Vec::new()
+                },
+                last_keyframe_request: None,
+                reception: Reception::default(),
+                last_sr: None,
+                lost: Vec::new(),
+            });
+            let p = &mut self.peers[key];
+            p.tracks.push(t);
+            if let Some(ssrc) = m.ssrcs.first() {
+                p.incoming.push(Incoming {
+                    ssrc: *ssrc,
+                    track: t,
+                    srtp: StreamState::default(),
+                });
+            }
+            t
+        });
+        Section {
+            mid,
+            kind: m.kind,
+            role: SectionRole::Publish {
+                track,
+                codec,
+                extmaps,
+                direction: if publishes {
+                    Direction::RecvOnly
+                } else {
+                    Direction::Inactive
+                },
+            },
+        }
+    }
+
+    /// The participant's answer to the room's offer.
+    fn answer(&mut self, now: Instant, key: PeerKey, sdp: &str) {
+        let id = self.peers[key].id;
+        if self.peers[key].negotiation != Negotiation::OfferSent {
+            self.send(
+                id,
+                ServerMessage::error(ErrorCode::BadRequest, "there is no offer to answer"),
+            );
+            return;
+        }
+        let d = match Description::parse(sdp) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(peer = id, error = %e, "answer refused");
+                return self.refuse_and_drop(now, key, "the answer could not be used");
+            }
+        };
+        if self.apply_remote_transport(now, key, &d).is_err() {
+            return self.refuse_and_drop(now, key, "the answer could not be used");
+        }
+        self.peers[key].negotiation = Negotiation::Stable;
+        // Subscriptions in the answer are live now; refused ones stop.
+        let mut fresh = Vec::new();
+        let sections = self.peers[key].sections.clone();
+        for s in &sections {
+            let SectionRole::Subscribe(leg) = s.role else {
+                continue;
+            };
+            let accepted = d
+                .media
+                .iter()
+                .find(|m| m.mid.as_deref() == Some(s.mid.as_str()))
+                .is_some_and(|m| m.port != 0);
+            let l = &mut self.legs[leg];
+            if accepted && !l.negotiated {
+                l.negotiated = true;
+                fresh.push(l.track);
+            }
+        }
+        for track in fresh {
+            self.request_keyframe(now, track);
+        }
+        self.offer_where_needed(now);
+    }
+
+    /// A new participant's first negotiation is done: it gets every open track.
+    fn subscribe_to_everyone(&mut self, key: PeerKey) {
+        let open: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.open && t.publisher != key)
+            .map(|(k, _)| k)
+            .collect();
+        for t in open {
+            self.add_leg(key, t);
+        }
+    }
+
+    /// Gives `subscriber` a section sending `track` (reusing an idle one of its kind).
+    fn add_leg(&mut self, subscriber: PeerKey, track: TrackKey) {
+        let sub = &self.peers[subscriber];
+        if sub.negotiation == Negotiation::AwaitingOffer
+            || sub.legs.iter().any(|l| self.legs[*l].track == track)
+        {
+            return;
+        }
+        let kind = self.tracks[track].kind;
+        let idle = sub
+            .sections
+            .iter()
+            .position(|s| s.kind == kind && matches!(s.role, SectionRole::Idle));
+        let mid = match idle {
+            Some(i) => sub.sections[i].mid.clone(),
+            None => format!("r{}", sub.next_mid),
+        };
+        let leg = self.legs.insert(Leg {
+            track,
+            subscriber,
+            ssrc: u32::from_be_bytes(random_bytes::<4>()),
+            pt: if kind == Kind::Audio {
+                SEND_PT_AUDIO
+            } else {
+                SEND_PT_VIDEO
+            },
+            seq_delta: u16::from_be_bytes(random_bytes::<2>()),
+            negotiated: false,
+            srtp: StreamState::default(),
+            packets: 0,
+            octets: 0,
+        });
+        self.tracks[track].legs.push(leg);
+        let sub = &mut self.peers[subscriber];
+        sub.legs.push(leg);
+        match idle {
+            Some(i) => sub.sections[i].role = SectionRole::Subscribe(leg),
+            None => {
+                sub.next_mid += 1;
+                sub.sections.push(Section {
+                    mid,
+                    kind,
+                    role: SectionRole::Subscribe(leg),
+                });
+            }
+        }
+        sub.needs_offer = true;
+    }
+
+    /// Offers every participant whose sections changed and that is not negotiating.
+    fn offer_where_needed(&mut self, _now: Instant) {
+        let ready: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.needs_offer && p.negotiation == Negotiation::Stable)
+            .map(|(k, _)| k)
+            .collect();
+        for key in ready {
+            let sdp = self.render(key);
+            let p = &mut self.peers[key];
+            p.needs_offer = false;
+            p.negotiation = Negotiation::OfferSent;
+            let id = p.id;
+            self.send(id, ServerMessage::Offer { sdp });
+        }
+    }
+
+    /// The participant's session as the room describes it now (an answer or an offer).
+    fn render(&mut self, key: PeerKey) -> String {
+        let p = &mut self.peers[key];
+        p.sdp_version += 1;
+        let local = Local {
+            ufrag: p.ufrag.clone(),
+            pwd: p.pwd.clone(),
+            fingerprint: self.cert.fingerprint().to_owned(),
+            setup: match p.dtls_role {
+                Role::Server => Setup::Passive,
+                Role::Client => Setup::Active,
+            },
+            ice_lite: true,
+            candidates: vec![(self.advertised.ip(), self.advertised.port())],
+            session_id: self.session_id,
+            version: p.sdp_version,
+        };
+        let kbps = self.settings.max_video_kbps;
+        let media: Vec<LocalMedia> = p
+            .sections
+            .iter()
+            .map(|s| {
+                let max_kbps = (s.kind == Kind::Video).then_some(kbps);
+                match &s.role {
+                    SectionRole::Publish {
+                        codec,
+                        extmaps,
+                        direction,
+                        ..
+                    } => LocalMedia {
+                        mid: s.mid.clone(),
+                        kind: s.kind,
+                        direction: *direction,
+                        codec: Some(codec.clone()),
+                        extmaps: extmaps.clone(),
+                        sending: None,
+                        rejected: false,
+                        max_kbps,
+                    },
+                    SectionRole::Subscribe(leg) => {
+                        let l = &self.legs[*leg];
+                        let t = &self.tracks[l.track];
+                        let stream = t.publisher_id.to_string();
+                        let kind = if s.kind == Kind::Audio {
+                            "audio"
+                        } else {
+                            "video"
+                        };
+                        LocalMedia {
+                            mid: s.mid.clone(),
+                            kind: s.kind,
+                            direction: Direction::SendOnly,
+                            codec: Some(if s.kind == Kind::Audio { opus() } else { vp8() }),
+                            extmaps: vec![],
+                            sending: Some(Sending {
+                                ssrc: l.ssrc,
+                                track: format!("{stream}-{kind}"),
+                                stream,
+                            }),
+                            rejected: false,
+                            max_kbps: None,
+                        }
+                    }
+                    SectionRole::Idle => LocalMedia {
+                        mid: s.mid.clone(),
+                        kind: s.kind,
+                        direction: Direction::Inactive,
+                        codec: Some(if s.kind == Kind::Audio { opus() } else { vp8() }),
+                        extmaps: vec![],
+                        sending: None,
+                        rejected: false,
+                        max_kbps: None,
+                    },
+                    SectionRole::Rejected => LocalMedia {
+                        mid: s.mid.clone(),
+                        kind: s.kind,
+                        direction: Direction::Inactive,
+                        codec: None,
+                        extmaps: vec![],
+                        sending: None,
+                        rejected: true,
+                        max_kbps: None,
+                    },
+                }
+            })
+            .collect();
+        sdp::render(&local, &media)
+    }
+
+    // ---- datagrams ------------------------------------------------------------------
+
+    /// A datagram arrived on the meeting's port from `from`. It is decrypted in place
+    /// (so `datagram` is changed).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        if stun::is_stun(datagram) {
+            return self.stun(now, from, datagram);
+        }
+        let Some(&key) = self.addrs.get(&from) else {
+            self.stats.datagrams_unrouted += 1;
+            return;
+        };
+        match datagram.first() {
+            Some(20..=63) => self.dtls(now, key, datagram),
+            Some(128..=191) if rtp::is_rtcp(datagram) => self.rtcp_in(now, key, datagram),
+            Some(128..=191) => self.rtp_in(now, key, datagram),
+            _ => self.stats.datagrams_refused += 1,
+        }
+    }
+
+    fn stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(m) = stun::Message::parse(datagram) else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        if m.kind != stun::BINDING_REQUEST {
+            // Responses and indications: an ICE-lite agent sends no requests.
+            return;
+        }
+        let key = m
+            .local_ufrag()
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .and_then(|u| self.ufrags.get(u))
+            .copied();
+        let Some(key) = key else {
+            self.stats.datagrams_unrouted += 1;
+            return;
+        };
+        let p = &mut self.peers[key];
+        if m.verify(p.pwd.as_bytes()).is_err() {
+            self.stats.datagrams_refused += 1;
+            return;
+        }
+        let mut buf = self.pool.take();
+        let n = stun::Builder::new(buf.space(), stun::BINDING_SUCCESS, &m.transaction)
+            .xor_mapped(from)
+            .finish(Some(p.pwd.as_bytes()));
+        buf.set_len(n);
+        self.transmits.push_back(Transmit { to: from, buf });
+        p.last_check = now;
+        // The newest address a participant proves wins (a network switch); the
+        // nominated one always does.
+        if m.use_candidate || p.addr.is_none() || p.addr == Some(from) {
+            if let Some(old) = p.addr.replace(from)
+                && old != from
+            {
+                self.addrs.remove(&old);
+            }
+            self.addrs.insert(from, key);
+        } else {
+            self.addrs.insert(from, key);
+        }
+        self.flush_dtls(key);
+    }
+
+    fn dtls(&mut self, now: Instant, key: PeerKey, datagram: &[u8]) {
+        let p = &mut self.peers[key];
+        let Some(dtls) = p.dtls.as_mut() else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        match dtls.handle(now, datagram) {
+            Ok(Some(keys)) => {
+                p.srtp_out = Some(keys.ours);
+                p.srtp_in = Some(keys.theirs);
+                p.connected = true;
+                debug!(peer = p.id, "media connected");
+            }
+            Ok(None) => {}
+            Err(_) => self.stats.datagrams_refused += 1,
+        }
+        self.flush_dtls(key);
+    }
+
+    /// Sends what DTLS queued for the participant (once its address is known).
+    fn flush_dtls(&mut self, key: PeerKey) {
+        let p = &mut self.peers[key];
+        let (Some(addr), Some(dtls)) = (p.addr, p.dtls.as_mut()) else {
+            return;
+        };
+        while let Some(d) = dtls.poll_transmit() {
+            self.transmits.push_back(Transmit {
+                to: addr,
+                buf: self.pool.copy_of(&d),
+            });
+        }
+    }
+
+    /// An RTP packet from a publisher: decrypted once, written for every subscriber.
+    fn rtp_in(&mut self, now: Instant, key: PeerKey, datagram: &mut [u8]) {
+        let p = &mut self.peers[key];
+        let Some(srtp_in) = p.srtp_in.as_mut() else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        let Some(header) = Header::parse(datagram) else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        let ssrc = header.ssrc();
+        let slot = match p.incoming.iter().position(|i| i.ssrc == ssrc) {
+            Some(i) => i,
+            None => {
+                // An SSRC the SDP did not name: its section's mid says which track.
+                let mid = p.mid_ext.and_then(|id| header.extension(id));
+                let track = mid.and_then(|mid| {
+                    p.sections.iter().find_map(|s| match &s.role {
+                        SectionRole::Publish { track: Some(t), .. } if s.mid.as_bytes() == mid => {
+                            Some(*t)
+                        }
+                        _ => None,
+                    })
+                });
+                let Some(track) = track else {
+                    self.stats.datagrams_refused += 1;
+                    return;
+                };
+                if p.incoming.len() >= 16 {
+                    self.stats.datagrams_refused += 1;
+                    return;
+                }
+                p.incoming.push(Incoming {
+                    ssrc,
+                    track,
+                    srtp: StreamState::default(),
+                });
+                p.incoming.len() - 1
+            }
+        };
+        let incoming = &mut p.incoming[slot];
+        let Ok(len) = srtp_in.unprotect_rtp(datagram, &mut incoming.srtp) else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        let track_key = incoming.track;
+        let packet = &datagram[..len];
+        let Some(header) = Header::parse(packet) else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        if let Some(id) = p.twcc_ext
+            && let Some(v) = header.extension(id)
+            && v.len() >= 2
+        {
+            let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
+            p.twcc.record(u16::from_be_bytes([v[0], v[1]]), at);
+        }
+        self.stats.rtp_in += 1;
+        let Some(track) = self.tracks.get_mut(track_key) else {
+            return;
+        };
+        if track.ssrc.is_none() {
+            track.ssrc = Some(ssrc);
+        }
+        if header.padding_only() {
+            // A bandwidth probe: nothing to forward.
+            return;
+        }
+        // Reception statistics and losses to ask for again.
+        let arrival_rtp = (now.saturating_duration_since(self.epoch).as_micros() as u64
+            * u64::from(track.clock)
+            / 1_000_000) as i64;
+        let fresh = note_reception(
+            track,
+            header.sequence(),
+            header.timestamp(),
+            arrival_rtp,
+            now,
+        );
+        if !fresh {
+            // A duplicate (or a retransmission of what arrived after all).
+            return;
+        }
+        if !track.open {
+            track.open = true;
+            let subscribers: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, _)| k)
+                .collect();
+            for s in subscribers {
+                self.add_leg(s, track_key);
+            }
+            self.offer_where_needed(now);
+            return;
+        }
+        let seq = header.sequence();
+        if !track.history.is_empty() {
+            let slot = usize::from(seq) % HISTORY;
+            let buf = match track.history[slot].take() {
+                Some((_, mut b)) => {
+                    let n = packet.len().min(b.space().len());
+                    b.space()[..n].copy_from_slice(&packet[..n]);
+                    b.set_len(n);
+                    b
+                }
+                None => self.pool.copy_of(packet),
+            };
+            track.history[slot] = Some((seq, buf));
+        }
+        // Forward: the routing table is the track's legs.
+        let track = &self.tracks[track_key];
+        for &leg_key in &track.legs {
+            let leg = &mut self.legs[leg_key];
+            if !leg.negotiated {
+                continue;
+            }
+            let sub = &mut self.peers[leg.subscriber];
+            let (Some(addr), Some(out)) = (sub.addr, sub.srtp_out.as_mut()) else {
+                self.stats.rtp_dropped += 1;
+                continue;
+            };
+            let mut buf = self.pool.take();
+            match forward_into(&mut buf, packet, &header, leg, out) {
+                Some(()) => {
+                    self.transmits.push_back(Transmit { to: addr, buf });
+                    self.stats.rtp_forwarded += 1;
+                }
+                None => {
+                    self.pool.give(buf);
+                    self.stats.rtp_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// RTCP from a participant: reports, keyframe requests, NACKs.
+    fn rtcp_in(&mut self, now: Instant, key: PeerKey, datagram: &mut [u8]) {
+        let p = &mut self.peers[key];
+        let Some(srtp_in) = p.srtp_in.as_mut() else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        let Ok(len) = srtp_in.unprotect_rtcp(datagram) else {
+            self.stats.datagrams_refused += 1;
+            return;
+        };
+        let compound = &datagram[..len];
+        let RtcpWork {
+            mut keyframes,
+            mut nacks,
+            mut srs,
+        } = std::mem::take(&mut self.rtcp_work);
+        for packet in rtcp::packets(compound) {
+            match packet {
+                Packet::Pli { media } => {
+                    self.stats.keyframe_requests_in += 1;
+                    keyframes.extend(self.leg_of(key, media).map(|l| self.legs[l].track));
+                }
+                Packet::Fir { .. } => {
+                    for media in packet.fir_ssrcs() {
+                        self.stats.keyframe_requests_in += 1;
+                        keyframes.extend(self.leg_of(key, media).map(|l| self.legs[l].track));
+                    }
+                }
+                Packet::Nack { media, .. } => {
+                    if let Some(leg) = self.leg_of(key, media) {
+                        nacks.extend(packet.nacked().take(64).map(|s| (leg, s)));
+                    }
+                }
+                Packet::SenderReport(info, _) => {
+                    let track = self.peers[key]
+                        .incoming
+                        .iter()
+                        .find(|i| i.ssrc == info.ssrc)
+                        .map(|i| i.track);
+                    if let Some(t) = track {
+                        srs.push((t, info));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for track in keyframes.drain(..) {
+            self.request_keyframe(now, track);
+        }
+        for (leg, seq) in nacks.drain(..) {
+            self.retransmit(leg, seq);
+        }
+        for (track, info) in srs.drain(..) {
+            self.forward_sender_report(now, track, &info);
+        }
+        self.rtcp_work = RtcpWork {
+            keyframes,
+            nacks,
+            srs,
+        };
+    }
+
+    /// The subscription of participant `key` whose SSRC is `ssrc`.
+    fn leg_of(&self, key: PeerKey, ssrc: u32) -> Option<LegKey> {
+        self.peers[key]
+            .legs
+            .iter()
+            .copied()
+            .find(|l| self.legs[*l].ssrc == ssrc)
+    }
+
+    /// Sends a subscriber a packet it lost again, from the track's history.
+    fn retransmit(&mut self, leg_key: LegKey, out_seq: u16) {
+        let leg = &mut self.legs[leg_key];
+        let in_seq = out_seq.wrapping_sub(leg.seq_delta);
+        let track = &self.tracks[leg.track];
+        let Some(Some((seq, stored))) = track.history.get(usize::from(in_seq) % HISTORY) else {
+            return;
+        };
+        if *seq != in_seq {
+            return;
+        }
+        let Some(header) = Header::parse(stored.as_slice()) else {
+            return;
+        };
+        let sub = &mut self.peers[leg.subscriber];
+        let (Some(addr), Some(out)) = (sub.addr, sub.srtp_out.as_mut()) else {
+            return;
+        };
+        let mut buf = self.pool.take();
+        if forward_into(&mut buf, stored.as_slice(), &header, leg, out).is_some() {
+            self.transmits.push_back(Transmit { to: addr, buf });
+            self.stats.retransmits += 1;
+        } else {
+            self.pool.give(buf);
+        }
+    }
+
+    /// Passes a publisher's sender report on to the track's subscribers (their
+    /// browsers need it to play audio and video in sync).
+    fn forward_sender_report(&mut self, now: Instant, track_key: TrackKey, info: &SenderInfo) {
+        let track = &mut self.tracks[track_key];
+        track.last_sr = Some((rtcp::ntp_middle(info.ntp), now));
+        for i in 0..track.legs.len() {
+            let leg = &self.legs[self.tracks[track_key].legs[i]];
+            if !leg.negotiated {
+                continue;
+            }
+            self.scratch.clear();
+            rtcp::write_sr(
+                &mut self.scratch,
+                &SenderInfo {
+                    ssrc: leg.ssrc,
+                    ntp: info.ntp,
+                    rtp_time: info.rtp_time,
+                    packets: leg.packets,
+                    octets: leg.octets,
+                },
+            );
+            let to = leg.subscriber;
+            self.send_rtcp(to);
+        }
+    }
+
+    /// Protects `self.scratch` for participant `key` and sends it.
+    fn send_rtcp(&mut self, key: PeerKey) {
+        let p = &mut self.peers[key];
+        let (Some(addr), Some(out)) = (p.addr, p.srtp_out.as_mut()) else {
+            return;
+        };
+        if self.scratch.len() + srtp::MAX_OVERHEAD > super::pool::BUF_LEN {
+            return;
+        }
+        let mut buf = self.pool.copy_of(&self.scratch);
+        let len = buf.len();
+        match out.protect_rtcp(buf.space(), len) {
+            Ok(n) => {
+                buf.set_len(n);
+                self.transmits.push_back(Transmit { to: addr, buf });
+            }
+            Err(_) => self.pool.give(buf),
+        }
+    }
+
+    /// Asks a publisher for a keyframe of `track`, at most every
+    /// [`KEYFRAME_REQUEST_INTERVAL`]: a keyframe is large, and many subscribers asking
+    /// at once must not make the publisher send one each.
+    fn request_keyframe(&mut self, now: Instant, track_key: TrackKey) {
+        let Some(track) = self.tracks.get_mut(track_key) else {
+            return;
+        };
+        if track.kind != Kind::Video {
+            return;
+        }
+        if track
+            .last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        let Some(media) = track.ssrc else {
+            return;
+        };
+        track.last_keyframe_request = Some(now);
+        let publisher = track.publisher;
+        let sender = self.peers[publisher].rtcp_ssrc;
+        self.scratch.clear();
+        rtcp::write_pli(&mut self.scratch, sender, media);
+        self.send_rtcp(publisher);
+        self.stats.plis_sent += 1;
+    }
+
+    // ---- timers ---------------------------------------------------------------------
+
+    /// The time [`RoomCore::poll_timeout`] named has come (or passed).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // DTLS retransmissions.
+        let handshaking: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.dtls
+                    .as_ref()
+                    .is_some_and(|d| d.poll_timeout().is_some_and(|t| t <= now))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in handshaking {
+            if let Some(d) = self.peers[key].dtls.as_mut()
+                && d.handle_timeout(now).is_err()
+            {
+                self.stats.datagrams_refused += 1;
+            }
+            self.flush_dtls(key);
+        }
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TICK;
+        self.nack_lost(now);
+        if now >= self.next_feedback {
+            self.next_feedback = now + twcc::INTERVAL;
+            self.congestion_feedback();
+        }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            self.receiver_reports(now);
+        }
+        // Participants whose media never connected, or stopped proving it is there.
+        let gone: Vec<(PeerId, &'static str)> = self
+            .peers
+            .iter()
+            .filter_map(|(_, p)| {
+                if !p.connected
+                    && now.saturating_duration_since(p.joined_at) > self.settings.ice_timeout
+                {
+                    Some((p.id, "media did not connect in time"))
+                } else if p.connected
+                    && now.saturating_duration_since(p.last_check) > CONSENT_TIMEOUT
+                {
+                    Some((p.id, "the media connection was lost"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in gone {
+            self.send(id, ServerMessage::error(ErrorCode::BadRequest, why));
+            self.close(id);
+            self.leave(now, id);
+        }
+    }
+
+    /// NACKs to publishers for what they sent that has not arrived.
+    fn nack_lost(&mut self, now: Instant) {
+        let mut batches: Vec<(PeerKey, u32, Vec<u16>)> = Vec::new();
+        for (_, track) in self.tracks.iter_mut() {
+            if track.lost.is_empty() || track.kind != Kind::Video {
+                track.lost.clear();
+                continue;
+            }
+            let Some(media) = track.ssrc else {
+                continue;
+            };
+            let mut ask = Vec::new();
+            track.lost.retain_mut(|(seq, first, tries, last)| {
+                if *tries >= NACK_TRIES
+                    || now.saturating_duration_since(*first) > Duration::from_secs(1)
+                {
+                    return false;
+                }
+                let due = match last {
+                    None => now.saturating_duration_since(*first) >= NACK_DELAY,
+                    Some(l) => now.saturating_duration_since(*l) >= NACK_RETRY,
+                };
+                if due {
+                    ask.push(*seq as u16);
+                    *tries += 1;
+                    *last = Some(now);
+                }
+                true
+            });
+            if !ask.is_empty() {
+                batches.push((track.publisher, media, ask));
+            }
+        }
+        for (publisher, media, lost) in batches {
+            let sender = self.peers[publisher].rtcp_ssrc;
+            self.scratch.clear();
+            rtcp::write_nack(&mut self.scratch, sender, media, &lost);
+            self.send_rtcp(publisher);
+            self.stats.nacks_sent += 1;
+        }
+    }
+
+    /// Transport-wide congestion control feedback to every publisher that numbers its
+    /// packets.
+    fn congestion_feedback(&mut self) {
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.twcc_ext.is_some() && p.srtp_out.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            let p = &mut self.peers[key];
+            let Some(media) = p.incoming.first().map(|i| i.ssrc) else {
+                continue;
+            };
+            self.scratch.clear();
+            if p.twcc.feedback(p.rtcp_ssrc, media, &mut self.scratch) {
+                self.send_rtcp(key);
+            }
+        }
+    }
+
+    /// Receiver reports on every stream each publisher sends.
+    fn receiver_reports(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let p = &self.peers[key];
+            let mut blocks = Vec::new();
+            for i in &p.incoming {
+                let Some(t) = self.tracks.get_mut(i.track) else {
+                    continue;
+                };
+                let Some(first) = t.reception.first else {
+                    continue;
+                };
+                let r = &mut t.reception;
+                let expected = r.highest - first + 1;
+                let lost = expected.saturating_sub(r.received);
+                let expected_interval = expected - r.expected_prior;
+                let received_interval = r.received - r.received_prior;
+                r.expected_prior = expected;
+                r.received_prior = r.received;
+                let lost_interval = expected_interval.saturating_sub(received_interval);
+                let fraction = (lost_interval << 8)
+                    .checked_div(expected_interval)
+                    .map_or(0, |f| f.min(255) as u8);
+                let (last_sr, dlsr) = match t.last_sr {
+                    Some((mid, at)) => {
+                        let d = now.saturating_duration_since(at);
+                        (mid, (d.as_secs_f64() * 65536.0) as u32)
+                    }
+                    None => (0, 0),
+                };
+                blocks.push(ReportBlock {
+                    ssrc: i.ssrc,
+                    fraction_lost: fraction,
+                    lost: lost.min(0x7f_ffff) as i32,
+                    highest: r.highest as u32,
+                    jitter: r.jitter >> 4,
+                    last_sr,
+                    delay_since_last_sr: dlsr,
+                });
+            }
+            if blocks.is_empty() {
+                continue;
+            }
+            self.scratch.clear();
+            rtcp::write_rr(&mut self.scratch, self.peers[key].rtcp_ssrc, &blocks);
+            self.send_rtcp(key);
+        }
+    }
+}
+
+/// Notes a packet of `track` with `seq` and `ts` arriving at `arrival` (in the
+/// track's clock); returns false for a duplicate. Gaps become NACK candidates; a
+/// packet that fills one is taken off the list.
+fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Instant) -> bool {
+    let r = &mut track.reception;
+    let ext = r.seq.unwrap(seq);
+    let transit = arrival - i64::from(ts);
+    if let Some(last) = r.last_transit {
+        let d = (transit - last)
+            .unsigned_abs()
+            .min(u64::from(u32::MAX) >> 4) as u32;
+        // J += (|D| - J) / 16, kept scaled by 16.
+        r.jitter = r.jitter.wrapping_add(d).wrapping_sub(r.jitter >> 4);
+    }
+    r.last_transit = Some(transit);
+    match r.first {
+        None => {
+            r.first = Some(ext);
+            r.highest = ext;
+        }
+        Some(_) if ext > r.highest => {
+            if track.kind == Kind::Video && ext - r.highest <= NACK_MAX as u64 {
+                for missing in r.highest + 1..ext {
+                    if track.lost.len() < NACK_MAX {
+                        track.lost.push((missing, now, 0, None));
+                    }
+                }
+            }
+            r.highest = ext;
+        }
+        Some(_) => {
+            // Late: a recovered loss, or a duplicate.
+            match track.lost.iter().position(|(s, ..)| *s == ext) {
+                Some(i) => {
+                    track.lost.swap_remove(i);
+                }
+                None => return false,
+            }
+        }
+    }
+    r.received += 1;
+    true
+}
+
+/// Writes `packet` as `leg` carries it into `buf` and protects it with `out`.
+fn forward_into(
+    buf: &mut Buf,
+    packet: &[u8],
+    header: &Header<'_>,
+    leg: &mut Leg,
+    out: &mut srtp::Context,
+) -> Option<()> {
+    let seq = header.sequence().wrapping_add(leg.seq_delta);
+    let space = buf.space();
+    let room = space.len() - srtp::MAX_OVERHEAD;
+    let n = rtp::write_forwarded(
+        &mut space[..room],
+        packet,
+        header,
+        (leg.pt, seq, header.timestamp(), leg.ssrc),
+        &[],
+    )?;
+    let n = out.protect_rtp(space, n, &mut leg.srtp).ok()?;
+    buf.set_len(n);
+    leg.packets = leg.packets.wrapping_add(1);
+    leg.octets = leg
+        .octets
+        .wrapping_add((packet.len() - header.payload_offset) as u32);
+    Some(())
+}

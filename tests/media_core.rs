@@ -1,0 +1,870 @@
+//! The sans-IO media core on a virtual clock: a `RoomCore` and real WebRTC peers of
+//! the `rtc` crate (its sans-IO `RTCPeerConnection`, with its default interceptors:
+//! NACK, reports, transport-wide congestion control) exchange datagrams in memory, as
+//! str0m's tests do. Time only moves when the test moves it, so nothing here sleeps
+//! and every run is the same run. The network between them can lose, reorder and stop
+//! delivering.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use raum::media::room::{Outbound, PeerId, RoomCore};
+use raum::rooms::RoomSettings;
+use raum::signaling::{ClientMessage, ServerMessage};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+const ROOM: &str = "127.0.0.1:50000";
+const MAGIC: &[u8] = b"raum-test";
+const STEP: Duration = Duration::from_millis(2);
+
+fn room_addr() -> SocketAddr {
+    ROOM.parse().unwrap()
+}
+
+/// What one client received of one publisher's track.
+#[derive(Debug, Default)]
+struct Stream {
+    seqs: Vec<u16>,
+    /// Payloads that did not name this publisher and kind, or were cut.
+    corrupt: u64,
+}
+
+/// A participant: an `rtc` peer connection, joined to the room.
+struct Client {
+    name: String,
+    id: PeerId,
+    addr: SocketAddr,
+    pc: RTCPeerConnection,
+    messages: Vec<ServerMessage>,
+    closed: bool,
+    audio: Option<(RTCRtpSenderId, u32)>,
+    video: Option<(RTCRtpSenderId, u32)>,
+    seq: u16,
+    connected: bool,
+    receivers: HashMap<RTCRtpReceiverId, (String, RtpCodecKind)>,
+    received: HashMap<(String, RtpCodecKind), Stream>,
+    /// The sequence numbers it sent, by kind.
+    sent: HashMap<RtpCodecKind, u64>,
+}
+
+/// Opus and VP8 as the web client sends them.
+fn codec(kind: RtpCodecKind) -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        _ => rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+impl Client {
+    fn new(name: &str, n: u8, now: Instant) -> Client {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .unwrap();
+        Client {
+            name: name.to_owned(),
+            id: 0,
+            addr: format!("127.0.1.{n}:40000").parse().unwrap(),
+            pc,
+            messages: Vec::new(),
+            closed: false,
+            audio: None,
+            video: None,
+            seq: 0,
+            connected: false,
+            receivers: HashMap::new(),
+            received: HashMap::new(),
+            sent: HashMap::new(),
+        }
+    }
+
+    fn add_track(&mut self, kind: RtpCodecKind) -> (RTCRtpSenderId, u32) {
+        let ssrc = 0x1000_0000 + self.id * 16 + if kind == RtpCodecKind::Audio { 1 } else { 2 };
+        let label = if kind == RtpCodecKind::Audio {
+            "audio"
+        } else {
+            "video"
+        };
+        let track = MediaStreamTrack::new(
+            format!("client-{}", self.id),
+            format!("{label}-{}", self.id),
+            format!("{label}-{}", self.id),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec(kind),
+                ..Default::default()
+            }],
+        );
+        (self.pc.add_track(track).unwrap(), ssrc)
+    }
+
+    /// Its first offer: a microphone and a camera.
+    fn offer(&mut self, now: Instant, audio: bool, video: bool) -> String {
+        if audio {
+            self.audio = Some(self.add_track(RtpCodecKind::Audio));
+        }
+        if video {
+            self.video = Some(self.add_track(RtpCodecKind::Video));
+        }
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".into(),
+                address: self.addr.ip().to_string(),
+                port: self.addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        self.pc
+            .add_local_candidate(RTCIceCandidate::from(&host).to_json().unwrap())
+            .unwrap();
+        let offer = self.pc.create_offer(None).unwrap();
+        self.pc.set_local_description(now, offer).unwrap();
+        self.pc.local_description().unwrap().sdp
+    }
+
+    /// Sends one packet of `kind` whose payload names this client, the kind and the
+    /// sequence number.
+    fn send_media(&mut self, now: Instant, kind: RtpCodecKind) {
+        let Some((sender, ssrc)) = (match kind {
+            RtpCodecKind::Audio => self.audio,
+            _ => self.video,
+        }) else {
+            return;
+        };
+        let Some(mut s) = self.pc.rtp_sender(sender) else {
+            return;
+        };
+        let Some(pt) = s
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+        else {
+            return;
+        };
+        let n = self.sent.entry(kind).or_default();
+        *n += 1;
+        let seq = *n as u16;
+        let mut payload = MAGIC.to_vec();
+        payload.extend_from_slice(format!("{}:{kind:?}:{seq}:", self.id).as_bytes());
+        let size = if kind == RtpCodecKind::Audio {
+            120
+        } else {
+            1100
+        };
+        payload.resize(size, 0xab);
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: pt,
+                sequence_number: seq,
+                timestamp: u32::from(seq).wrapping_mul(if kind == RtpCodecKind::Audio {
+                    960
+                } else {
+                    3000
+                }),
+                ssrc,
+                marker: kind != RtpCodecKind::Audio,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from(payload),
+        };
+        let _ = s.write_rtp(now, packet);
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// How many packets of `from`'s `kind` it received.
+    fn count(&self, from: PeerId, kind: RtpCodecKind) -> usize {
+        self.received
+            .get(&(from.to_string(), kind))
+            .map_or(0, |s| s.seqs.len())
+    }
+
+    fn stream(&self, from: PeerId, kind: RtpCodecKind) -> Option<&Stream> {
+        self.received.get(&(from.to_string(), kind))
+    }
+
+    fn handle_signaling(&mut self, now: Instant, msg: ServerMessage) -> Option<ClientMessage> {
+        self.messages.push(msg.clone());
+        match msg {
+            ServerMessage::Answer { sdp } => {
+                self.pc
+                    .set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap())
+                    .unwrap();
+                None
+            }
+            ServerMessage::Offer { sdp } => {
+                self.pc
+                    .set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap())
+                    .unwrap();
+                let answer = self.pc.create_answer(None).unwrap();
+                self.pc.set_local_description(now, answer).unwrap();
+                Some(ClientMessage::Answer {
+                    sdp: self.pc.local_description().unwrap().sdp,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Events and received media.
+    fn poll(&mut self) {
+        while let Some(ev) = self.pc.poll_event() {
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Connected,
+                ) => self.connected = true,
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind = self
+                        .pc
+                        .rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind())
+                        .unwrap();
+                    let stream = init
+                        .stream_ids
+                        .first()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    self.receivers.insert(init.receiver_id, (stream, kind));
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(track_id, packet) = message {
+                // Which publisher: the stream id of the receiver this track belongs to.
+                let owner = self
+                    .receivers
+                    .values()
+                    .find(|(s, k)| {
+                        let label = if *k == RtpCodecKind::Audio {
+                            "audio"
+                        } else {
+                            "video"
+                        };
+                        track_id.as_str() == format!("{s}-{label}")
+                    })
+                    .cloned();
+                let Some((stream, kind)) = owner else {
+                    continue;
+                };
+                let entry = self.received.entry((stream.clone(), kind)).or_default();
+                let p = &packet.payload;
+                let expect = format!("{stream}:{kind:?}:");
+                let ok = p.starts_with(MAGIC) && p[MAGIC.len()..].starts_with(expect.as_bytes());
+                if ok {
+                    entry.seqs.push(packet.header.sequence_number);
+                } else {
+                    entry.corrupt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// What the network between the clients and the room does to a datagram.
+type Fate = Box<dyn FnMut(Direction, &[u8]) -> bool>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    /// From the room to client `n`.
+    Down(usize),
+    /// From client `n` to the room.
+    Up(usize),
+}
+
+/// The room, its clients and the network between them.
+struct World {
+    start: Instant,
+    now: Instant,
+    room: RoomCore,
+    clients: Vec<Client>,
+    /// Decides whether each datagram is delivered.
+    deliver: Fate,
+    /// Datagrams held back one step, to reorder them.
+    reorder: bool,
+    held: Vec<(Direction, Vec<u8>)>,
+    /// Clients that stopped reading.
+    deaf: Vec<usize>,
+}
+
+impl World {
+    fn new(settings: RoomSettings) -> World {
+        let now = Instant::now();
+        World {
+            start: now,
+            now,
+            room: RoomCore::new(settings, room_addr(), now).unwrap(),
+            clients: Vec::new(),
+            deliver: Box::new(|_, _| true),
+            reorder: false,
+            held: Vec::new(),
+            deaf: Vec::new(),
+        }
+    }
+
+    /// A client joins and offers its media; returns its index.
+    fn join(&mut self, name: &str, audio: bool, video: bool) -> usize {
+        let n = self.clients.len();
+        let mut c = Client::new(name, n as u8 + 1, self.now);
+        c.id = self.room.join(self.now, name.to_owned()).expect("joined");
+        let sdp = c.offer(self.now, audio, video);
+        self.room
+            .handle_message(self.now, c.id, ClientMessage::Offer { sdp });
+        self.clients.push(c);
+        self.pump();
+        n
+    }
+
+    fn client_of(&self, id: PeerId) -> Option<usize> {
+        self.clients.iter().position(|c| c.id == id && !c.closed)
+    }
+
+    /// Moves signaling and datagrams until nothing moves.
+    fn pump(&mut self) {
+        for _ in 0..50 {
+            let mut moved = false;
+            while let Some((id, out)) = self.room.poll_outbound() {
+                moved = true;
+                let Some(i) = self.client_of(id) else {
+                    continue;
+                };
+                match out {
+                    Outbound::Close => self.clients[i].closed = true,
+                    Outbound::Message(m) => {
+                        let now = self.now;
+                        if let Some(reply) = self.clients[i].handle_signaling(now, m) {
+                            self.room.handle_message(now, id, reply);
+                        }
+                    }
+                }
+            }
+            while let Some(t) = self.room.poll_transmit() {
+                moved = true;
+                let to = t.to;
+                let bytes = t.buf.as_slice().to_vec();
+                self.room.recycle(t.buf);
+                let Some(i) = self.clients.iter().position(|c| c.addr == to) else {
+                    continue;
+                };
+                self.carry(Direction::Down(i), bytes);
+            }
+            for i in 0..self.clients.len() {
+                while let Some(w) = self.clients[i].pc.poll_write() {
+                    moved = true;
+                    assert_eq!(
+                        w.transport.peer_addr,
+                        room_addr(),
+                        "clients talk to the room only"
+                    );
+                    self.carry(Direction::Up(i), w.message.to_vec());
+                }
+                self.clients[i].poll();
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn carry(&mut self, dir: Direction, bytes: Vec<u8>) {
+        if !(self.deliver)(dir, &bytes) {
+            return;
+        }
+        if self.reorder && self.held.is_empty() {
+            self.held.push((dir, bytes));
+            return;
+        }
+        self.arrive(dir, bytes);
+        if self.reorder
+            && let Some((d, b)) = self.held.pop()
+        {
+            self.arrive(d, b);
+        }
+    }
+
+    fn arrive(&mut self, dir: Direction, mut bytes: Vec<u8>) {
+        match dir {
+            Direction::Up(i) => {
+                let from = self.clients[i].addr;
+                self.room.handle_datagram(self.now, from, &mut bytes);
+            }
+            Direction::Down(i) => {
+                if self.deaf.contains(&i) || self.clients[i].closed {
+                    return;
+                }
+                let c = &mut self.clients[i];
+                let msg = TaggedBytesMut {
+                    now: self.now,
+                    transport: TransportContext {
+                        local_addr: c.addr,
+                        peer_addr: room_addr(),
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: BytesMut::from(&bytes[..]),
+                };
+                let _ = c.pc.handle_read(msg);
+            }
+        }
+    }
+
+    /// Runs the clock for `d`: every client sends audio every 20 ms and video about
+    /// 100 packets a second; every timer fires when due.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += STEP;
+            let now = self.now;
+            let t = now.duration_since(self.start).as_millis();
+            for c in &mut self.clients {
+                if c.closed || !c.connected {
+                    continue;
+                }
+                if t.is_multiple_of(20) {
+                    c.send_media(now, RtpCodecKind::Audio);
+                }
+                if t.is_multiple_of(10) {
+                    c.send_media(now, RtpCodecKind::Video);
+                }
+            }
+            if self.room.poll_timeout().is_some_and(|at| at <= now) {
+                self.room.handle_timeout(now);
+            }
+            for c in &mut self.clients {
+                if c.pc.poll_timeout().is_some_and(|at| at <= now) {
+                    let _ = c.pc.handle_timeout(now);
+                }
+            }
+            self.pump();
+        }
+    }
+}
+
+fn settings(max: u32) -> RoomSettings {
+    RoomSettings {
+        max_participants: max,
+        ..RoomSettings::default()
+    }
+}
+
+/// Whether `seqs` holds each number from its first to its last exactly once (in any
+/// order), across the 16-bit wrap.
+fn gapless(seqs: &[u16]) -> bool {
+    let mut u = raum::media::rtp::Unwrapper::default();
+    let mut ext: Vec<u64> = seqs.iter().map(|s| u.unwrap(*s)).collect();
+    ext.sort_unstable();
+    let n = ext.len() as u64;
+    !ext.is_empty()
+        && ext.windows(2).all(|w| w[1] == w[0] + 1)
+        && ext[ext.len() - 1] - ext[0] + 1 == n
+}
+
+#[test]
+fn three_participants_receive_each_others_media_unchanged_and_gapless() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    let c = w.join("Cem", true, true);
+    // Six seconds fill the video history (512 packets), so the pool is warm.
+    w.run(Duration::from_secs(6));
+    for (me, others) in [(a, [b, c]), (b, [a, c]), (c, [a, b])] {
+        assert!(w.clients[me].connected, "{} connected", w.clients[me].name);
+        for o in others {
+            let id = w.clients[o].id;
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                let s = w.clients[me].stream(id, kind).unwrap_or_else(|| {
+                    panic!(
+                        "{} got nothing of {}'s {kind:?}",
+                        w.clients[me].name, w.clients[o].name
+                    )
+                });
+                assert_eq!(s.corrupt, 0, "payloads arrive unchanged");
+                assert!(s.seqs.len() > 40, "{} of {kind:?}", s.seqs.len());
+                assert!(
+                    gapless(&s.seqs),
+                    "{}: {kind:?} from {} has gaps",
+                    w.clients[me].name,
+                    w.clients[o].name
+                );
+            }
+        }
+    }
+    let st = w.room.stats();
+    assert_eq!(st.participants, 3);
+    assert_eq!(st.datagrams_refused, 0, "{st:?}");
+    assert!(st.rtp_forwarded > 1000, "{st:?}");
+    // A warm room allocates no buffers per packet: thousands more forwarded cost a
+    // handful at most (the pool settling to the largest burst in flight).
+    let (before, forwarded) = (w.room.buffers_allocated(), st.rtp_forwarded);
+    w.run(Duration::from_secs(2));
+    let more = w.room.stats().rtp_forwarded - forwarded;
+    assert!(more > 1500, "{more}");
+    assert!(
+        w.room.buffers_allocated() - before < 16,
+        "buffers are reused: {} new for {more} packets",
+        w.room.buffers_allocated() - before
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_everyone_a_keyframe_request_and_a_leaver_stops() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    w.run(Duration::from_secs(2));
+    let plis = w.room.stats().plis_sent;
+    let d = w.join("Dan", true, true);
+    w.run(Duration::from_secs(2));
+    let (ida, idb, idd) = (w.clients[a].id, w.clients[b].id, w.clients[d].id);
+    assert!(w.clients[d].count(ida, RtpCodecKind::Video) > 50);
+    assert!(w.clients[d].count(idb, RtpCodecKind::Video) > 50);
+    assert!(w.clients[a].count(idd, RtpCodecKind::Audio) > 25);
+    assert!(
+        w.room.stats().plis_sent >= plis + 2,
+        "a keyframe request upstream for each video the new subscriber gets"
+    );
+    assert!(
+        w.clients[a]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerJoined { peer } if peer.name == "Dan"))
+    );
+    // Bea leaves: the others learn it and get nothing more of her.
+    w.room.handle_message(w.now, idb, ClientMessage::Leave);
+    w.clients[b].closed = true;
+    w.pump();
+    for me in [a, d] {
+        assert!(
+            w.clients[me]
+                .messages
+                .iter()
+                .any(|m| matches!(m, ServerMessage::PeerLeft { id } if *id == idb.to_string()))
+        );
+    }
+    w.run(Duration::from_millis(200));
+    let (ab, db) = (
+        w.clients[a].count(idb, RtpCodecKind::Video),
+        w.clients[d].count(idb, RtpCodecKind::Video),
+    );
+    let (ad, da) = (
+        w.clients[a].count(idd, RtpCodecKind::Video),
+        w.clients[d].count(ida, RtpCodecKind::Video),
+    );
+    w.run(Duration::from_secs(1));
+    assert_eq!(w.clients[a].count(idb, RtpCodecKind::Video), ab);
+    assert_eq!(w.clients[d].count(idb, RtpCodecKind::Video), db);
+    assert!(
+        w.clients[a].count(idd, RtpCodecKind::Video) > ad + 50,
+        "the others go on"
+    );
+    assert!(w.clients[d].count(ida, RtpCodecKind::Video) > da + 50);
+    assert_eq!(w.room.participants(), 2);
+    // Bea's sections in the others' sessions are idle now, and a newcomer's video
+    // takes one over instead of adding a section.
+    let e = w.join("Eva", true, true);
+    w.run(Duration::from_secs(1));
+    assert!(w.clients[a].count(w.clients[e].id, RtpCodecKind::Video) > 30);
+    let last_offer = w.clients[a]
+        .messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::Offer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        last_offer.matches("m=video").count(),
+        3,
+        "own camera, Dan's, and Bea's section reused for Eva's:\n{last_offer}"
+    );
+}
+
+/// A link that loses every 20th video datagram in one direction.
+fn lossy(up: bool) -> Fate {
+    let mut n = 0u32;
+    Box::new(move |dir, bytes| {
+        let video_sized =
+            bytes.len() > 600 && (128..192).contains(&bytes[0]) && !(192..224).contains(&bytes[1]);
+        let hit = match dir {
+            Direction::Up(_) => up,
+            Direction::Down(_) => !up,
+        };
+        if hit && video_sized {
+            n += 1;
+            return !n.is_multiple_of(20);
+        }
+        true
+    })
+}
+
+#[test]
+fn losses_on_the_way_to_a_subscriber_are_repaired_from_the_rooms_buffer() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    w.run(Duration::from_secs(1));
+    w.deliver = lossy(false);
+    w.run(Duration::from_secs(3));
+    w.deliver = Box::new(|_, _| true);
+    w.run(Duration::from_millis(500));
+    let st = w.room.stats();
+    assert!(
+        st.retransmits > 10,
+        "NACKs answered from the buffer: {st:?}"
+    );
+    for (me, other) in [(a, b), (b, a)] {
+        let s = w.clients[me]
+            .stream(w.clients[other].id, RtpCodecKind::Video)
+            .unwrap();
+        assert!(
+            gapless(&s.seqs),
+            "repaired: {} of {}",
+            s.seqs.len(),
+            w.clients[me].name
+        );
+        assert_eq!(s.corrupt, 0);
+    }
+}
+
+#[test]
+fn losses_on_the_way_to_the_room_are_asked_for_again() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    w.run(Duration::from_secs(1));
+    w.deliver = lossy(true);
+    w.run(Duration::from_secs(3));
+    w.deliver = Box::new(|_, _| true);
+    w.run(Duration::from_millis(500));
+    let st = w.room.stats();
+    assert!(
+        st.nacks_sent > 5,
+        "the room asked the publishers again: {st:?}"
+    );
+    for (me, other) in [(a, b), (b, a)] {
+        let s = w.clients[me]
+            .stream(w.clients[other].id, RtpCodecKind::Video)
+            .unwrap();
+        assert!(
+            gapless(&s.seqs),
+            "{}: recovered upstream",
+            w.clients[me].name
+        );
+    }
+}
+
+#[test]
+fn reordered_datagrams_arrive_once_each() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    w.run(Duration::from_secs(1));
+    w.reorder = true;
+    w.run(Duration::from_secs(2));
+    w.reorder = false;
+    w.run(Duration::from_millis(200));
+    for (me, other) in [(a, b), (b, a)] {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            let s = w.clients[me].stream(w.clients[other].id, kind).unwrap();
+            assert!(gapless(&s.seqs), "{kind:?} to {}", w.clients[me].name);
+            assert_eq!(s.corrupt, 0);
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_costs_the_others_nothing() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    let c = w.join("Cem", true, true);
+    w.run(Duration::from_secs(6));
+    w.deaf.push(c);
+    let before = w.clients[a].count(w.clients[b].id, RtpCodecKind::Video);
+    let allocated = w.room.buffers_allocated();
+    w.run(Duration::from_secs(2));
+    assert!(w.clients[a].count(w.clients[b].id, RtpCodecKind::Video) > before + 150);
+    assert!(
+        w.room.buffers_allocated() <= allocated + 16,
+        "the room's memory does not grow for the one who stopped"
+    );
+}
+
+#[test]
+fn a_participant_whose_media_never_connects_is_dropped_after_the_timeout() {
+    let mut w = World::new(RoomSettings {
+        ice_timeout: Duration::from_secs(5),
+        ..settings(10)
+    });
+    let a = w.join("Ada", true, true);
+    // Silent joins but never sends a datagram.
+    let silent = w.room.join(w.now, "Silent".into()).unwrap();
+    w.run(Duration::from_secs(4));
+    assert_eq!(w.room.participants(), 2);
+    let mut told = Vec::new();
+    w.run(Duration::from_millis(1500));
+    assert_eq!(w.room.participants(), 1);
+    // (The harness routes the silent one's messages nowhere; Ada heard it left.)
+    told.extend(
+        w.clients[a]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::PeerLeft { id } if *id == silent.to_string())),
+    );
+    assert_eq!(told.len(), 1);
+}
+
+/// What a hostile or broken network sends: each is refused and counted, and the
+/// call goes on.
+#[test]
+fn bad_datagrams_are_dropped_and_counted_and_the_media_keeps_flowing() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let b = w.join("Bea", true, true);
+    w.run(Duration::from_secs(1));
+    let before = w.room.stats();
+    let stranger: SocketAddr = "127.0.9.9:9999".parse().unwrap();
+    let known = w.clients[a].addr;
+    let now = w.now;
+    // From an address nobody proved.
+    w.room.handle_datagram(
+        now,
+        stranger,
+        &mut vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3],
+    );
+    // STUN with a username nobody has.
+    let mut stun = [0u8; 600];
+    let n =
+        raum::media::stun::Builder::new(&mut stun, raum::media::stun::BINDING_REQUEST, &[1; 12])
+            .username(b"nobody:x")
+            .finish(Some(b"whatever"));
+    w.room
+        .handle_datagram(now, stranger, &mut stun[..n].to_vec());
+    // STUN with a known ufrag but the wrong password.
+    let ufrag = w.clients[a]
+        .pc
+        .remote_description()
+        .unwrap()
+        .sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let n =
+        raum::media::stun::Builder::new(&mut stun, raum::media::stun::BINDING_REQUEST, &[2; 12])
+            .username(format!("{ufrag}:x").as_bytes())
+            .finish(Some(b"not the password"));
+    w.room
+        .handle_datagram(now, stranger, &mut stun[..n].to_vec());
+    // Truncated RTP and RTCP, and SRTP that does not authenticate, from Ada's address.
+    w.room
+        .handle_datagram(now, known, &mut [0x80, 96, 0, 1, 0, 0]);
+    w.room
+        .handle_datagram(now, known, &mut [0x80, 200, 0, 6, 0, 0]);
+    let mut forged = vec![0x80, 96, 0, 9, 0, 0, 0, 1, 0x10, 0, 0, 1];
+    forged.extend_from_slice(&[0xee; 100]);
+    w.room.handle_datagram(now, known, &mut forged);
+    let mut forged_rtcp = vec![0x80, 201, 0, 1, 0, 0, 0, 1];
+    forged_rtcp.extend_from_slice(&[0xee; 30]);
+    w.room.handle_datagram(now, known, &mut forged_rtcp);
+    // Garbage of every first byte.
+    for first in 0..=255u8 {
+        w.room.handle_datagram(now, known, &mut [first; 40]);
+        w.room.handle_datagram(now, known, &mut [first]);
+        w.room.handle_datagram(now, known, &mut []);
+    }
+    let after = w.room.stats();
+    assert!(
+        after.datagrams_unrouted >= before.datagrams_unrouted + 2,
+        "{after:?}"
+    );
+    assert!(
+        after.datagrams_refused >= before.datagrams_refused + 5,
+        "{after:?}"
+    );
+    let count = w.clients[b].count(w.clients[a].id, RtpCodecKind::Video);
+    w.run(Duration::from_secs(1));
+    assert!(w.clients[b].count(w.clients[a].id, RtpCodecKind::Video) > count + 50);
+    assert_eq!(w.room.participants(), 2);
+}
+
+#[test]
+fn offers_that_cannot_be_used_end_the_session_with_a_reason() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, true);
+    let id = w.room.join(w.now, "Mallory".into()).unwrap();
+    w.room.handle_message(
+        w.now,
+        id,
+        ClientMessage::Offer {
+            sdp: "v=0\r\nm=audio 9 X 111\r\n".into(),
+        },
+    );
+    let mut got = Vec::new();
+    while let Some(m) = w.room.poll_outbound() {
+        got.push(m);
+    }
+    assert!(got.iter().any(|(to, m)| *to == id
+        && matches!(m, Outbound::Message(ServerMessage::Error { message, .. }) if message.contains("could not be used"))));
+    assert!(got.iter().any(|(to, m)| *to == id && *m == Outbound::Close));
+    assert_eq!(w.room.participants(), 1);
+    // An answer with no offer outstanding is refused, the session stays.
+    let ida = w.clients[a].id;
+    w.room.handle_message(
+        w.now,
+        ida,
+        ClientMessage::Answer {
+            sdp: "v=0\r\n".into(),
+        },
+    );
+    let got: Vec<_> = std::iter::from_fn(|| w.room.poll_outbound()).collect();
+    assert!(got.iter().any(|(_, m)| matches!(m, Outbound::Message(ServerMessage::Error { message, .. }) if message.contains("no offer"))));
+    assert_eq!(w.room.participants(), 1);
+}
