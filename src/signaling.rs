@@ -221,13 +221,35 @@ pub async fn refuse(mut socket: axum::extract::ws::WebSocket, code: ErrorCode, m
     let _ = socket.close().await;
 }
 
+/// The sentence of a `too-large` refusal.
+pub fn too_large_message() -> String {
+    format!("a message may have at most {MAX_FRAME_BYTES} bytes")
+}
+
+/// The `too-large` refusal, as the SFU and the gateway send it.
+pub fn too_large() -> ServerMessage {
+    ServerMessage::error(ErrorCode::TooLarge, too_large_message())
+}
+
+/// Whether reading a participant's WebSocket failed because a frame was over the read
+/// limit. The rest of that frame is never read, so the `too-large` answer is best
+/// effort: the connection may be reset before the participant reads it.
+pub fn over_read_limit(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(WsError::Capacity(_)) = c.downcast_ref::<WsError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Parses and checks one text frame from a participant.
 pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
     if frame.len() > MAX_FRAME_BYTES {
-        return Err(refusal(
-            ErrorCode::TooLarge,
-            format!("a message may have at most {MAX_FRAME_BYTES} bytes"),
-        ));
+        return Err(refusal(ErrorCode::TooLarge, too_large_message()));
     }
     let msg: ClientMessage = serde_json::from_str(frame).map_err(|e| {
         // serde's message names the field or variant at fault; it quotes only our

@@ -60,7 +60,7 @@ async fn start_room_with(
     };
     change(&mut settings);
     let room = Room::new(settings, advertised, socket).unwrap();
-    tokio::spawn(room.run(rx));
+    tokio::spawn(room.run(rx, Default::default()));
     (tx, advertised)
 }
 
@@ -259,7 +259,11 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
-    let (room, _) = start_room(10).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let advertised = socket.local_addr().unwrap();
+    let (handle, task, _sessions) =
+        raum::rooms::start(RoomSettings::default(), advertised, socket, String::new()).unwrap();
+    let room = handle.commands.clone();
     let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
     room.try_send(Command::Join {
@@ -269,7 +273,7 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
     })
     .unwrap();
     reply.await.unwrap().unwrap();
-    room.try_send(Command::Shutdown).unwrap();
+    handle.shut_down();
     let mut got = Vec::new();
     while let Some(m) = rx.recv().await {
         got.push(m);
@@ -283,6 +287,7 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
         "the meeting has ended"
     ))));
     assert_eq!(got.last(), Some(&Outbound::Close));
+    task.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

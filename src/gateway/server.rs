@@ -32,9 +32,10 @@ use crate::access_log::entry::Entry;
 use crate::access_log::writer::AccessLog;
 use crate::signaling::{self, ErrorCode};
 
-/// Largest frame read from a participant, as the SFU reads them; anything over the
-/// protocol's limit ([`signaling::MAX_FRAME_BYTES`]) is answered `too-large` by the
-/// gateway itself, which then closes, as the SFU would.
+/// Largest frame read from a participant (2 MiB), as the SFU reads them; anything over
+/// the protocol's limit ([`signaling::MAX_FRAME_BYTES`]) is answered `too-large` by the
+/// gateway itself, which then closes, as the SFU would. Beyond the read limit the rest
+/// of the frame is never read, so that answer is best effort.
 const MAX_MESSAGE: usize = crate::rooms::session::MAX_WS_MESSAGE;
 /// How long the SFU may take to accept a relayed connection.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -334,11 +335,11 @@ async fn relay(client: WebSocket, addr: &str, gw: &Gateway) {
             m = down_rx.next() => {
                 let forward = match m {
                     Some(Ok(Message::Text(t))) if t.len() > signaling::MAX_FRAME_BYTES => {
-                        let refusal = signaling::ServerMessage::error(
-                            ErrorCode::TooLarge,
-                            format!("a message may have at most {} bytes", signaling::MAX_FRAME_BYTES),
-                        );
-                        let _ = down_tx.send(Message::Text(refusal.to_frame().into())).await;
+                        let _ = down_tx.send(Message::Text(signaling::too_large().to_frame().into())).await;
+                        break;
+                    }
+                    Some(Err(e)) if signaling::over_read_limit(&e) => {
+                        let _ = down_tx.send(Message::Text(signaling::too_large().to_frame().into())).await;
                         break;
                     }
                     Some(Ok(Message::Text(t))) => UpMessage::text(t.as_str()),

@@ -55,6 +55,13 @@ const NACK_RETRY: Duration = Duration::from_millis(60);
 const NACK_TRIES: u8 = 3;
 /// Lost packets tracked per track (a burst beyond that is left to a keyframe).
 const NACK_MAX: usize = 200;
+/// Addresses one participant may send media from at once (a network switch, IPv4 and
+/// IPv6).
+const PROVEN_ADDRESSES: usize = 4;
+/// Packets one compound RTCP packet may ask for again (all its NACKs together).
+const NACKED_PER_COMPOUND: usize = 64;
+/// Retransmissions per subscription and second (a second of video at 1.2 Mbit/s).
+const RTX_PER_SECOND: u16 = 128;
 /// The payload types of what the room sends: Opus and VP8.
 const SEND_PT_AUDIO: u8 = 111;
 const SEND_PT_VIDEO: u8 = 96;
@@ -184,8 +191,11 @@ struct Peer {
     /// Our ICE credentials for this participant.
     ufrag: String,
     pwd: String,
-    /// Where its media comes from and goes to (the nominated or latest checked address).
+    /// Where its media goes to (the nominated or latest checked address).
     addr: Option<SocketAddr>,
+    /// The addresses it proved with a connectivity check, oldest first (at most
+    /// [`PROVEN_ADDRESSES`]); media is accepted from these.
+    proven: Vec<SocketAddr>,
     last_check: Instant,
     remote_fingerprint: Option<String>,
     dtls_role: Role,
@@ -229,6 +239,9 @@ struct Reception {
     seq: Unwrapper,
     first: Option<u64>,
     highest: u64,
+    /// Which of the last [`ARRIVAL_WINDOW`] sequence numbers arrived: a late packet
+    /// (reordered, or a retransmission) is forwarded once, a duplicate never.
+    seen: Seen,
     received: u64,
     /// At the last report.
     expected_prior: u64,
@@ -238,12 +251,56 @@ struct Reception {
     last_transit: Option<i64>,
 }
 
+/// Sequence numbers (extended) below the highest one that a late packet may still have.
+const ARRIVAL_WINDOW: u64 = 2048;
+
+/// A bitmap of arrivals over the last [`ARRIVAL_WINDOW`] extended sequence numbers.
+#[derive(Clone, Copy, Debug)]
+struct Seen([u64; (ARRIVAL_WINDOW / 64) as usize]);
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self([0; (ARRIVAL_WINDOW / 64) as usize])
+    }
+}
+
+impl Seen {
+    fn get(&self, ext: u64) -> bool {
+        let b = ext % ARRIVAL_WINDOW;
+        self.0[(b / 64) as usize] & (1 << (b % 64)) != 0
+    }
+
+    fn set(&mut self, ext: u64, on: bool) {
+        let b = ext % ARRIVAL_WINDOW;
+        let w = &mut self.0[(b / 64) as usize];
+        if on {
+            *w |= 1 << (b % 64);
+        } else {
+            *w &= !(1 << (b % 64));
+        }
+    }
+
+    /// The highest arrival moves from `from` to `to`: what lies between has not come.
+    fn advance(&mut self, from: u64, to: u64) {
+        if to - from >= ARRIVAL_WINDOW {
+            *self = Self::default();
+        } else {
+            for skipped in from + 1..to {
+                self.set(skipped, false);
+            }
+        }
+        self.set(to, true);
+    }
+}
+
 /// A track a participant publishes.
 struct Track {
     publisher: PeerKey,
     publisher_id: PeerId,
     kind: Kind,
     ssrc: Option<u32>,
+    /// The payload type agreed with the publisher.
+    pt: u8,
     clock: u32,
     /// Its first packet arrived: it is offered to the others.
     open: bool,
@@ -271,6 +328,9 @@ struct Leg {
     srtp: StreamState,
     packets: u32,
     octets: u32,
+    /// Retransmissions in the second since `rtx_since`.
+    rtx_since: Instant,
+    rtx_sent: u16,
 }
 
 /// Why the room could not start.
@@ -500,6 +560,7 @@ impl RoomCore {
             ufrag: ufrag.clone(),
             pwd: random_token(24),
             addr: None,
+            proven: Vec::new(),
             last_check: now,
             remote_fingerprint: None,
             dtls_role: Role::Server,
@@ -669,6 +730,36 @@ impl RoomCore {
                 return self.refuse_and_drop(now, key, "the offer could not be used");
             }
         };
+        // Every section stays for the session (mids are never reused), so the total is
+        // bounded: the participant's own media and one section per track of the others.
+        let cap = 2 * self.settings.max_participants as usize + 8;
+        if d.media.len() > cap {
+            return self.refuse_and_drop(
+                now,
+                key,
+                "the offer has too many or repeated media sections",
+            );
+        }
+        let mut mids: Vec<&str> = d.media.iter().filter_map(|m| m.mid.as_deref()).collect();
+        mids.sort_unstable();
+        let duplicate = mids.windows(2).any(|w| w[0] == w[1]);
+        let new = d
+            .media
+            .iter()
+            .filter(|m| {
+                !self.peers[key]
+                    .sections
+                    .iter()
+                    .any(|s| Some(&s.mid) == m.mid.as_ref())
+            })
+            .count();
+        if duplicate || self.peers[key].sections.len() + new > cap {
+            return self.refuse_and_drop(
+                now,
+                key,
+                "the offer has too many or repeated media sections",
+            );
+        }
         if self.apply_remote_transport(now, key, &d).is_err() {
             return self.refuse_and_drop(now, key, "the offer could not be used");
         }
@@ -769,6 +860,7 @@ impl RoomCore {
                 publisher_id,
                 kind: m.kind,
                 ssrc: m.ssrcs.first().copied(),
+                pt: codec.pt,
                 clock: codec.clock,
                 open: false,
                 legs: Vec::new(),
@@ -876,18 +968,31 @@ impl RoomCore {
             return;
         }
         let kind = self.tracks[track].kind;
-        let idle = sub
-            .sections
-            .iter()
-            .position(|s| s.kind == kind && matches!(s.role, SectionRole::Idle));
+        // An idle section is reused only between negotiations: the answer to an offer
+        // still pending would otherwise seem to accept a track it never saw.
+        let idle = (sub.negotiation == Negotiation::Stable)
+            .then(|| {
+                sub.sections
+                    .iter()
+                    .position(|s| s.kind == kind && matches!(s.role, SectionRole::Idle))
+            })
+            .flatten();
         let mid = match idle {
             Some(i) => sub.sections[i].mid.clone(),
             None => format!("r{}", sub.next_mid),
         };
+        // Unique among what this subscriber receives: one SSRC twice under one SRTP
+        // key would reuse GCM nonces.
+        let ssrc = loop {
+            let ssrc = u32::from_be_bytes(random_bytes::<4>());
+            if ssrc != sub.rtcp_ssrc && !sub.legs.iter().any(|l| self.legs[*l].ssrc == ssrc) {
+                break ssrc;
+            }
+        };
         let leg = self.legs.insert(Leg {
             track,
             subscriber,
-            ssrc: u32::from_be_bytes(random_bytes::<4>()),
+            ssrc,
             pt: if kind == Kind::Audio {
                 SEND_PT_AUDIO
             } else {
@@ -898,6 +1003,8 @@ impl RoomCore {
             srtp: StreamState::default(),
             packets: 0,
             octets: 0,
+            rtx_since: self.epoch,
+            rtx_sent: 0,
         });
         self.tracks[track].legs.push(leg);
         let sub = &mut self.peers[subscriber];
@@ -1063,6 +1170,11 @@ impl RoomCore {
             self.stats.datagrams_unrouted += 1;
             return;
         };
+        if self.addrs.get(&from).is_some_and(|k| *k != key) {
+            // Another participant's address: no one takes it over.
+            self.stats.datagrams_refused += 1;
+            return;
+        }
         let p = &mut self.peers[key];
         if m.verify(p.pwd.as_bytes()).is_err() {
             self.stats.datagrams_refused += 1;
@@ -1075,17 +1187,22 @@ impl RoomCore {
         buf.set_len(n);
         self.transmits.push_back(Transmit { to: from, buf });
         p.last_check = now;
-        // The newest address a participant proves wins (a network switch); the
-        // nominated one always does.
-        if m.use_candidate || p.addr.is_none() || p.addr == Some(from) {
-            if let Some(old) = p.addr.replace(from)
-                && old != from
-            {
-                self.addrs.remove(&old);
-            }
-            self.addrs.insert(from, key);
+        // Media is accepted from the few addresses it proved lately; it goes to the
+        // nominated one (or the first proved, or the newest: a network switch).
+        if let Some(i) = p.proven.iter().position(|a| *a == from) {
+            p.proven.remove(i);
         } else {
             self.addrs.insert(from, key);
+        }
+        p.proven.push(from);
+        if p.proven.len() > PROVEN_ADDRESSES
+            && let Some(i) = p.proven.iter().position(|a| Some(*a) != p.addr)
+        {
+            let old = p.proven.remove(i);
+            self.addrs.remove(&old);
+        }
+        if m.use_candidate || p.addr.is_none() || p.addr == Some(from) {
+            p.addr = Some(from);
         }
         self.flush_dtls(key);
     }
@@ -1130,13 +1247,20 @@ impl RoomCore {
             self.stats.datagrams_refused += 1;
             return;
         };
+        // What a pooled buffer cannot hold cannot be forwarded or kept for NACKs.
+        if datagram.len() > super::pool::BUF_LEN {
+            self.stats.datagrams_refused += 1;
+            return;
+        }
         let Some(header) = Header::parse(datagram) else {
             self.stats.datagrams_refused += 1;
             return;
         };
         let ssrc = header.ssrc();
-        let slot = match p.incoming.iter().position(|i| i.ssrc == ssrc) {
-            Some(i) => i,
+        let decrypted = match p.incoming.iter_mut().find(|i| i.ssrc == ssrc) {
+            Some(incoming) => srtp_in
+                .unprotect_rtp(datagram, &mut incoming.srtp)
+                .map(|len| (incoming.track, len)),
             None => {
                 // An SSRC the SDP did not name: its section's mid says which track.
                 let mid = p.mid_ext.and_then(|id| header.extension(id));
@@ -1156,20 +1280,18 @@ impl RoomCore {
                     self.stats.datagrams_refused += 1;
                     return;
                 }
-                p.incoming.push(Incoming {
-                    ssrc,
-                    track,
-                    srtp: StreamState::default(),
-                });
-                p.incoming.len() - 1
+                // Only a packet that authenticates makes its SSRC known.
+                let mut srtp = StreamState::default();
+                srtp_in.unprotect_rtp(datagram, &mut srtp).map(|len| {
+                    p.incoming.push(Incoming { ssrc, track, srtp });
+                    (track, len)
+                })
             }
         };
-        let incoming = &mut p.incoming[slot];
-        let Ok(len) = srtp_in.unprotect_rtp(datagram, &mut incoming.srtp) else {
+        let Ok((track_key, len)) = decrypted else {
             self.stats.datagrams_refused += 1;
             return;
         };
-        let track_key = incoming.track;
         let packet = &datagram[..len];
         let Some(header) = Header::parse(packet) else {
             self.stats.datagrams_refused += 1;
@@ -1189,8 +1311,10 @@ impl RoomCore {
         if track.ssrc.is_none() {
             track.ssrc = Some(ssrc);
         }
-        if header.padding_only() {
-            // A bandwidth probe: nothing to forward.
+        // The payload type negotiated for this track, nothing else (no RTX, RED or
+        // another codec relabelled as this one).
+        if header.payload_type() != track.pt {
+            self.stats.rtp_dropped += 1;
             return;
         }
         // Reception statistics and losses to ask for again.
@@ -1293,7 +1417,14 @@ impl RoomCore {
                 }
                 Packet::Nack { media, .. } => {
                     if let Some(leg) = self.leg_of(key, media) {
-                        nacks.extend(packet.nacked().take(64).map(|s| (leg, s)));
+                        for seq in packet.nacked() {
+                            if nacks.len() >= NACKED_PER_COMPOUND {
+                                break;
+                            }
+                            if !nacks.contains(&(leg, seq)) {
+                                nacks.push((leg, seq));
+                            }
+                        }
                     }
                 }
                 Packet::SenderReport(info, _) => {
@@ -1313,7 +1444,7 @@ impl RoomCore {
             self.request_keyframe(now, track);
         }
         for (leg, seq) in nacks.drain(..) {
-            self.retransmit(leg, seq);
+            self.retransmit(now, leg, seq);
         }
         for (track, info) in srs.drain(..) {
             self.forward_sender_report(now, track, &info);
@@ -1335,8 +1466,19 @@ impl RoomCore {
     }
 
     /// Sends a subscriber a packet it lost again, from the track's history.
-    fn retransmit(&mut self, leg_key: LegKey, out_seq: u16) {
+    fn retransmit(&mut self, now: Instant, leg_key: LegKey, out_seq: u16) {
         let leg = &mut self.legs[leg_key];
+        // A budget per subscription, so NACKs cannot make the room send more than a
+        // second's worth of a camera again each second.
+        if now.saturating_duration_since(leg.rtx_since) >= Duration::from_secs(1) {
+            leg.rtx_since = now;
+            leg.rtx_sent = 0;
+        }
+        if leg.rtx_sent >= RTX_PER_SECOND {
+            self.stats.rtp_dropped += 1;
+            return;
+        }
+        leg.rtx_sent += 1;
         let in_seq = out_seq.wrapping_sub(leg.seq_delta);
         let track = &self.tracks[leg.track];
         let Some(Some((seq, stored))) = track.history.get(usize::from(in_seq) % HISTORY) else {
@@ -1629,6 +1771,7 @@ fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Insta
         None => {
             r.first = Some(ext);
             r.highest = ext;
+            r.seen.set(ext, true);
         }
         Some(_) if ext > r.highest => {
             if track.kind == Kind::Video && ext - r.highest <= NACK_MAX as u64 {
@@ -1638,15 +1781,17 @@ fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Insta
                     }
                 }
             }
+            r.seen.advance(r.highest, ext);
             r.highest = ext;
         }
         Some(_) => {
-            // Late: a recovered loss, or a duplicate.
-            match track.lost.iter().position(|(s, ..)| *s == ext) {
-                Some(i) => {
-                    track.lost.swap_remove(i);
-                }
-                None => return false,
+            // Late: reordered, a recovered loss, or a duplicate.
+            if r.highest - ext >= ARRIVAL_WINDOW || r.seen.get(ext) {
+                return false;
+            }
+            r.seen.set(ext, true);
+            if let Some(i) = track.lost.iter().position(|(s, ..)| *s == ext) {
+                track.lost.swap_remove(i);
             }
         }
     }

@@ -74,6 +74,11 @@ pub enum Error {
     NoRoom,
 }
 
+/// How many packets below the highest one seen are still accepted (once each). A
+/// keyframe is a burst of dozens of packets, and retransmissions of its losses arrive
+/// behind whatever came meanwhile; libwebrtc uses the same window.
+pub const REPLAY_WINDOW: u64 = 1024;
+
 /// The state of one RTP stream (one SSRC) that SRTP needs: its rollover counter and,
 /// for received streams, which recent packets were seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,8 +86,9 @@ pub struct StreamState {
     started: bool,
     roc: u32,
     highest: u16,
-    /// Bit i: the packet with index (highest index - i) was seen.
-    window: u64,
+    /// Bit (index mod [`REPLAY_WINDOW`]): the packet with that index, within the
+    /// window below the highest, was seen.
+    window: [u64; (REPLAY_WINDOW / 64) as usize],
 }
 
 impl StreamState {
@@ -109,6 +115,21 @@ impl StreamState {
         (u64::from(roc) << 16) | u64::from(seq)
     }
 
+    fn bit(&self, i: u64) -> bool {
+        let b = i % REPLAY_WINDOW;
+        self.window[(b / 64) as usize] & (1 << (b % 64)) != 0
+    }
+
+    fn set_bit(&mut self, i: u64, on: bool) {
+        let b = i % REPLAY_WINDOW;
+        let word = &mut self.window[(b / 64) as usize];
+        if on {
+            *word |= 1 << (b % 64);
+        } else {
+            *word &= !(1 << (b % 64));
+        }
+    }
+
     /// Whether the packet at (`roc`, `seq`) is a replay, without noting it.
     fn is_replay(&self, seq: u16, roc: u32) -> bool {
         if !self.started {
@@ -119,8 +140,7 @@ impl StreamState {
         if i > top {
             return false;
         }
-        let back = top - i;
-        back >= 64 || self.window & (1 << back) != 0
+        top - i >= REPLAY_WINDOW || self.bit(i)
     }
 
     /// Notes the packet at (`roc`, `seq`) as seen (sent or received).
@@ -131,19 +151,26 @@ impl StreamState {
                 started: true,
                 roc,
                 highest: seq,
-                window: 1,
+                ..Self::default()
             };
+            self.set_bit(i, true);
             return;
         }
         let top = self.index(self.highest, self.roc);
         if i > top {
-            let shift = i - top;
-            self.window = if shift >= 64 { 0 } else { self.window << shift };
-            self.window |= 1;
+            // The indices skipped on the way up have not been seen.
+            if i - top >= REPLAY_WINDOW {
+                self.window = Default::default();
+            } else {
+                for skipped in top + 1..i {
+                    self.set_bit(skipped, false);
+                }
+            }
+            self.set_bit(i, true);
             self.highest = seq;
             self.roc = roc;
-        } else if top - i < 64 {
-            self.window |= 1 << (top - i);
+        } else if top - i < REPLAY_WINDOW {
+            self.set_bit(i, true);
         }
     }
 
@@ -472,18 +499,9 @@ impl Context {
         let encrypted = word & 0x8000_0000 != 0;
         let index = word & 0x7fff_ffff;
         let (roc, seq) = (index >> 16, index as u16);
-        let slot = match self.srtcp_seen.iter().position(|(s, _)| *s == ssrc_n) {
-            Some(i) => i,
-            None => {
-                if self.srtcp_seen.len() >= 64 {
-                    // A peer uses a handful of SSRCs; beyond that, forget the oldest.
-                    self.srtcp_seen.remove(0);
-                }
-                self.srtcp_seen.push((ssrc_n, StreamState::default()));
-                self.srtcp_seen.len() - 1
-            }
-        };
-        if self.srtcp_seen[slot].1.is_replay(seq, roc) {
+        // Looked up, not created: only a packet that authenticates may take a slot.
+        let slot = self.srtcp_seen.iter().position(|(s, _)| *s == ssrc_n);
+        if slot.is_some_and(|i| self.srtcp_seen[i].1.is_replay(seq, roc)) {
             return Err(Error::Replay);
         }
         match &mut self.cipher {
@@ -520,6 +538,17 @@ impl Context {
                 }
             }
         }
+        let slot = match slot {
+            Some(i) => i,
+            None => {
+                if self.srtcp_seen.len() >= 64 {
+                    // A peer uses a handful of SSRCs; beyond that, forget the oldest.
+                    self.srtcp_seen.remove(0);
+                }
+                self.srtcp_seen.push((ssrc_n, StreamState::default()));
+                self.srtcp_seen.len() - 1
+            }
+        };
         self.srtcp_seen[slot].1.note(seq, roc);
         Ok(len)
     }
@@ -717,6 +746,31 @@ mod tests {
                 Err(Error::Auth)
             );
         }
+    }
+
+    #[test]
+    fn the_replay_window_takes_late_packets_once_up_to_its_size_behind() {
+        let mut w = StreamState::default();
+        w.note(100, 0);
+        w.note(100 + 1500, 0);
+        // Everything skipped on the way up is new; the window reaches 1024 back.
+        let top = 1600u16;
+        for back in [1u16, 500, 1023] {
+            assert!(!w.is_replay(top - back, 0), "{back} behind");
+            w.note(top - back, 0);
+            assert!(w.is_replay(top - back, 0), "{back} behind, twice");
+        }
+        assert!(w.is_replay(top - 1024, 0), "beyond the window");
+        assert!(w.is_replay(100, 0), "long ago");
+        // Across the rollover, and after a jump larger than the window.
+        let mut w = StreamState::default();
+        w.note(65_530, 0);
+        w.note(3, 1);
+        assert!(!w.is_replay(65_531, 0));
+        assert!(w.is_replay(65_530, 0));
+        w.note(3 + 2000, 1);
+        assert!(!w.is_replay(3 + 1990, 1));
+        assert!(w.is_replay(3, 1), "out of the window after the jump");
     }
 
     #[test]

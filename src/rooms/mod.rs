@@ -14,9 +14,10 @@ pub mod room;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::api::MeetingSpec;
 
@@ -65,6 +66,8 @@ pub struct RoomHandle {
     /// Every session holds a clone until it ends; [`Sessions::all_ended`] learns when
     /// all have (a WebSocket outlives an HTTP server's graceful shutdown).
     sessions: mpsc::Sender<()>,
+    /// Ends the room (apart from the command queue, so it cannot be lost in a full one).
+    stop: Arc<Notify>,
 }
 
 /// Learns when every session of a room has ended.
@@ -90,7 +93,8 @@ pub fn start(
     let chat = settings.chat;
     let room = room::Room::new(settings, advertised, socket)?;
     let (commands, rx) = mpsc::channel(room::COMMAND_QUEUE);
-    let task = tokio::spawn(room.run(rx));
+    let stop = Arc::new(Notify::new());
+    let task = tokio::spawn(room.run(rx, stop.clone()));
     let (sessions, sessions_rx) = mpsc::channel(1);
     let handle = RoomHandle {
         commands,
@@ -98,6 +102,7 @@ pub fn start(
         chat,
         started: Instant::now(),
         sessions,
+        stop,
     };
     Ok((handle, task, Sessions(sessions_rx)))
 }
@@ -127,10 +132,8 @@ impl RoomHandle {
 
     /// Tells everyone the meeting ended and stops the room.
     pub fn shut_down(&self) {
-        if self.commands.try_send(room::Command::Shutdown).is_err() {
-            // The queue is full: the room ends once its handles are gone.
-            tracing::debug!("the room's queue is full; it stops when its handles go");
-        }
+        // A permit is kept if the room is not waiting right now.
+        self.stop.notify_one();
     }
 }
 

@@ -10,12 +10,13 @@
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::RoomSettings;
@@ -69,8 +70,6 @@ pub enum Command {
         /// Where to answer.
         reply: oneshot::Sender<u32>,
     },
-    /// The meeting is over: tell everyone and stop.
-    Shutdown,
 }
 
 /// A room with its socket, ready to run.
@@ -117,8 +116,10 @@ impl Room {
         })
     }
 
-    /// Runs until [`Command::Shutdown`] or until every command sender is gone.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Runs until `stop` is notified (the meeting is over: everyone is told) or until
+    /// every command sender is gone. A notification is never lost, however full the
+    /// command queue is.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, stop: Arc<Notify>) {
         let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; RECV_BUF]).collect();
         let mut metas = vec![RecvMeta::default(); RECV_BATCH];
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -134,8 +135,13 @@ impl Room {
                 timer.as_mut().reset(deadline);
             }
             tokio::select! {
+                () = stop.notified() => {
+                    self.core.shutdown(Instant::now());
+                    self.flush();
+                    return;
+                }
                 cmd = commands.recv() => match cmd {
-                    None | Some(Command::Shutdown) => {
+                    None => {
                         self.core.shutdown(Instant::now());
                         self.flush();
                         return;
@@ -211,7 +217,6 @@ impl Room {
             Command::Participants { reply } => {
                 let _ = reply.send(self.core.participants());
             }
-            Command::Shutdown => unreachable!("handled by run"),
         }
     }
 

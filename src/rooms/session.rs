@@ -17,10 +17,12 @@ use crate::token::token_ok;
 
 /// How long a new WebSocket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames up to this size are read (and refused with `too-large` above
-/// [`signaling::MAX_FRAME_BYTES`]); larger ones end the connection at the WebSocket
-/// level. The gateway reads participants' frames with the same limit.
-pub const MAX_WS_MESSAGE: usize = 16 * 1024 * 1024;
+/// Frames up to this size are read whole (and refused with `too-large` above
+/// [`signaling::MAX_FRAME_BYTES`], then a clean close); of larger ones only the header
+/// is read, and `too-large` is sent best effort before the connection is dropped. The
+/// gateway reads participants' frames with the same limit. It bounds what one
+/// connection makes a server buffer.
+pub const MAX_WS_MESSAGE: usize = 2 * 1024 * 1024;
 
 /// One participant's session on an upgraded WebSocket (also used by standalone mode,
 /// whose gateway hands sockets straight to in-process rooms).
@@ -36,6 +38,10 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                 "send join first, as JSON text",
             )
             .await;
+        }
+        Ok(Some(Err(e))) if signaling::over_read_limit(&e) => {
+            return signaling::refuse(socket, ErrorCode::TooLarge, &signaling::too_large_message())
+                .await;
         }
         Ok(_) => return,
         Err(_) => {
@@ -114,6 +120,11 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                         continue;
                     }
                     Some(Ok(_)) => continue, // ping, pong
+                    Some(Err(e)) if signaling::over_read_limit(&e) => {
+                        let _ = sink.send(Message::Text(signaling::too_large().to_frame().into())).await;
+                        let _ = sink.close().await;
+                        break;
+                    }
                     Some(Err(_)) | None => break,
                 };
                 let now = Instant::now();
