@@ -25,6 +25,12 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::media::client::Client;
 use crate::media::sdp::Kind;
 
+/// Where a payload's send time starts: after a VP8 payload descriptor and the first
+/// byte of the VP8 frame (audio payloads have the same two bytes, to read one way).
+const STAMP: usize = 2;
+/// Every this many video packets one is a keyframe.
+const KEYFRAME_EVERY: u32 = 100;
+
 /// Flags of `raum loadtest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -194,7 +200,8 @@ async fn participant(
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let timer = tokio::time::sleep_until(far());
     tokio::pin!(timer);
-    let mut payload = vec![0u8; packet_size.max(16)];
+    let mut payload = vec![0u8; packet_size.max(STAMP + 12)];
+    let mut video_frames: u32 = 0;
     let mut ts: u32 = 0;
     let mut connected = false;
     loop {
@@ -231,8 +238,8 @@ async fn participant(
                 if client.is_connected() {
                     let mut p = [0u8; 160];
                     let t = now_ns();
-                    p[..8].copy_from_slice(&t.to_be_bytes());
-                    p[8..12].copy_from_slice(&n.to_be_bytes());
+                    p[STAMP..STAMP + 8].copy_from_slice(&t.to_be_bytes());
+                    p[STAMP + 8..STAMP + 12].copy_from_slice(&n.to_be_bytes());
                     ts = ts.wrapping_add(960);
                     client.send_rtp(Kind::Audio, ts, false, &p);
                     if run.counts(t) {
@@ -243,8 +250,12 @@ async fn participant(
             _ = video.tick() => {
                 if client.is_connected() {
                     let t = now_ns();
-                    payload[..8].copy_from_slice(&t.to_be_bytes());
-                    payload[8..12].copy_from_slice(&n.to_be_bytes());
+                    // Each packet a frame; a keyframe every KEYFRAME_EVERY (the room
+                    // switches a subscriber on at a keyframe).
+                    payload[..2].copy_from_slice(&[0x10, u8::from(!video_frames.is_multiple_of(KEYFRAME_EVERY))]);
+                    video_frames += 1;
+                    payload[STAMP..STAMP + 8].copy_from_slice(&t.to_be_bytes());
+                    payload[STAMP + 8..STAMP + 12].copy_from_slice(&n.to_be_bytes());
                     client.send_rtp(Kind::Video, ts.wrapping_mul(2), true, &payload);
                     if run.counts(t) {
                         run.sent.fetch_add(1, Ordering::Relaxed);
@@ -279,8 +290,8 @@ async fn participant(
                     for (meta, buf) in metas.iter().zip(bufs.iter_mut()).take(count) {
                         for segment in buf[..meta.len].chunks_mut(meta.stride.max(1)) {
                             if let Some(rx) = client.handle_datagram(now, meta.addr, segment)
-                                && rx.payload.len() >= 8
-                                && let sent = u64::from_be_bytes(rx.payload[..8].try_into().expect("8 bytes"))
+                                && rx.payload.len() >= STAMP + 8
+                                && let sent = u64::from_be_bytes(rx.payload[STAMP..STAMP + 8].try_into().expect("8 bytes"))
                                 && run.counts(sent)
                             {
                                 measured.received += 1;

@@ -54,8 +54,33 @@ pub enum ClientMessage {
         /// Video muted.
         video: bool,
     },
+    /// What the participant shows of the others' video: one tile per video on screen,
+    /// with its size in device pixels. Video not named is not on screen and is paused;
+    /// each tile gets the smallest simulcast layer that fills it. Until the first
+    /// layout, every video is sent at the highest layer.
+    Layout {
+        /// The tiles on screen (at most [`MAX_TILES`]).
+        tiles: Vec<Tile>,
+    },
     /// The participant leaves.
     Leave,
+}
+
+/// Most tiles one layout may name.
+pub const MAX_TILES: usize = 100;
+/// Largest tile side, in pixels (an 8K screen).
+pub const MAX_TILE_SIDE: u32 = 8192;
+
+/// One video on a participant's screen.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tile {
+    /// Whose video (a participant id).
+    pub id: String,
+    /// Its width in device pixels.
+    pub width: u32,
+    /// Its height in device pixels.
+    pub height: u32,
 }
 
 /// An ICE candidate as browsers serialize it.
@@ -140,6 +165,18 @@ pub enum ServerMessage {
         audio: bool,
         /// Video muted.
         video: bool,
+    },
+    /// The active speaker changed (from the audio levels; it holds for a second
+    /// before it changes again).
+    Speaker {
+        /// Who speaks now.
+        id: String,
+    },
+    /// How many of your video encodings anyone needs, lowest first: send those and
+    /// switch the others off (`encodings[i].active`), until this changes again.
+    Layers {
+        /// Encodings to keep sending (0: nobody shows your video).
+        active: u8,
     },
     /// Something went wrong; see [`ErrorCode`] for which codes close the connection.
     Error {
@@ -292,6 +329,25 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
                 ));
             }
         }
+        ClientMessage::Layout { tiles } => {
+            if tiles.len() > MAX_TILES {
+                return Err(refusal(
+                    ErrorCode::BadRequest,
+                    format!("a layout may have at most {MAX_TILES} tiles"),
+                ));
+            }
+            if tiles
+                .iter()
+                .any(|t| t.width > MAX_TILE_SIDE || t.height > MAX_TILE_SIDE || t.id.len() > 16)
+            {
+                return Err(refusal(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "a tile must name a participant and be at most {MAX_TILE_SIDE} pixels on a side"
+                    ),
+                ));
+            }
+        }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
             // An SDP that does not parse ends the session (docs/signaling.md).
             return Err(Refusal {
@@ -404,6 +460,38 @@ mod tests {
             })
         );
         assert_eq!(parse(r#"{"type":"leave"}"#), Ok(ClientMessage::Leave));
+        assert_eq!(
+            parse(r#"{"type":"layout","tiles":[{"id":"3","width":320,"height":180}]}"#),
+            Ok(ClientMessage::Layout {
+                tiles: vec![Tile {
+                    id: "3".into(),
+                    width: 320,
+                    height: 180
+                }]
+            })
+        );
+    }
+
+    #[test]
+    fn layouts_with_absurd_tiles_are_refused_without_closing() {
+        let many: Vec<String> = (0..MAX_TILES + 1)
+            .map(|i| format!(r#"{{"id":"{i}","width":1,"height":1}}"#))
+            .collect();
+        let many = format!(r#"{{"type":"layout","tiles":[{}]}}"#, many.join(","));
+        for frame in [
+            many.as_str(),
+            r#"{"type":"layout","tiles":[{"id":"1","width":-5,"height":10}]}"#,
+            r#"{"type":"layout","tiles":[{"id":"1","width":100000,"height":10}]}"#,
+            r#"{"type":"layout","tiles":[{"id":"1","width":1e9,"height":10}]}"#,
+            r#"{"type":"layout","tiles":[{"id":"12345678901234567890","width":1,"height":1}]}"#,
+            r#"{"type":"layout","tiles":[{"id":1,"width":1,"height":1}]}"#,
+            r#"{"type":"layout","tiles":{"id":"1"}}"#,
+            r#"{"type":"layout"}"#,
+        ] {
+            let r = parse(frame).unwrap_err();
+            assert_eq!(r.code, ErrorCode::BadRequest, "{frame}");
+            assert!(!r.closes, "{frame}");
+        }
     }
 
     #[test]

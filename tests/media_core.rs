@@ -33,6 +33,8 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 const ROOM: &str = "127.0.0.1:50000";
 const MAGIC: &[u8] = b"raum-test";
+/// A VP8 payload descriptor (start of partition 0) and a keyframe's first byte.
+const VP8_KEYFRAME: &[u8] = &[0x10, 0x00];
 const STEP: Duration = Duration::from_millis(2);
 
 fn room_addr() -> SocketAddr {
@@ -43,6 +45,8 @@ fn room_addr() -> SocketAddr {
 #[derive(Debug, Default)]
 struct Stream {
     seqs: Vec<u16>,
+    /// Simulcast: the layer, keyframe flag and VP8 picture ID of each packet.
+    frames: Vec<(u8, bool, u16)>,
     /// Payloads that did not name this publisher and kind, or were cut.
     corrupt: u64,
 }
@@ -63,7 +67,24 @@ struct Client {
     received: HashMap<(String, RtpCodecKind), Stream>,
     /// The sequence numbers it sent, by kind.
     sent: HashMap<RtpCodecKind, u64>,
+    /// Simulcast video: its sender, the three layers' SSRCs, its mid, and per layer
+    /// packets sent, whether a keyframe is due, and whether the layer is on.
+    simulcast: Option<Simulcast>,
+    /// Keyframe requests it received, by media SSRC.
+    plis: Vec<u32>,
 }
+
+struct Simulcast {
+    sender: RTCRtpSenderId,
+    ssrcs: [u32; 3],
+    mid: String,
+    sent: [u16; 3],
+    keyframe_due: [bool; 3],
+    on: [bool; 3],
+    rid_ids: Option<(u8, u8)>,
+}
+
+const RIDS: [&str; 3] = ["q", "h", "f"];
 
 /// Opus and VP8 as the web client sends them.
 fn codec(kind: RtpCodecKind) -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
@@ -89,6 +110,8 @@ impl Client {
     fn new(name: &str, n: u8, now: Instant) -> Client {
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
+        rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers(&mut media)
+            .unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
         let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -110,6 +133,114 @@ impl Client {
             receivers: HashMap::new(),
             received: HashMap::new(),
             sent: HashMap::new(),
+            simulcast: None,
+            plis: Vec::new(),
+        }
+    }
+
+    /// Adds a camera sending three simulcast layers (rids q, h, f: lowest first).
+    fn add_simulcast_video(&mut self) {
+        let ssrcs = [0, 1, 2].map(|i| 0x2000_0000 + self.id * 16 + i);
+        let track = MediaStreamTrack::new(
+            format!("client-{}", self.id),
+            format!("video-{}", self.id),
+            format!("video-{}", self.id),
+            RtpCodecKind::Video,
+            (0..3)
+                .map(|i| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: RIDS[i].into(),
+                        ssrc: Some(ssrcs[i]),
+                        ..Default::default()
+                    },
+                    codec: codec(RtpCodecKind::Video),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        let sender = self.pc.add_track(track).unwrap();
+        self.simulcast = Some(Simulcast {
+            sender,
+            ssrcs,
+            mid: String::new(),
+            sent: [0; 3],
+            keyframe_due: [true; 3],
+            on: [true; 3],
+            rid_ids: None,
+        });
+    }
+
+    /// One frame (one packet) of each simulcast layer that is on: a keyframe when one
+    /// is due (the first, and after a keyframe request), else an interframe. The
+    /// payload names the client, the layer and the frame.
+    fn send_simulcast(&mut self, now: Instant) {
+        let Some(sc) = self.simulcast.as_mut() else {
+            return;
+        };
+        let Some(mut s) = self.pc.rtp_sender(sc.sender) else {
+            return;
+        };
+        let params = s.get_parameters();
+        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+            return;
+        };
+        if sc.rid_ids.is_none() {
+            let id = |uri: &str| {
+                params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .map(|h| h.id as u8)
+            };
+            sc.rid_ids = id(raum::media::sdp::ext::MID).zip(id(raum::media::sdp::ext::RID));
+        }
+        let Some((mid_id, rid_id)) = sc.rid_ids else {
+            return;
+        };
+        for (layer, rid) in RIDS.iter().enumerate() {
+            if !sc.on[layer] {
+                continue;
+            }
+            sc.sent[layer] = sc.sent[layer].wrapping_add(1);
+            let n = sc.sent[layer];
+            // The rtc crate does not hand a sender's keyframe requests to the
+            // application, so besides answering them (when it does) the camera
+            // sends a keyframe every 10 frames, each layer at another time.
+            let key = std::mem::take(&mut sc.keyframe_due[layer])
+                || (n + 3 * layer as u16).is_multiple_of(10);
+            let mut text = MAGIC.to_vec();
+            text.extend_from_slice(format!("{}:Video:{layer}:{n}:", self.id).as_bytes());
+            text.resize(900, 0xcd);
+            let (w, h) = (320 << layer, 180 << layer);
+            let pid = n % 0x8000;
+            let payload = if key {
+                raum::media::vp8::keyframe_payload(pid, n as u8, w, h, &text)
+            } else {
+                raum::media::vp8::interframe_payload(pid, n as u8, true, &text)
+            };
+            let mut header = rtc::rtp::header::Header {
+                version: 2,
+                payload_type: pt,
+                sequence_number: n.wrapping_add(1000 * layer as u16),
+                timestamp: u32::from(n).wrapping_mul(3000),
+                ssrc: sc.ssrcs[layer],
+                marker: true,
+                ..Default::default()
+            };
+            header
+                .set_extension(mid_id, bytes::Bytes::from(sc.mid.clone().into_bytes()))
+                .unwrap();
+            header
+                .set_extension(rid_id, bytes::Bytes::from_static(rid.as_bytes()))
+                .unwrap();
+            let _ = s.write_rtp(
+                now,
+                rtc::rtp::Packet {
+                    header,
+                    payload: bytes::Bytes::from(payload),
+                },
+            );
         }
     }
 
@@ -137,7 +268,8 @@ impl Client {
         (self.pc.add_track(track).unwrap(), ssrc)
     }
 
-    /// Its first offer: a microphone and a camera.
+    /// Its first offer: a microphone and a camera (or a simulcast camera added
+    /// before).
     fn offer(&mut self, now: Instant, audio: bool, video: bool) -> String {
         if audio {
             self.audio = Some(self.add_track(RtpCodecKind::Audio));
@@ -162,7 +294,18 @@ impl Client {
             .unwrap();
         let offer = self.pc.create_offer(None).unwrap();
         self.pc.set_local_description(now, offer).unwrap();
-        self.pc.local_description().unwrap().sdp
+        let sdp = self.pc.local_description().unwrap().sdp;
+        if let Some(sc) = self.simulcast.as_mut() {
+            // The mid of the (only) video section.
+            let video = sdp.split("m=video").nth(1).unwrap_or_default();
+            sc.mid = video
+                .lines()
+                .find_map(|l| l.strip_prefix("a=mid:"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+        }
+        sdp
     }
 
     /// Sends one packet of `kind` whose payload names this client, the kind and the
@@ -189,7 +332,14 @@ impl Client {
         let n = self.sent.entry(kind).or_default();
         *n += 1;
         let seq = *n as u16;
-        let mut payload = MAGIC.to_vec();
+        // Video starts with a VP8 descriptor of a keyframe (the room switches a
+        // subscriber on at a keyframe): every packet is one here.
+        let mut payload = if kind == RtpCodecKind::Audio {
+            Vec::new()
+        } else {
+            VP8_KEYFRAME.to_vec()
+        };
+        payload.extend_from_slice(MAGIC);
         payload.extend_from_slice(format!("{}:{kind:?}:{seq}:", self.id).as_bytes());
         let size = if kind == RtpCodecKind::Audio {
             120
@@ -275,6 +425,21 @@ impl Client {
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtcpPacket(_, packets) = &message {
+                for p in packets {
+                    if let Some(pli) = p
+                        .as_any()
+                        .downcast_ref::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                    {
+                        self.plis.push(pli.media_ssrc);
+                        if let Some(sc) = self.simulcast.as_mut()
+                            && let Some(l) = sc.ssrcs.iter().position(|s| *s == pli.media_ssrc)
+                        {
+                            sc.keyframe_due[l] = true;
+                        }
+                    }
+                }
+            }
             if let RTCMessage::RtpPacket(track_id, packet) = message {
                 // Which publisher: the stream id of the receiver this track belongs to.
                 let owner = self
@@ -293,11 +458,37 @@ impl Client {
                     continue;
                 };
                 let entry = self.received.entry((stream.clone(), kind)).or_default();
-                let p = &packet.payload;
+                let simulcast = kind == RtpCodecKind::Video
+                    && !packet.payload.starts_with(VP8_KEYFRAME)
+                    && packet.payload.len() > 8;
+                let p = if kind == RtpCodecKind::Audio {
+                    &packet.payload[..]
+                } else if simulcast {
+                    let at = packet
+                        .payload
+                        .windows(MAGIC.len())
+                        .position(|w| w == MAGIC)
+                        .unwrap_or(packet.payload.len());
+                    &packet.payload[at..]
+                } else {
+                    packet
+                        .payload
+                        .strip_prefix(VP8_KEYFRAME)
+                        .unwrap_or_default()
+                };
                 let expect = format!("{stream}:{kind:?}:");
                 let ok = p.starts_with(MAGIC) && p[MAGIC.len()..].starts_with(expect.as_bytes());
                 if ok {
                     entry.seqs.push(packet.header.sequence_number);
+                    if simulcast {
+                        let d = raum::media::vp8::Descriptor::parse(&packet.payload).unwrap();
+                        let rest = &p[MAGIC.len() + expect.len()..];
+                        entry.frames.push((
+                            rest[0] - b'0',
+                            d.keyframe,
+                            d.read_picture_id(&packet.payload).unwrap(),
+                        ));
+                    }
                 } else {
                     entry.corrupt += 1;
                 }
@@ -358,6 +549,36 @@ impl World {
         self.clients.push(c);
         self.pump();
         n
+    }
+
+    /// A client joins with a microphone and a simulcast camera.
+    fn join_simulcast(&mut self, name: &str) -> usize {
+        let n = self.clients.len();
+        let mut c = Client::new(name, n as u8 + 1, self.now);
+        c.id = self.room.join(self.now, name.to_owned()).expect("joined");
+        c.add_simulcast_video();
+        let sdp = c.offer(self.now, true, false);
+        self.room
+            .handle_message(self.now, c.id, ClientMessage::Offer { sdp });
+        self.clients.push(c);
+        self.pump();
+        n
+    }
+
+    /// Client `i` shows the others' video in tiles of these sizes.
+    fn layout(&mut self, i: usize, tiles: &[(PeerId, u32, u32)]) {
+        let tiles = tiles
+            .iter()
+            .map(|&(id, width, height)| raum::signaling::Tile {
+                id: id.to_string(),
+                width,
+                height,
+            })
+            .collect();
+        let id = self.clients[i].id;
+        self.room
+            .handle_message(self.now, id, ClientMessage::Layout { tiles });
+        self.pump();
     }
 
     fn client_of(&self, id: PeerId) -> Option<usize> {
@@ -470,6 +691,9 @@ impl World {
                 }
                 if t.is_multiple_of(10) {
                     c.send_media(now, RtpCodecKind::Video);
+                }
+                if t.is_multiple_of(30) {
+                    c.send_simulcast(now);
                 }
             }
             if self.room.poll_timeout().is_some_and(|at| at <= now) {
@@ -974,4 +1198,147 @@ fn mutated_datagrams_and_sdp_never_panic_the_room() {
     w.run(Duration::from_secs(1));
     assert!(w.clients[b].count(w.clients[a].id, RtpCodecKind::Video) > count + 50);
     assert_eq!(w.room.participants(), 2);
+}
+
+/// The layers of the video frames `me` received from `from` since frame `since`.
+fn layers_since(w: &World, me: usize, from: PeerId, since: usize) -> Vec<u8> {
+    w.clients[me]
+        .stream(from, RtpCodecKind::Video)
+        .map(|s| {
+            s.frames[since.min(s.frames.len())..]
+                .iter()
+                .map(|f| f.0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn frames(w: &World, me: usize, from: PeerId) -> usize {
+    w.clients[me]
+        .stream(from, RtpCodecKind::Video)
+        .map_or(0, |s| s.frames.len())
+}
+
+#[test]
+fn simulcast_a_layer_per_tile_switched_at_keyframes_one_continuous_stream() {
+    let mut w = World::new(settings(10));
+    let a = w.join_simulcast("Ada");
+    let b = w.join("Bea", true, false);
+    w.run(Duration::from_secs(2));
+    let ida = w.clients[a].id;
+    let st = w.room.stats();
+    assert_eq!(st.video_layers_in, 3, "three incoming encodings: {st:?}");
+    // Without a layout Bea gets the best layer.
+    let n = frames(&w, b, ida);
+    assert!(n > 20, "{n} frames: {st:?}");
+    let got = layers_since(&w, b, ida, n - 10);
+    assert!(got.iter().all(|l| *l == 2), "{got:?}");
+
+    // A small tile: the lowest layer, from its keyframe on.
+    let before = frames(&w, b, ida);
+    w.layout(b, &[(ida, 160, 90)]);
+    w.run(Duration::from_secs(1));
+    let got = layers_since(&w, b, ida, before);
+    let first_low = got.iter().position(|l| *l == 0).expect("switched down");
+    assert!(got[first_low..].iter().all(|l| *l == 0), "{got:?}");
+    assert!(got[..first_low].iter().all(|l| *l == 2), "{got:?}");
+    // A big tile: up again. A middle one: the middle layer.
+    let before = frames(&w, b, ida);
+    w.layout(b, &[(ida, 1200, 700)]);
+    w.run(Duration::from_secs(1));
+    assert_eq!(layers_since(&w, b, ida, before).last(), Some(&2));
+    let before = frames(&w, b, ida);
+    w.layout(b, &[(ida, 600, 340)]);
+    w.run(Duration::from_secs(1));
+    assert_eq!(layers_since(&w, b, ida, before).last(), Some(&1));
+
+    // Everything Bea got is one stream: no gap in sequence numbers or picture IDs,
+    // each switch at a keyframe of the new layer.
+    let s = w.clients[b].stream(ida, RtpCodecKind::Video).unwrap();
+    assert_eq!(s.corrupt, 0);
+    assert!(
+        gapless(&s.seqs),
+        "sequence numbers continue across switches"
+    );
+    for pair in s.frames.windows(2) {
+        let (x, y) = (pair[0], pair[1]);
+        assert_eq!(y.2, (x.2 + 1) % 0x8000, "picture IDs continue: {x:?} {y:?}");
+        if y.0 != x.0 {
+            assert!(y.1, "a switch lands on a keyframe: {x:?} {y:?}");
+        }
+    }
+    let st = w.room.stats();
+    assert!(st.layer_switches >= 4, "{st:?}");
+
+    // Off screen: nothing more, counted; back on screen: a keyframe first.
+    w.layout(b, &[]);
+    w.run(Duration::from_millis(300));
+    let paused_at = frames(&w, b, ida);
+    let paused = w.room.stats().rtp_paused;
+    w.run(Duration::from_secs(1));
+    assert_eq!(frames(&w, b, ida), paused_at, "paused");
+    assert!(w.room.stats().rtp_paused > paused + 20);
+    w.layout(b, &[(ida, 160, 90)]);
+    w.run(Duration::from_secs(1));
+    let s = w.clients[b].stream(ida, RtpCodecKind::Video).unwrap();
+    assert!(s.frames.len() > paused_at + 10, "resumed");
+    assert!(s.frames[paused_at].1, "resumes with a keyframe");
+    assert!(gapless(&s.seqs), "no gap across the pause either");
+}
+
+#[test]
+fn publishers_are_told_which_layers_anyone_needs() {
+    let mut w = World::new(settings(10));
+    let a = w.join_simulcast("Ada");
+    let b = w.join("Bea", true, false);
+    let c = w.join("Cem", true, false);
+    w.run(Duration::from_secs(1));
+    let ida = w.clients[a].id;
+    let told = |w: &World| {
+        w.clients[a]
+            .messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Layers { active } => Some(*active),
+                _ => None,
+            })
+            .collect::<Vec<u8>>()
+    };
+    // Both show Ada small: after a while, only the lowest layer is needed.
+    w.layout(b, &[(ida, 320, 180)]);
+    w.layout(c, &[(ida, 300, 150)]);
+    w.run(Duration::from_secs(1));
+    assert_eq!(told(&w), Vec::<u8>::new(), "not at once");
+    w.run(Duration::from_secs(2));
+    assert_eq!(told(&w), [1]);
+    // Cem enlarges Ada: all three at once.
+    w.layout(c, &[(ida, 1280, 720)]);
+    w.run(Duration::from_millis(200));
+    assert_eq!(told(&w), [1, 3]);
+    // Nobody shows Ada: none.
+    w.layout(b, &[]);
+    w.layout(c, &[]);
+    w.run(Duration::from_secs(3));
+    assert_eq!(told(&w), [1, 3, 0]);
+}
+
+#[test]
+fn a_publisher_sending_fewer_layers_is_forwarded_what_it_sends() {
+    let mut w = World::new(settings(10));
+    let a = w.join_simulcast("Ada");
+    let b = w.join("Bea", true, false);
+    w.run(Duration::from_secs(1));
+    let ida = w.clients[a].id;
+    // Ada's camera or uplink gives only the lowest layer now.
+    w.clients[a].simulcast.as_mut().unwrap().on = [true, false, false];
+    w.run(Duration::from_secs(2));
+    let before = frames(&w, b, ida);
+    w.run(Duration::from_secs(1));
+    let got = layers_since(&w, b, ida, before);
+    assert!(got.len() > 20 && got.iter().all(|l| *l == 0), "{got:?}");
+    // And switches layers off and on again: back to the best.
+    w.clients[a].simulcast.as_mut().unwrap().on = [true, true, true];
+    w.run(Duration::from_secs(1));
+    assert_eq!(layers_since(&w, b, ida, before).last(), Some(&2));
+    assert_eq!(w.room.stats().datagrams_refused, 0);
 }

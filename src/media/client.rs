@@ -116,6 +116,7 @@ impl Client {
             }),
             rejected: false,
             max_kbps: None,
+            rids: vec![],
         };
         let (a, v) = (ssrc(1), ssrc(2));
         Ok(Self {
@@ -234,6 +235,7 @@ impl Client {
                     sending: None,
                     rejected: m.port == 0 || m.kind == Kind::Other || m.codecs.is_empty(),
                     max_kbps: None,
+                    rids: vec![],
                 },
             };
             sections.push(section);

@@ -5,6 +5,10 @@
 //!
 //! - [`room`]: [`room::RoomCore`], the meeting: participants, negotiation, the routing
 //!   of every published track to its subscribers, keyframes, retransmissions, reports;
+//! - [`forwarder`]: one subscriber's layer of one publisher's video, and the rewriting
+//!   that keeps its stream continuous across layer switches; [`vp8`]: the payload
+//!   descriptor it reads and rewrites;
+//! - [`speaker`]: the active speaker, from the audio levels;
 //! - [`stun`]: ICE connectivity checks (the SFU is an ICE-lite agent);
 //! - [`dtls`]: the DTLS-SRTP handshake (on the `rtc` crate's sans-IO DTLS);
 //! - [`srtp`]: SRTP and SRTCP in place, both profiles browsers use;
@@ -19,14 +23,17 @@
 
 pub mod client;
 pub mod dtls;
+pub mod forwarder;
 pub mod pool;
 pub mod room;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod speaker;
 pub mod srtp;
 pub mod stun;
 pub mod twcc;
+pub mod vp8;
 
 use std::net::SocketAddr;
 

@@ -28,13 +28,16 @@ use slab::Slab;
 use tracing::{debug, info};
 
 use super::dtls::{Certificate, Dtls, Role};
+use super::forwarder::{self, Forwarder, Layer};
 use super::pool::{Buf, Pool};
 use super::rtcp::{self, Packet, ReportBlock, SenderInfo};
 use super::rtp::{self, Header, Unwrapper};
 use super::sdp::{self, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup};
+use super::speaker;
 use super::srtp::{self, StreamState};
 use super::stun;
 use super::twcc;
+use super::vp8::Descriptor;
 use super::{Transmit, random_bytes, random_token};
 use crate::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
 
@@ -62,6 +65,17 @@ const PROVEN_ADDRESSES: usize = 4;
 const NACKED_PER_COMPOUND: usize = 64;
 /// Retransmissions per subscription and second (a second of video at 1.2 Mbit/s).
 const RTX_PER_SECOND: u16 = 128;
+/// How often the room chooses each subscriber's layers (and tells publishers which
+/// layers anyone needs).
+const ALLOCATE_INTERVAL: Duration = Duration::from_millis(100);
+/// A simulcast layer that sent nothing this long is not offered to subscribers (the
+/// publisher's camera or uplink cannot give it, or it was switched off).
+const LAYER_IDLE: Duration = Duration::from_millis(1000);
+/// A publisher is told to switch layers off only after nobody needed them this long
+/// (switching them on again is at once).
+const LAYERS_OFF_AFTER: Duration = Duration::from_secs(2);
+/// Simulcast layers a publisher may send.
+pub const MAX_LAYERS: usize = 3;
 /// The payload types of what the room sends: Opus and VP8.
 const SEND_PT_AUDIO: u8 = 111;
 const SEND_PT_VIDEO: u8 = 96;
@@ -130,6 +144,15 @@ pub struct Stats {
     pub retransmits: u64,
     /// NACKs sent to publishers for packets lost on their way to the room.
     pub nacks_sent: u64,
+    /// Incoming video layers (simulcast encodings) that sent in the last second.
+    pub video_layers_in: u32,
+    /// Times a subscriber was switched to another layer of a publisher (starting and
+    /// resuming included).
+    pub layer_switches: u64,
+    /// Video packets not sent to a subscriber because its tile is off screen.
+    pub rtp_paused: u64,
+    /// Active-speaker changes announced.
+    pub speaker_changes: u64,
 }
 
 type PeerKey = usize;
@@ -157,6 +180,8 @@ enum SectionRole {
         codec: Codec,
         extmaps: Vec<(u8, String)>,
         direction: Direction,
+        /// The simulcast layers it sends (rids, lowest first), empty without.
+        rids: Vec<String>,
     },
     /// Another participant's track, sent by the room.
     Subscribe(LegKey),
@@ -179,6 +204,7 @@ struct Section {
 struct Incoming {
     ssrc: u32,
     track: TrackKey,
+    layer: Layer,
     srtp: StreamState,
 }
 
@@ -213,9 +239,14 @@ struct Peer {
     tracks: Vec<TrackKey>,
     /// Tracks of others it receives.
     legs: Vec<LegKey>,
-    /// Header extension ids it uses: mid, transport-wide sequence number.
+    /// Header extension ids it uses: mid, rid, audio level, transport-wide sequence
+    /// number.
     mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+    audio_level_ext: Option<u8>,
     twcc_ext: Option<u8>,
+    /// It sent a layout: video it does not show is paused.
+    has_layout: bool,
     twcc: twcc::Recorder,
     /// Our SSRC for the RTCP we send it.
     rtcp_ssrc: u32,
@@ -293,18 +324,12 @@ impl Seen {
     }
 }
 
-/// A track a participant publishes.
-struct Track {
-    publisher: PeerKey,
-    publisher_id: PeerId,
-    kind: Kind,
+/// One encoding of a published track (a simulcast layer; a track without simulcast
+/// has one).
+struct Encoding {
+    /// Its rid (simulcast), or none.
+    rid: Option<String>,
     ssrc: Option<u32>,
-    /// The payload type agreed with the publisher.
-    pt: u8,
-    clock: u32,
-    /// Its first packet arrived: it is offered to the others.
-    open: bool,
-    legs: Vec<LegKey>,
     /// Video packets for retransmission, by sequence number modulo [`HISTORY`].
     history: Vec<Option<(u16, Buf)>>,
     last_keyframe_request: Option<Instant>,
@@ -313,6 +338,65 @@ struct Track {
     last_sr: Option<(u32, Instant)>,
     /// Packets lost on the way in, to NACK: (extended seq, first noticed, tries, last).
     lost: Vec<(u64, Instant, u8, Option<Instant>)>,
+    /// Width and height of its last keyframe.
+    size: Option<(u16, u16)>,
+    /// When its last packet came.
+    last_packet: Option<Instant>,
+}
+
+impl Encoding {
+    fn new(kind: Kind, rid: Option<String>, ssrc: Option<u32>) -> Self {
+        Self {
+            rid,
+            ssrc,
+            history: if kind == Kind::Video {
+                (0..HISTORY).map(|_| None).collect()
+            } else {
+                Vec::new()
+            },
+            last_keyframe_request: None,
+            reception: Reception::default(),
+            last_sr: None,
+            lost: Vec::new(),
+            size: None,
+            last_packet: None,
+        }
+    }
+
+    fn active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < LAYER_IDLE)
+    }
+}
+
+/// A track a participant publishes.
+struct Track {
+    publisher: PeerKey,
+    publisher_id: PeerId,
+    kind: Kind,
+    /// The payload type agreed with the publisher.
+    pt: u8,
+    clock: u32,
+    /// Its first packet arrived: it is offered to the others.
+    open: bool,
+    legs: Vec<LegKey>,
+    /// Its encodings, lowest first (simulcast), or its one.
+    encodings: Vec<Encoding>,
+    /// Encodings the publisher was last told to send (simulcast only), and since when
+    /// fewer would do.
+    layers_told: u8,
+    fewer_since: Option<Instant>,
+}
+
+/// What a subscriber shows of a publisher's video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// No layout yet: the best there is.
+    Best,
+    /// A tile of this size in pixels.
+    Tile(u32, u32),
+    /// Not on screen.
+    Hidden,
 }
 
 /// One subscriber's copy of a track.
@@ -321,8 +405,12 @@ struct Leg {
     subscriber: PeerKey,
     ssrc: u32,
     pt: u8,
-    /// Added to the publisher's sequence numbers (so the subscriber's start at random).
+    /// Added to the publisher's sequence numbers (so the subscriber's start at random):
+    /// audio, which has one encoding and is never paused.
     seq_delta: u16,
+    /// Video: the layer it gets and the rewriting that keeps its stream continuous.
+    video: Option<Forwarder>,
+    want: Want,
     /// The subscriber has answered an offer that includes it.
     negotiated: bool,
     srtp: StreamState,
@@ -345,9 +433,9 @@ pub enum Error {
 /// RTCP allocates nothing either).
 #[derive(Default)]
 struct RtcpWork {
-    keyframes: Vec<TrackKey>,
+    keyframes: Vec<(TrackKey, Layer)>,
     nacks: Vec<(LegKey, u16)>,
-    srs: Vec<(TrackKey, SenderInfo)>,
+    srs: Vec<((TrackKey, Layer), SenderInfo)>,
 }
 
 /// One meeting's media.
@@ -370,6 +458,8 @@ pub struct RoomCore {
     scratch: Vec<u8>,
     rtcp_work: RtcpWork,
     stats: Stats,
+    speakers: speaker::Detector,
+    next_allocate: Instant,
     next_tick: Instant,
     next_feedback: Instant,
     next_report: Instant,
@@ -428,9 +518,14 @@ fn accept_extmaps(offered: &[(u8, String)]) -> Vec<(u8, String)> {
     offered
         .iter()
         .filter(|(id, uri)| {
-            *id <= 14
-                && [sdp::ext::MID, sdp::ext::AUDIO_LEVEL, sdp::ext::TRANSPORT_CC]
-                    .contains(&uri.as_str())
+            (1..=14).contains(id)
+                && [
+                    sdp::ext::MID,
+                    sdp::ext::RID,
+                    sdp::ext::AUDIO_LEVEL,
+                    sdp::ext::TRANSPORT_CC,
+                ]
+                .contains(&uri.as_str())
         })
         .cloned()
         .collect()
@@ -462,6 +557,8 @@ impl RoomCore {
             scratch: Vec::with_capacity(1500),
             rtcp_work: RtcpWork::default(),
             stats: Stats::default(),
+            speakers: speaker::Detector::default(),
+            next_allocate: now + ALLOCATE_INTERVAL,
             next_tick: now + TICK,
             next_feedback: now + twcc::INTERVAL,
             next_report: now + REPORT_INTERVAL,
@@ -576,7 +673,10 @@ impl RoomCore {
             tracks: Vec::new(),
             legs: Vec::new(),
             mid_ext: None,
+            rid_ext: None,
+            audio_level_ext: None,
             twcc_ext: None,
+            has_layout: false,
             twcc: twcc::Recorder::default(),
             rtcp_ssrc: u32::from_be_bytes(random_bytes::<4>()),
             next_mid: 0,
@@ -593,6 +693,14 @@ impl RoomCore {
                 peers: others,
             },
         );
+        if let Some(speaker) = self.speakers.speaker() {
+            self.send(
+                id,
+                ServerMessage::Speaker {
+                    id: speaker.to_string(),
+                },
+            );
+        }
         for other in self.others(key) {
             self.send(other, ServerMessage::PeerJoined { peer: info.clone() });
         }
@@ -606,6 +714,7 @@ impl RoomCore {
             return;
         };
         let peer = self.peers.remove(key);
+        self.speakers.forget(id);
         self.ufrags.remove(&peer.ufrag);
         self.addrs.retain(|_, k| *k != key);
         // Its subscriptions go.
@@ -699,11 +808,58 @@ impl RoomCore {
                     );
                 }
             }
+            ClientMessage::Layout { tiles } => self.layout(now, key, &tiles),
             ClientMessage::Leave => {
                 self.close(id);
                 self.leave(now, id);
             }
         }
+    }
+
+    /// What a subscriber shows: each video leg gets the tile's size, or is hidden.
+    fn layout(&mut self, now: Instant, key: PeerKey, tiles: &[crate::signaling::Tile]) {
+        let mut unknown = false;
+        let mut wants: Vec<(PeerId, u32, u32)> = Vec::with_capacity(tiles.len());
+        for t in tiles {
+            match t.id.parse::<PeerId>() {
+                Ok(id) if id > 0 && id < self.next_id => match wants.iter_mut().find(|w| w.0 == id)
+                {
+                    // The same video twice: the larger tile counts.
+                    Some(w) => {
+                        w.1 = w.1.max(t.width);
+                        w.2 = w.2.max(t.height);
+                    }
+                    None => wants.push((id, t.width, t.height)),
+                },
+                // An id that was never given out (one that left is no error: the
+                // layout may have crossed its leaving).
+                _ => unknown = true,
+            }
+        }
+        self.peers[key].has_layout = true;
+        for i in 0..self.peers[key].legs.len() {
+            let leg_key = self.peers[key].legs[i];
+            let publisher = self.tracks[self.legs[leg_key].track].publisher_id;
+            let leg = &mut self.legs[leg_key];
+            if leg.video.is_none() {
+                continue;
+            }
+            leg.want = match wants.iter().find(|w| w.0 == publisher) {
+                Some(&(_, w, h)) => Want::Tile(w, h),
+                None => Want::Hidden,
+            };
+        }
+        if unknown {
+            let id = self.peers[key].id;
+            self.send(
+                id,
+                ServerMessage::error(
+                    ErrorCode::BadRequest,
+                    "the layout names someone who is not in the meeting",
+                ),
+            );
+        }
+        self.allocate(now);
     }
 
     fn refuse_and_drop(&mut self, now: Instant, key: PeerKey, message: &str) {
@@ -818,11 +974,15 @@ impl RoomCore {
         // Header extension ids, from any section.
         for m in &d.media {
             for (id, uri) in &m.extmaps {
-                if uri == sdp::ext::MID {
-                    p.mid_ext = Some(*id);
-                }
-                if uri == sdp::ext::TRANSPORT_CC {
-                    p.twcc_ext = Some(*id);
+                let slot = match uri.as_str() {
+                    sdp::ext::MID => &mut p.mid_ext,
+                    sdp::ext::RID => &mut p.rid_ext,
+                    sdp::ext::AUDIO_LEVEL => &mut p.audio_level_ext,
+                    sdp::ext::TRANSPORT_CC => &mut p.twcc_ext,
+                    _ => continue,
+                };
+                if (1..=14).contains(id) {
+                    *slot = Some(*id);
                 }
             }
         }
@@ -854,32 +1014,40 @@ impl RoomCore {
         let publisher_id = p.id;
         let publishes = allowed && m.direction.sends() && !has_one;
         let extmaps = accept_extmaps(&m.extmaps);
+        // Simulcast: one encoding per rid (lowest first, as the web client sends
+        // them); the packets say their rid.
+        let rids: Vec<String> = if m.kind == Kind::Video && m.rids.len() > 1 {
+            m.rids.iter().take(MAX_LAYERS).cloned().collect()
+        } else {
+            Vec::new()
+        };
         let track = publishes.then(|| {
+            let encodings = if rids.is_empty() {
+                vec![Encoding::new(m.kind, None, m.ssrcs.first().copied())]
+            } else {
+                rids.iter()
+                    .map(|r| Encoding::new(m.kind, Some(r.clone()), None))
+                    .collect()
+            };
             let t = self.tracks.insert(Track {
                 publisher: key,
                 publisher_id,
                 kind: m.kind,
-                ssrc: m.ssrcs.first().copied(),
                 pt: codec.pt,
                 clock: codec.clock,
                 open: false,
                 legs: Vec::new(),
-                history: if m.kind == Kind::Video {
-                    (0..HISTORY).map(|_| None).collect()
-                } else {
-                    Vec::new()
-                },
-                last_keyframe_request: None,
-                reception: Reception::default(),
-                last_sr: None,
-                lost: Vec::new(),
+                layers_told: encodings.len() as u8,
+                encodings,
+                fewer_since: None,
             });
             let p = &mut self.peers[key];
             p.tracks.push(t);
-            if let Some(ssrc) = m.ssrcs.first() {
+            if let (true, Some(ssrc)) = (rids.is_empty(), m.ssrcs.first()) {
                 p.incoming.push(Incoming {
                     ssrc: *ssrc,
                     track: t,
+                    layer: 0,
                     srtp: StreamState::default(),
                 });
             }
@@ -897,6 +1065,7 @@ impl RoomCore {
                 } else {
                     Direction::Inactive
                 },
+                rids: if publishes { rids } else { Vec::new() },
             },
         }
     }
@@ -923,7 +1092,7 @@ impl RoomCore {
         }
         self.peers[key].negotiation = Negotiation::Stable;
         // Subscriptions in the answer are live now; refused ones stop.
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<TrackKey> = Vec::new();
         let sections = self.peers[key].sections.clone();
         for s in &sections {
             let SectionRole::Subscribe(leg) = s.role else {
@@ -940,8 +1109,9 @@ impl RoomCore {
                 fresh.push(l.track);
             }
         }
-        for track in fresh {
-            self.request_keyframe(now, track);
+        // Video waits for a keyframe of its layer: allocating asks for one.
+        if !fresh.is_empty() {
+            self.allocate(now);
         }
         self.offer_where_needed(now);
     }
@@ -968,6 +1138,8 @@ impl RoomCore {
             return;
         }
         let kind = self.tracks[track].kind;
+        let clock = self.tracks[track].clock;
+        let has_layout = sub.has_layout;
         // An idle section is reused only between negotiations: the answer to an offer
         // still pending would otherwise seem to accept a track it never saw.
         let idle = (sub.negotiation == Negotiation::Stable)
@@ -999,6 +1171,11 @@ impl RoomCore {
                 SEND_PT_VIDEO
             },
             seq_delta: u16::from_be_bytes(random_bytes::<2>()),
+            video: (kind == Kind::Video)
+                .then(|| Forwarder::new(u16::from_be_bytes(random_bytes::<2>()), clock)),
+            // A subscriber that sends layouts shows a new video once its next layout
+            // has a tile for it.
+            want: if has_layout { Want::Hidden } else { Want::Best },
             negotiated: false,
             srtp: StreamState::default(),
             packets: 0,
@@ -1069,6 +1246,7 @@ impl RoomCore {
                         codec,
                         extmaps,
                         direction,
+                        rids,
                         ..
                     } => LocalMedia {
                         mid: s.mid.clone(),
@@ -1078,7 +1256,15 @@ impl RoomCore {
                         extmaps: extmaps.clone(),
                         sending: None,
                         rejected: false,
-                        max_kbps,
+                        // With simulcast the limit is the highest layer's; the lower
+                        // ones (a third and a tenth of its bitrate in the web
+                        // client's ladder) come on top, within half of it.
+                        max_kbps: if rids.is_empty() {
+                            max_kbps
+                        } else {
+                            max_kbps.map(|k| k + k / 2)
+                        },
+                        rids: rids.clone(),
                     },
                     SectionRole::Subscribe(leg) => {
                         let l = &self.legs[*leg];
@@ -1102,6 +1288,7 @@ impl RoomCore {
                             }),
                             rejected: false,
                             max_kbps: None,
+                            rids: vec![],
                         }
                     }
                     SectionRole::Idle => LocalMedia {
@@ -1113,6 +1300,7 @@ impl RoomCore {
                         sending: None,
                         rejected: false,
                         max_kbps: None,
+                        rids: vec![],
                     },
                     SectionRole::Rejected => LocalMedia {
                         mid: s.mid.clone(),
@@ -1123,6 +1311,7 @@ impl RoomCore {
                         sending: None,
                         rejected: true,
                         max_kbps: None,
+                        rids: vec![],
                     },
                 }
             })
@@ -1240,7 +1429,8 @@ impl RoomCore {
         }
     }
 
-    /// An RTP packet from a publisher: decrypted once, written for every subscriber.
+    /// An RTP packet from a publisher: decrypted once, written for every subscriber
+    /// that gets its layer.
     fn rtp_in(&mut self, now: Instant, key: PeerKey, datagram: &mut [u8]) {
         let p = &mut self.peers[key];
         let Some(srtp_in) = p.srtp_in.as_mut() else {
@@ -1260,9 +1450,10 @@ impl RoomCore {
         let decrypted = match p.incoming.iter_mut().find(|i| i.ssrc == ssrc) {
             Some(incoming) => srtp_in
                 .unprotect_rtp(datagram, &mut incoming.srtp)
-                .map(|len| (incoming.track, len)),
+                .map(|len| (incoming.track, incoming.layer, len)),
             None => {
-                // An SSRC the SDP did not name: its section's mid says which track.
+                // An SSRC the SDP did not name: its section's mid says which track,
+                // its rid which layer.
                 let mid = p.mid_ext.and_then(|id| header.extension(id));
                 let track = mid.and_then(|mid| {
                     p.sections.iter().find_map(|s| match &s.role {
@@ -1272,7 +1463,18 @@ impl RoomCore {
                         _ => None,
                     })
                 });
-                let Some(track) = track else {
+                let rid = p.rid_ext.and_then(|id| header.extension(id));
+                let layer = track.and_then(|t| {
+                    let encodings = &self.tracks[t].encodings;
+                    if encodings.len() == 1 {
+                        return Some(0);
+                    }
+                    // A rid the room did not accept is refused.
+                    encodings.iter().position(|e| {
+                        rid.is_some_and(|r| e.rid.as_deref().map(str::as_bytes) == Some(r))
+                    })
+                });
+                let (Some(track), Some(layer)) = (track, layer) else {
                     self.stats.datagrams_refused += 1;
                     return;
                 };
@@ -1282,13 +1484,29 @@ impl RoomCore {
                 }
                 // Only a packet that authenticates makes its SSRC known.
                 let mut srtp = StreamState::default();
+                let layer = layer as Layer;
                 srtp_in.unprotect_rtp(datagram, &mut srtp).map(|len| {
-                    p.incoming.push(Incoming { ssrc, track, srtp });
-                    (track, len)
+                    // A layer that starts again under a new SSRC starts afresh.
+                    let kind = self.tracks[track].kind;
+                    if let Some(e) = self.tracks[track].encodings.get_mut(usize::from(layer))
+                        && e.ssrc.is_some_and(|old| old != ssrc)
+                    {
+                        let old = e.ssrc;
+                        p.incoming.retain(|i| Some(i.ssrc) != old);
+                        let rid = e.rid.take();
+                        *e = Encoding::new(kind, rid, None);
+                    }
+                    p.incoming.push(Incoming {
+                        ssrc,
+                        track,
+                        layer,
+                        srtp,
+                    });
+                    (track, layer, len)
                 })
             }
         };
-        let Ok((track_key, len)) = decrypted else {
+        let Ok((track_key, layer, len)) = decrypted else {
             self.stats.datagrams_refused += 1;
             return;
         };
@@ -1304,33 +1522,77 @@ impl RoomCore {
             let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
             p.twcc.record(u16::from_be_bytes([v[0], v[1]]), at);
         }
+        let level = p
+            .audio_level_ext
+            .and_then(|id| header.extension(id))
+            .and_then(|v| v.first())
+            .map(|b| b & 0x7f);
         self.stats.rtp_in += 1;
         let Some(track) = self.tracks.get_mut(track_key) else {
             return;
         };
-        if track.ssrc.is_none() {
-            track.ssrc = Some(ssrc);
-        }
         // The payload type negotiated for this track, nothing else (no RTX, RED or
         // another codec relabelled as this one).
         if header.payload_type() != track.pt {
             self.stats.rtp_dropped += 1;
             return;
         }
+        let payload = &packet[header.payload_offset..];
+        let vp8 = match (track.kind, Descriptor::parse(payload)) {
+            (Kind::Video, Some(d)) => d,
+            // Padding (a sender probing its bandwidth) carries no descriptor.
+            (Kind::Video, None) if header.padding_only() => Descriptor::default(),
+            (Kind::Video, None) => {
+                self.stats.rtp_dropped += 1;
+                return;
+            }
+            _ => Descriptor::default(),
+        };
+        if track.kind == Kind::Audio
+            && let Some(level) = level
+        {
+            self.speakers.note(track.publisher_id, level);
+        }
+        let clock = track.clock;
+        let kind = track.kind;
+        let Some(encoding) = track.encodings.get_mut(usize::from(layer)) else {
+            return;
+        };
+        if encoding.ssrc.is_none() {
+            encoding.ssrc = Some(ssrc);
+        }
         // Reception statistics and losses to ask for again.
         let arrival_rtp = (now.saturating_duration_since(self.epoch).as_micros() as u64
-            * u64::from(track.clock)
+            * u64::from(clock)
             / 1_000_000) as i64;
-        let fresh = note_reception(
-            track,
+        let Some(ext_seq) = note_reception(
+            encoding,
+            kind,
             header.sequence(),
             header.timestamp(),
             arrival_rtp,
             now,
-        );
-        if !fresh {
+        ) else {
             // A duplicate (or a retransmission of what arrived after all).
             return;
+        };
+        encoding.last_packet = Some(now);
+        if let Some(size) = vp8.size {
+            encoding.size = Some(size);
+        }
+        let seq = header.sequence();
+        if !encoding.history.is_empty() {
+            let slot = usize::from(seq) % HISTORY;
+            let buf = match encoding.history[slot].take() {
+                Some((_, mut b)) => {
+                    let n = packet.len().min(b.space().len());
+                    b.space()[..n].copy_from_slice(&packet[..n]);
+                    b.set_len(n);
+                    b
+                }
+                None => self.pool.copy_of(packet),
+            };
+            encoding.history[slot] = Some((seq, buf));
         }
         if !track.open {
             track.open = true;
@@ -1346,34 +1608,57 @@ impl RoomCore {
             self.offer_where_needed(now);
             return;
         }
-        let seq = header.sequence();
-        if !track.history.is_empty() {
-            let slot = usize::from(seq) % HISTORY;
-            let buf = match track.history[slot].take() {
-                Some((_, mut b)) => {
-                    let n = packet.len().min(b.space().len());
-                    b.space()[..n].copy_from_slice(&packet[..n]);
-                    b.set_len(n);
-                    b
-                }
-                None => self.pool.copy_of(packet),
-            };
-            track.history[slot] = Some((seq, buf));
-        }
-        // Forward: the routing table is the track's legs.
+        // Forward: the routing table is the track's legs; video goes to those whose
+        // forwarder takes this layer.
+        let incoming = forwarder::Incoming {
+            layer,
+            ext_seq,
+            timestamp: header.timestamp(),
+            payload,
+            vp8,
+        };
         let track = &self.tracks[track_key];
         for &leg_key in &track.legs {
             let leg = &mut self.legs[leg_key];
             if !leg.negotiated {
                 continue;
             }
+            let (sequence, timestamp, rewrite) = match leg.video.as_mut() {
+                Some(f) => match f.decide(now, &incoming) {
+                    Some(m) => {
+                        if m.switched {
+                            self.stats.layer_switches += 1;
+                        }
+                        (
+                            m.sequence,
+                            m.timestamp,
+                            Some((vp8, m.picture_id, m.tl0_pic_idx)),
+                        )
+                    }
+                    None => {
+                        if f.target().is_none() {
+                            self.stats.rtp_paused += 1;
+                        }
+                        continue;
+                    }
+                },
+                None => (seq.wrapping_add(leg.seq_delta), header.timestamp(), None),
+            };
             let sub = &mut self.peers[leg.subscriber];
             let (Some(addr), Some(out)) = (sub.addr, sub.srtp_out.as_mut()) else {
                 self.stats.rtp_dropped += 1;
                 continue;
             };
             let mut buf = self.pool.take();
-            match forward_into(&mut buf, packet, &header, leg, out) {
+            match forward_into(
+                &mut buf,
+                packet,
+                &header,
+                (sequence, timestamp),
+                rewrite,
+                leg,
+                out,
+            ) {
                 Some(()) => {
                     self.transmits.push_back(Transmit { to: addr, buf });
                     self.stats.rtp_forwarded += 1;
@@ -1407,12 +1692,12 @@ impl RoomCore {
             match packet {
                 Packet::Pli { media } => {
                     self.stats.keyframe_requests_in += 1;
-                    keyframes.extend(self.leg_of(key, media).map(|l| self.legs[l].track));
+                    keyframes.extend(self.leg_of(key, media).and_then(|l| self.layer_of(l)));
                 }
                 Packet::Fir { .. } => {
                     for media in packet.fir_ssrcs() {
                         self.stats.keyframe_requests_in += 1;
-                        keyframes.extend(self.leg_of(key, media).map(|l| self.legs[l].track));
+                        keyframes.extend(self.leg_of(key, media).and_then(|l| self.layer_of(l)));
                     }
                 }
                 Packet::Nack { media, .. } => {
@@ -1432,7 +1717,7 @@ impl RoomCore {
                         .incoming
                         .iter()
                         .find(|i| i.ssrc == info.ssrc)
-                        .map(|i| i.track);
+                        .map(|i| (i.track, i.layer));
                     if let Some(t) = track {
                         srs.push((t, info));
                     }
@@ -1440,8 +1725,8 @@ impl RoomCore {
                 _ => {}
             }
         }
-        for track in keyframes.drain(..) {
-            self.request_keyframe(now, track);
+        for (track, layer) in keyframes.drain(..) {
+            self.request_keyframe(now, track, layer);
         }
         for (leg, seq) in nacks.drain(..) {
             self.retransmit(now, leg, seq);
@@ -1465,6 +1750,13 @@ impl RoomCore {
             .find(|l| self.legs[*l].ssrc == ssrc)
     }
 
+    /// The track and layer a subscription of video gets (or waits for).
+    fn layer_of(&self, leg: LegKey) -> Option<(TrackKey, Layer)> {
+        let l = &self.legs[leg];
+        let f = l.video.as_ref()?;
+        Some((l.track, f.current().or(f.target())?))
+    }
+
     /// Sends a subscriber a packet it lost again, from the track's history.
     fn retransmit(&mut self, now: Instant, leg_key: LegKey, out_seq: u16) {
         let leg = &mut self.legs[leg_key];
@@ -1479,9 +1771,17 @@ impl RoomCore {
             return;
         }
         leg.rtx_sent += 1;
-        let in_seq = out_seq.wrapping_sub(leg.seq_delta);
+        // Only video is kept; which layer and rewrite the number came from.
+        let Some((layer, in_seq, rewrite)) = leg.video.as_ref().and_then(|f| f.original(out_seq))
+        else {
+            return;
+        };
         let track = &self.tracks[leg.track];
-        let Some(Some((seq, stored))) = track.history.get(usize::from(in_seq) % HISTORY) else {
+        let Some(Some((seq, stored))) = track
+            .encodings
+            .get(usize::from(layer))
+            .and_then(|e| e.history.get(usize::from(in_seq) % HISTORY))
+        else {
             return;
         };
         if *seq != in_seq {
@@ -1490,12 +1790,27 @@ impl RoomCore {
         let Some(header) = Header::parse(stored.as_slice()) else {
             return;
         };
+        let payload = &stored.as_slice()[header.payload_offset..];
+        let vp8 = Descriptor::parse(payload).unwrap_or_default();
+        // The rewrite adds modulo 2^16 in the end: the low bits are enough.
+        let m = rewrite.apply(u64::from(in_seq), header.timestamp(), &vp8, payload);
         let sub = &mut self.peers[leg.subscriber];
         let (Some(addr), Some(out)) = (sub.addr, sub.srtp_out.as_mut()) else {
             return;
         };
         let mut buf = self.pool.take();
-        if forward_into(&mut buf, stored.as_slice(), &header, leg, out).is_some() {
+        let munged = Some((vp8, m.picture_id, m.tl0_pic_idx));
+        if forward_into(
+            &mut buf,
+            stored.as_slice(),
+            &header,
+            (m.sequence, m.timestamp),
+            munged,
+            leg,
+            out,
+        )
+        .is_some()
+        {
             self.transmits.push_back(Transmit { to: addr, buf });
             self.stats.retransmits += 1;
         } else {
@@ -1505,21 +1820,37 @@ impl RoomCore {
 
     /// Passes a publisher's sender report on to the track's subscribers (their
     /// browsers need it to play audio and video in sync).
-    fn forward_sender_report(&mut self, now: Instant, track_key: TrackKey, info: &SenderInfo) {
+    fn forward_sender_report(
+        &mut self,
+        now: Instant,
+        (track_key, layer): (TrackKey, Layer),
+        info: &SenderInfo,
+    ) {
         let track = &mut self.tracks[track_key];
-        track.last_sr = Some((rtcp::ntp_middle(info.ntp), now));
+        let Some(encoding) = track.encodings.get_mut(usize::from(layer)) else {
+            return;
+        };
+        encoding.last_sr = Some((rtcp::ntp_middle(info.ntp), now));
         for i in 0..track.legs.len() {
             let leg = &self.legs[self.tracks[track_key].legs[i]];
             if !leg.negotiated {
                 continue;
             }
+            // Video: only the report of the layer the subscriber gets, in its timeline.
+            let rtp_time = match &leg.video {
+                None => info.rtp_time,
+                Some(f) => match f.current_rewrite() {
+                    Some((l, rewrite)) if l == layer => rewrite.timestamp(info.rtp_time),
+                    _ => continue,
+                },
+            };
             self.scratch.clear();
             rtcp::write_sr(
                 &mut self.scratch,
                 &SenderInfo {
                     ssrc: leg.ssrc,
                     ntp: info.ntp,
-                    rtp_time: info.rtp_time,
+                    rtp_time,
                     packets: leg.packets,
                     octets: leg.octets,
                 },
@@ -1552,24 +1883,27 @@ impl RoomCore {
     /// Asks a publisher for a keyframe of `track`, at most every
     /// [`KEYFRAME_REQUEST_INTERVAL`]: a keyframe is large, and many subscribers asking
     /// at once must not make the publisher send one each.
-    fn request_keyframe(&mut self, now: Instant, track_key: TrackKey) {
+    fn request_keyframe(&mut self, now: Instant, track_key: TrackKey, layer: Layer) {
         let Some(track) = self.tracks.get_mut(track_key) else {
             return;
         };
         if track.kind != Kind::Video {
             return;
         }
-        if track
+        let publisher = track.publisher;
+        let Some(encoding) = track.encodings.get_mut(usize::from(layer)) else {
+            return;
+        };
+        if encoding
             .last_keyframe_request
             .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
         {
             return;
         }
-        let Some(media) = track.ssrc else {
+        let Some(media) = encoding.ssrc else {
             return;
         };
-        track.last_keyframe_request = Some(now);
-        let publisher = track.publisher;
+        encoding.last_keyframe_request = Some(now);
         let sender = self.peers[publisher].rtcp_ssrc;
         self.scratch.clear();
         rtcp::write_pli(&mut self.scratch, sender, media);
@@ -1605,6 +1939,21 @@ impl RoomCore {
         }
         self.next_tick = now + TICK;
         self.nack_lost(now);
+        if now >= self.next_allocate {
+            self.next_allocate = now + ALLOCATE_INTERVAL;
+            self.allocate(now);
+        }
+        if let Some(speaker) = self.speakers.tick(now) {
+            self.stats.speaker_changes += 1;
+            for other in self.others(usize::MAX) {
+                self.send(
+                    other,
+                    ServerMessage::Speaker {
+                        id: speaker.to_string(),
+                    },
+                );
+            }
+        }
         if now >= self.next_feedback {
             self.next_feedback = now + twcc::INTERVAL;
             self.congestion_feedback();
@@ -1638,37 +1987,103 @@ impl RoomCore {
         }
     }
 
+    /// Chooses every subscriber's layer of every video it receives, asks publishers
+    /// for the keyframes that switches wait for, and tells publishers how many layers
+    /// anyone needs.
+    fn allocate(&mut self, now: Instant) {
+        self.stats.video_layers_in = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.kind == Kind::Video)
+            .map(|(_, t)| t.encodings.iter().filter(|e| e.active(now)).count() as u32)
+            .sum();
+        let mut keyframes = std::mem::take(&mut self.rtcp_work.keyframes);
+        for (_, leg) in self.legs.iter_mut() {
+            let Some(f) = leg.video.as_mut() else {
+                continue;
+            };
+            let track = &self.tracks[leg.track];
+            let target = choose_layer(&track.encodings, leg.want, now);
+            if f.target() != target {
+                f.set_target(target);
+            }
+            if leg.negotiated
+                && f.wants_keyframe()
+                && let Some(t) = target
+                && !keyframes.contains(&(leg.track, t))
+            {
+                keyframes.push((leg.track, t));
+            }
+        }
+        for (track, layer) in keyframes.drain(..) {
+            self.request_keyframe(now, track, layer);
+        }
+        self.rtcp_work.keyframes = keyframes;
+        // How many layers each publisher's video is needed in.
+        let mut tell = Vec::new();
+        for (_, track) in self.tracks.iter_mut() {
+            if track.kind != Kind::Video || !track.open {
+                continue;
+            }
+            let needed = track
+                .legs
+                .iter()
+                .map(|l| layers_needed(&track.encodings, self.legs[*l].want))
+                .max()
+                .unwrap_or(0);
+            if needed > track.layers_told {
+                track.layers_told = needed;
+                track.fewer_since = None;
+                tell.push((track.publisher_id, needed));
+            } else if needed < track.layers_told {
+                let since = *track.fewer_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= LAYERS_OFF_AFTER {
+                    track.layers_told = needed;
+                    track.fewer_since = None;
+                    tell.push((track.publisher_id, needed));
+                }
+            } else {
+                track.fewer_since = None;
+            }
+        }
+        for (publisher, active) in tell {
+            self.send(publisher, ServerMessage::Layers { active });
+        }
+    }
+
     /// NACKs to publishers for what they sent that has not arrived.
     fn nack_lost(&mut self, now: Instant) {
         let mut batches: Vec<(PeerKey, u32, Vec<u16>)> = Vec::new();
         for (_, track) in self.tracks.iter_mut() {
-            if track.lost.is_empty() || track.kind != Kind::Video {
-                track.lost.clear();
-                continue;
-            }
-            let Some(media) = track.ssrc else {
-                continue;
-            };
-            let mut ask = Vec::new();
-            track.lost.retain_mut(|(seq, first, tries, last)| {
-                if *tries >= NACK_TRIES
-                    || now.saturating_duration_since(*first) > Duration::from_secs(1)
-                {
-                    return false;
+            for encoding in &mut track.encodings {
+                if encoding.lost.is_empty() || track.kind != Kind::Video {
+                    encoding.lost.clear();
+                    continue;
                 }
-                let due = match last {
-                    None => now.saturating_duration_since(*first) >= NACK_DELAY,
-                    Some(l) => now.saturating_duration_since(*l) >= NACK_RETRY,
+                let Some(media) = encoding.ssrc else {
+                    continue;
                 };
-                if due {
-                    ask.push(*seq as u16);
-                    *tries += 1;
-                    *last = Some(now);
+                let mut ask = Vec::new();
+                encoding.lost.retain_mut(|(seq, first, tries, last)| {
+                    if *tries >= NACK_TRIES
+                        || now.saturating_duration_since(*first) > Duration::from_secs(1)
+                    {
+                        return false;
+                    }
+                    let due = match last {
+                        None => now.saturating_duration_since(*first) >= NACK_DELAY,
+                        Some(l) => now.saturating_duration_since(*l) >= NACK_RETRY,
+                    };
+                    if due {
+                        ask.push(*seq as u16);
+                        *tries += 1;
+                        *last = Some(now);
+                    }
+                    true
+                });
+                if !ask.is_empty() {
+                    batches.push((track.publisher, media, ask));
                 }
-                true
-            });
-            if !ask.is_empty() {
-                batches.push((track.publisher, media, ask));
             }
         }
         for (publisher, media, lost) in batches {
@@ -1708,7 +2123,11 @@ impl RoomCore {
             let p = &self.peers[key];
             let mut blocks = Vec::new();
             for i in &p.incoming {
-                let Some(t) = self.tracks.get_mut(i.track) else {
+                let Some(t) = self
+                    .tracks
+                    .get_mut(i.track)
+                    .and_then(|t| t.encodings.get_mut(usize::from(i.layer)))
+                else {
                     continue;
                 };
                 let Some(first) = t.reception.first else {
@@ -1752,10 +2171,68 @@ impl RoomCore {
     }
 }
 
-/// Notes a packet of `track` with `seq` and `ts` arriving at `arrival` (in the
-/// track's clock); returns false for a duplicate. Gaps become NACK candidates; a
-/// packet that fills one is taken off the list.
-fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Instant) -> bool {
+/// The size layer `i` of `encodings` has: what its last keyframe said, else what the
+/// web client's ladder gives it (the highest 1280 × 720, each lower one half of that).
+fn layer_size(encodings: &[Encoding], i: usize) -> (u32, u32) {
+    match encodings[i].size {
+        Some((w, h)) => (u32::from(w), u32::from(h)),
+        None => {
+            let down = (encodings.len() - 1 - i) as u32;
+            (1280 >> down, 720 >> down)
+        }
+    }
+}
+
+/// The lowest layer that fills a tile of `w` × `h` (in width or in height), or the
+/// highest if none does.
+fn ideal_layer(encodings: &[Encoding], w: u32, h: u32) -> usize {
+    (0..encodings.len())
+        .find(|&i| {
+            let (lw, lh) = layer_size(encodings, i);
+            lw >= w || lh >= h
+        })
+        .unwrap_or(encodings.len() - 1)
+}
+
+/// How many layers (the lowest ones) a subscriber that wants `want` needs sent.
+fn layers_needed(encodings: &[Encoding], want: Want) -> u8 {
+    match want {
+        Want::Hidden => 0,
+        Want::Best => encodings.len() as u8,
+        Want::Tile(w, h) => ideal_layer(encodings, w, h) as u8 + 1,
+    }
+}
+
+/// The layer a subscriber that wants `want` gets: the ideal one if it is being sent,
+/// else the best one sent below it, else the lowest one sent above it (`None`:
+/// paused).
+fn choose_layer(encodings: &[Encoding], want: Want, now: Instant) -> Option<Layer> {
+    let ideal = match want {
+        Want::Hidden => return None,
+        Want::Best => encodings.len() - 1,
+        Want::Tile(w, h) => ideal_layer(encodings, w, h),
+    };
+    let active = |i: &usize| encodings[*i].active(now);
+    let layer = (0..=ideal)
+        .rev()
+        .find(active)
+        .or_else(|| (ideal + 1..encodings.len()).find(active))
+        .unwrap_or(ideal);
+    Some(layer as Layer)
+}
+
+/// Notes a packet of `track` (an encoding of `kind`) with `seq` and `ts` arriving at
+/// `arrival` (in the track's clock); returns its extended sequence number, or `None`
+/// for a duplicate. Gaps become NACK candidates; a packet that fills one is taken off
+/// the list.
+fn note_reception(
+    track: &mut Encoding,
+    kind: Kind,
+    seq: u16,
+    ts: u32,
+    arrival: i64,
+    now: Instant,
+) -> Option<u64> {
     let r = &mut track.reception;
     let ext = r.seq.unwrap(seq);
     let transit = arrival - i64::from(ts);
@@ -1774,7 +2251,7 @@ fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Insta
             r.seen.set(ext, true);
         }
         Some(_) if ext > r.highest => {
-            if track.kind == Kind::Video && ext - r.highest <= NACK_MAX as u64 {
+            if kind == Kind::Video && ext - r.highest <= NACK_MAX as u64 {
                 for missing in r.highest + 1..ext {
                     if track.lost.len() < NACK_MAX {
                         track.lost.push((missing, now, 0, None));
@@ -1787,7 +2264,7 @@ fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Insta
         Some(_) => {
             // Late: reordered, a recovered loss, or a duplicate.
             if r.highest - ext >= ARRIVAL_WINDOW || r.seen.get(ext) {
-                return false;
+                return None;
             }
             r.seen.set(ext, true);
             if let Some(i) = track.lost.iter().position(|(s, ..)| *s == ext) {
@@ -1796,27 +2273,42 @@ fn note_reception(track: &mut Track, seq: u16, ts: u32, arrival: i64, now: Insta
         }
     }
     r.received += 1;
-    true
+    Some(ext)
 }
 
-/// Writes `packet` as `leg` carries it into `buf` and protects it with `out`.
+/// The VP8 fields of a forwarded packet rewritten: its descriptor, the picture ID and
+/// TL0PICIDX it gets.
+type Vp8Rewrite = Option<(Descriptor, Option<u16>, Option<u8>)>;
+
+/// Writes `packet` as `leg` carries it (with `sequence` and `timestamp`, and its VP8
+/// descriptor rewritten) into `buf` and protects it with `out`.
 fn forward_into(
     buf: &mut Buf,
     packet: &[u8],
     header: &Header<'_>,
+    (sequence, timestamp): (u16, u32),
+    vp8: Vp8Rewrite,
     leg: &mut Leg,
     out: &mut srtp::Context,
 ) -> Option<()> {
-    let seq = header.sequence().wrapping_add(leg.seq_delta);
     let space = buf.space();
     let room = space.len() - srtp::MAX_OVERHEAD;
     let n = rtp::write_forwarded(
         &mut space[..room],
         packet,
         header,
-        (leg.pt, seq, header.timestamp(), leg.ssrc),
+        (leg.pt, sequence, timestamp, leg.ssrc),
         &[],
     )?;
+    if let Some((d, picture_id, tl0)) = vp8 {
+        let payload = &mut space[n - (packet.len() - header.payload_offset)..n];
+        if let Some(id) = picture_id {
+            d.write_picture_id(payload, id);
+        }
+        if let Some(idx) = tl0 {
+            d.write_tl0_pic_idx(payload, idx);
+        }
+    }
     let n = out.protect_rtp(space, n, &mut leg.srtp).ok()?;
     buf.set_len(n);
     leg.packets = leg.packets.wrapping_add(1);

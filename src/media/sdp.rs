@@ -337,8 +337,16 @@ impl Description {
                         }
                         "rid" => {
                             let mut parts = v.split(' ');
+                            // RFC 8851: letters, digits, '-' and '_'; at most 16 bytes so
+                            // it fits a header extension (and nothing else is written back
+                            // into the answer).
                             if let (Some(id), Some("send")) = (parts.next(), parts.next())
                                 && m.rids.len() < 8
+                                && (1..=16).contains(&id.len())
+                                && id
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                                && !m.rids.iter().any(|r| r == id)
                             {
                                 m.rids.push(id.to_owned());
                             }
@@ -456,6 +464,8 @@ pub struct LocalMedia {
     pub rejected: bool,
     /// `b=AS` (kbit/s) asked of what the peer sends in it.
     pub max_kbps: Option<u32>,
+    /// Simulcast layers it receives (rids, as the offer listed them).
+    pub rids: Vec<String>,
 }
 
 /// Writes a description of `local` with `media` (all bundled on the first section's
@@ -552,6 +562,12 @@ pub fn render(local: &Local, media: &[LocalMedia]) -> String {
         }
         for (id, uri) in &m.extmaps {
             let _ = write!(s, "a=extmap:{id} {uri}\r\n");
+        }
+        if !m.rids.is_empty() {
+            for rid in &m.rids {
+                let _ = write!(s, "a=rid:{rid} recv\r\n");
+            }
+            let _ = write!(s, "a=simulcast:recv {}\r\n", m.rids.join(";"));
         }
         if let Some(send) = &m.sending {
             let _ = write!(
@@ -744,6 +760,7 @@ a=ssrc:632943048 msid:stream1 video1\r
                 sending: None,
                 rejected: false,
                 max_kbps: None,
+                rids: vec![],
             },
             LocalMedia {
                 mid: "1".into(),
@@ -758,6 +775,7 @@ a=ssrc:632943048 msid:stream1 video1\r
                 }),
                 rejected: false,
                 max_kbps: Some(1500),
+                rids: vec![],
             },
             LocalMedia {
                 mid: "2".into(),
@@ -768,6 +786,7 @@ a=ssrc:632943048 msid:stream1 video1\r
                 sending: None,
                 rejected: true,
                 max_kbps: None,
+                rids: vec![],
             },
         ];
         let sdp = render(&local, &media);

@@ -62,11 +62,18 @@ struct Snapshot(Stats);
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
-        let gauges = [(
-            "participants",
-            "Participants connected now",
-            u64::from(s.participants),
-        )];
+        let gauges = [
+            (
+                "participants",
+                "Participants connected now",
+                u64::from(s.participants),
+            ),
+            (
+                "video_layers_in",
+                "Incoming video encodings (simulcast layers) that sent in the last second",
+                u64::from(s.video_layers_in),
+            ),
+        ];
         for (name, help, v) in gauges {
             let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(v as i64).encode(m)?;
@@ -121,6 +128,21 @@ impl Collector for Snapshot {
                 "nacks_sent",
                 "NACKs sent to publishers for packets lost on the way in",
                 s.nacks_sent,
+            ),
+            (
+                "layer_switches",
+                "Times a subscriber was switched to another layer of a publisher's video",
+                s.layer_switches,
+            ),
+            (
+                "rtp_paused",
+                "Video packets withheld from subscribers that do not show that video",
+                s.rtp_paused,
+            ),
+            (
+                "speaker_changes",
+                "Active-speaker changes announced",
+                s.speaker_changes,
             ),
         ];
         for (name, help, v) in counters {

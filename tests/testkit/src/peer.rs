@@ -25,6 +25,9 @@ use webrtc::peer_connection::{
 };
 
 const MAGIC: &[u8] = b"raum-test";
+/// Before it, in every payload: a VP8 payload descriptor (start of a frame) and a
+/// keyframe's first byte, because the SFU starts a subscriber's video at a keyframe.
+const VP8_KEYFRAME: [u8; 2] = [0x10, 0x00];
 
 /// Packets received by one client, by the publishing participant's id and kind.
 pub type Received = Arc<Mutex<HashMap<(String, RtpCodecKind), u64>>>;
@@ -73,7 +76,7 @@ impl PeerConnectionEventHandler for Handler {
                 if let TrackRemoteEvent::OnRtpPacket(pkt) = ev {
                     // The payload names its publisher and kind: it must arrive unchanged
                     // on the stream the SFU labelled with that publisher's id.
-                    let p = &pkt.payload;
+                    let p = pkt.payload.strip_prefix(&VP8_KEYFRAME).unwrap_or_default();
                     let ok = p.len() > MAGIC.len() + 2
                         && p.starts_with(MAGIC)
                         && p[MAGIC.len()..].starts_with(format!("{publisher}:").as_bytes());
@@ -257,7 +260,8 @@ pub async fn start(
                 (&audio, 111u8, 1000 + id, "a"),
                 (&video, 96u8, 2000 + id, "v"),
             ] {
-                let mut payload = MAGIC.to_vec();
+                let mut payload = VP8_KEYFRAME.to_vec();
+                payload.extend_from_slice(MAGIC);
                 payload.extend_from_slice(format!("{id}:{kind}:{seq}").as_bytes());
                 let pkt = rtc::rtp::Packet {
                     header: rtc::rtp::header::Header {
