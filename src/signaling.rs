@@ -175,7 +175,8 @@ pub enum ServerMessage {
     /// How many of your video encodings anyone needs, lowest first: send those and
     /// switch the others off (`encodings[i].active`), until this changes again.
     Layers {
-        /// Encodings to keep sending (0: nobody shows your video).
+        /// Encodings to keep sending (at least 1: the lowest stays on, so a tile that
+        /// comes into view starts at once).
         active: u8,
     },
     /// Something went wrong; see [`ErrorCode`] for which codes close the connection.

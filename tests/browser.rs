@@ -171,3 +171,49 @@ fn a_phone_sized_screen_fits_and_the_call_works_by_keyboard() {
         );
     }
 }
+
+#[test]
+fn simulcast_the_layer_follows_the_tile_and_off_screen_video_pauses() {
+    let s = Standalone::start(
+        &[("class.yaml", &meeting_yaml("class", "  title: Lesson\n"))],
+        &[],
+    );
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("class"));
+    let r = browser::run(
+        json!({"scenario": "simulcast", "url": url}),
+        Duration::from_secs(150),
+    );
+    eprintln!("{r}");
+    // Ada's camera goes out in three encodings, lowest first.
+    let sent = &r["sent"];
+    let width = |rid: &str| sent[rid]["width"].as_u64().unwrap_or(0);
+    assert!(
+        width("q") > 0 && width("q") < width("h") && width("h") < width("f"),
+        "{r}"
+    );
+    // A small tile gets at most 320 wide; the large one at least 640, and decoding
+    // goes on across the switch.
+    assert!(r["small"]["width"].as_u64().unwrap() <= 320, "{r}");
+    assert!(r["large"]["width"].as_u64().unwrap() >= 640, "{r}");
+    assert!(
+        r["upMs"].as_u64().unwrap() <= 3000,
+        "the larger layer within 3 s: {r}"
+    );
+    assert!(
+        r["afterUp"]["frames"].as_u64() > r["large"]["frames"].as_u64(),
+        "{r}"
+    );
+    // Off screen: no packets at all; back on screen: a keyframe and frames again.
+    assert_eq!(
+        r["pausedStart"]["packets"], r["pausedEnd"]["packets"],
+        "{r}"
+    );
+    assert!(
+        r["resumed"]["keyframes"].as_u64() > r["pausedEnd"]["keyframes"].as_u64(),
+        "{r}"
+    );
+    assert!(
+        r["resumeMs"].as_u64().unwrap() <= 3000,
+        "resumed promptly: {r}"
+    );
+}

@@ -176,7 +176,12 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
          <section id=\"call\" hidden>\
          <p id=\"status\" class=\"msg\" role=\"status\" aria-live=\"polite\"></p>\
          <div id=\"grid\"></div>\
-         <div id=\"controls\">{mic}{cam}<button id=\"leave\" type=\"button\" class=\"danger\">{leave}</button></div>\
+         <div id=\"controls\">{mic}{cam}\
+         <button id=\"view\" type=\"button\" aria-pressed=\"false\">{view}</button>\
+         <span id=\"pager\" hidden><button id=\"page-prev\" type=\"button\" aria-label=\"{prev}\">‹</button>\
+         <span id=\"page\" aria-live=\"polite\"></span>\
+         <button id=\"page-next\" type=\"button\" aria-label=\"{next}\">›</button></span>\
+         <button id=\"leave\" type=\"button\" class=\"danger\">{leave}</button></div>\
          <aside id=\"side\"><h2>{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
          </section>\
          <section id=\"end\" class=\"notice\" hidden><h1 id=\"end-title\"></h1><p id=\"end-text\"></p>\
@@ -199,6 +204,9 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
             String::new()
         },
         leave = s.leave,
+        view = s.view_speaker,
+        prev = s.page_prev,
+        next = s.page_next,
         people = s.people,
         chat = if meeting.chat {
             format!(

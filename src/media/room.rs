@@ -2030,7 +2030,11 @@ impl RoomCore {
                 .iter()
                 .map(|l| layers_needed(&track.encodings, self.legs[*l].want))
                 .max()
-                .unwrap_or(0);
+                .unwrap_or(0)
+                // The lowest layer stays on: a newcomer (or a tile scrolled into view)
+                // starts at once, and browsers do not reliably start encoding again
+                // once every encoding was switched off.
+                .max(1);
             if needed > track.layers_told {
                 track.layers_told = needed;
                 track.fewer_since = None;

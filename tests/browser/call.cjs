@@ -1,6 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
-//   {"scenario": "call" | "full" | "waiting" | "denied" | "phone", "url": "...", ...}
+//   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast",
+//    "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -242,7 +243,92 @@ async function phone() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone };
+// What a page sends and receives of video: per outgoing encoding (rid) its frame
+// width, and of the (one) remote video its frame width, frames decoded, keyframes
+// decoded and packets.
+async function videoStats(p) {
+  return p.page.evaluate(async () => {
+    const out = { sent: {}, recv: null };
+    const report = await window.raum.pc.getStats();
+    report.forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        out.sent[r.rid || '-'] = { width: r.frameWidth || 0, frames: r.framesEncoded || 0 };
+      }
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && (r.packetsReceived || 0) > 0) {
+        out.recv = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, keyframes: r.keyFramesDecoded || 0, packets: r.packetsReceived };
+      }
+    });
+    return out;
+  });
+}
+
+// Simulcast: Ada publishes three layers; Bea gets the layer her tile needs, none
+// while the tile is off screen, and a keyframe when it comes back.
+async function simulcast() {
+  const browser = await launch();
+  try {
+    const a = await participant(browser, 'Ada', args.url, args.locale);
+    const b = await participant(browser, 'Bea', args.url, args.locale);
+    await join(a);
+    await join(b);
+    const out = {};
+    // A large screen in the speaker view: Ada's tile is about 1200 pixels wide, so
+    // all of Ada's layers are needed (once Ada's bandwidth estimate allows them).
+    await b.page.setViewportSize({ width: 1600, height: 1000 });
+    await b.page.click('#view');
+    out.sent = await until('Ada sends three encodings', async () => {
+      const s = await videoStats(a);
+      return Object.keys(s.sent).length === 3 && Object.values(s.sent).every((x) => x.frames > 0) ? s.sent : null;
+    }, 60000);
+    out.largest = await until('Bea: the largest layer', async () => {
+      const s = await videoStats(b);
+      return s.recv && s.recv.width > 640 ? s.recv : null;
+    }, 30000);
+    // Back to the grid on a smaller screen: two tiles side by side, about 310 wide.
+    await b.page.click('#view');
+    await b.page.setViewportSize({ width: 1000, height: 700 });
+    out.small = await until('Bea: a small layer', async () => {
+      const s = await videoStats(b);
+      return s.recv && s.recv.frames > 30 && s.recv.width > 0 && s.recv.width <= 320 ? s.recv : null;
+    }, 40000);
+    out.smallLayout = await b.page.evaluate(() => window.raum.layout);
+    // The speaker view: Ada's tile spans the grid.
+    const clicked = Date.now();
+    await b.page.click('#view');
+    out.large = await until('Bea: at least 640 wide', async () => {
+      const s = await videoStats(b);
+      return s.recv && s.recv.width >= 640 ? s.recv : null;
+    }, 20000);
+    out.upMs = Date.now() - clicked;
+    out.largeLayout = await b.page.evaluate(() => window.raum.layout);
+    await sleep(1500);
+    out.afterUp = (await videoStats(b)).recv;
+    // Back to the grid in a small window: one column, Ada's tile below the fold.
+    await b.page.click('#view');
+    await b.page.setViewportSize({ width: 800, height: 400 });
+    await until('Bea: Ada off screen', async () => {
+      const l = await b.page.evaluate(() => window.raum.layout);
+      return l && l.length === 0;
+    });
+    await sleep(1500);
+    out.pausedStart = (await videoStats(b)).recv;
+    await sleep(2000);
+    out.pausedEnd = (await videoStats(b)).recv;
+    // Scrolling brings it back.
+    const scrolled = Date.now();
+    await b.page.evaluate(() => { const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight; });
+    out.resumed = await until('Bea: frames again', async () => {
+      const s = (await videoStats(b)).recv;
+      return s && s.frames > out.pausedEnd.frames + 5 ? s : null;
+    }, 20000);
+    out.resumeMs = Date.now() - scrolled;
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

@@ -1,5 +1,8 @@
-// raum web client: the lobby (name, devices, preview), the call (grid, mute, camera,
-// chat, people) and the waiting page. Plain JavaScript, no build step; the server puts
+// raum web client: the lobby (name, devices, preview), the call (grid or speaker view,
+// pages of tiles, mute, camera, chat, people) and the waiting page. The camera goes
+// out as three simulcast layers; the client tells the SFU which videos it shows and
+// how large (a `layout`), so each comes in the layer the tile needs and video off
+// screen is not sent at all. Plain JavaScript, no build step; the server puts
 // the texts of the participant's language into the page (#config). The signaling
 // protocol is docs/signaling.md.
 'use strict';
@@ -32,19 +35,36 @@
   let attempt = 0; // reconnect attempts since the last good join
   const peers = new Map(); // id -> {name, audio, video}
   const tiles = new Map(); // id -> tile element
+  let speakerId = null; // the active speaker, as the SFU says
+  let view = 'grid'; // or 'speaker'
+  let pageNo = 0;
+  const PAGE = 16; // tiles per page in the grid view
+  let lastLayout = ''; // what the SFU was told last
+  let videoSender = null;
+
+  // The simulcast ladder, lowest first (docs/signaling.md): 180p, 360p, 720p.
+  const ENCODINGS = [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+  ];
 
   // ---- lobby ---------------------------------------------------------------
 
   const lobbyMsg = (text) => { $('lobby-msg').textContent = text || ''; };
 
   function constraints() {
-    const pick = (id, on) => {
+    const pick = (id, on, extra) => {
       const el = $(id);
       if (!on || !el) return false;
       if (el.value === 'none') return false;
-      return el.value ? { deviceId: { exact: el.value } } : true;
+      return Object.assign(el.value ? { deviceId: { exact: el.value } } : {}, extra);
     };
-    return { audio: pick('microphone', M.audio), video: pick('camera', M.video) };
+    // 720p if the camera has it (the top simulcast layer); what it has otherwise.
+    return {
+      audio: pick('microphone', M.audio, {}),
+      video: pick('camera', M.video, { width: { ideal: 1280 }, height: { ideal: 720 } }),
+    };
   }
 
   async function preview() {
@@ -158,8 +178,75 @@
     layout();
   }
 
+  // Which tiles are shown: the grid view pages them; the speaker view shows the
+  // active speaker large and the others in a strip.
   function layout() {
-    $('grid').dataset.count = String(tiles.size);
+    const grid = $('grid');
+    const ids = [...tiles.keys()];
+    grid.classList.toggle('speaker-view', view === 'speaker');
+    const main = view === 'speaker' ? (tiles.has(speakerId) ? speakerId : ids.find((i) => i !== 'self')) : null;
+    const pages = view === 'grid' ? Math.max(1, Math.ceil(ids.length / PAGE)) : 1;
+    pageNo = Math.min(pageNo, pages - 1);
+    ids.forEach((id, i) => {
+      const tile = tiles.get(id);
+      tile.classList.toggle('main', id === main);
+      tile.classList.toggle('speaking', id === speakerId);
+      tile.hidden = view === 'grid' && Math.floor(i / PAGE) !== pageNo;
+    });
+    const shown = ids.filter((id) => !tiles.get(id).hidden).length;
+    grid.dataset.count = String(shown);
+    const pager = $('pager');
+    if (pager) {
+      pager.hidden = pages < 2;
+      $('page').textContent = S.page_of.replace('{n}', pageNo + 1).replace('{m}', pages);
+      $('page-prev').disabled = pageNo === 0;
+      $('page-next').disabled = pageNo >= pages - 1;
+    }
+    const v = $('view');
+    if (v) {
+      v.textContent = view === 'grid' ? S.view_speaker : S.view_grid;
+      v.setAttribute('aria-pressed', String(view === 'speaker'));
+    }
+    sendLayoutSoon();
+  }
+
+  // Tells the SFU the videos on screen and their sizes in device pixels, when that
+  // changed (at most every 250 ms).
+  let layoutTimer = null;
+  function sendLayoutSoon() {
+    if (layoutTimer) return;
+    layoutTimer = setTimeout(() => { layoutTimer = null; sendLayout(); }, 250);
+  }
+
+  function sendLayout() {
+    if (!myId || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const dpr = window.devicePixelRatio || 1;
+    const area = $('grid').getBoundingClientRect();
+    const list = [];
+    for (const [id, tile] of tiles) {
+      if (id === 'self' || tile.hidden) continue;
+      const r = tile.getBoundingClientRect();
+      const onScreen = r.width > 0 && r.height > 0 && r.bottom > Math.max(0, area.top) &&
+        r.top < Math.min(window.innerHeight, area.bottom) && r.right > 0 && r.left < window.innerWidth;
+      if (!onScreen) continue;
+      const side = (x) => Math.min(8192, Math.max(0, Math.round(x * dpr)));
+      list.push({ id, width: side(r.width), height: side(r.height) });
+    }
+    list.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const text = JSON.stringify(list);
+    if (text === lastLayout) return;
+    lastLayout = text;
+    send({ type: 'layout', tiles: list });
+  }
+
+  // The SFU says how many of the camera's layers anyone needs: the others are off.
+  async function setLayers(active) {
+    const sender = videoSender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) return;
+    params.encodings.forEach((enc, i) => { enc.active = i < active; });
+    try { await sender.setParameters(params); } catch (e) { console.warn('layers', e); }
   }
 
   function label(id) {
@@ -280,10 +367,17 @@
     const conn = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     pc = conn;
     let sentTracks = 0;
+    videoSender = null;
     if (local) {
-      // sendrecv, not sendonly: the SFU may send others' media on these m-lines.
       for (const t of local.getTracks()) {
-        conn.addTrack(t, local);
+        if (t.kind === 'video') {
+          // Simulcast: three encodings, lowest first; a camera that cannot give
+          // 720p sends what it can.
+          const tr = conn.addTransceiver(t, { direction: 'sendonly', streams: [local], sendEncodings: ENCODINGS.map((x) => ({ ...x })) });
+          videoSender = tr.sender;
+        } else {
+          conn.addTrack(t, local);
+        }
         sentTracks += 1;
       }
     }
@@ -321,6 +415,7 @@
     switch (msg.type) {
       case 'welcome': {
         myId = msg.id;
+        lastLayout = '';
         peers.clear();
         for (const p of msg.peers) peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted });
         renderPeople();
@@ -366,6 +461,13 @@
         if (tile) tile.classList.toggle('camera-off', !!msg.video);
         break;
       }
+      case 'speaker':
+        speakerId = String(msg.id);
+        layout();
+        break;
+      case 'layers':
+        await setLayers(Number(msg.active));
+        break;
       case 'chat': {
         const p = peers.get(String(msg.from));
         chatLine(p ? p.name : '?', msg.text, false);
@@ -400,6 +502,14 @@
     end(S.left, '');
   });
   $('rejoin').addEventListener('click', () => location.reload());
+  if ($('view')) $('view').addEventListener('click', () => { view = view === 'grid' ? 'speaker' : 'grid'; layout(); });
+  if ($('page-prev')) $('page-prev').addEventListener('click', () => { pageNo = Math.max(0, pageNo - 1); layout(); });
+  if ($('page-next')) $('page-next').addEventListener('click', () => { pageNo += 1; layout(); });
+  // Sizes and scrolling change what is on screen.
+  window.addEventListener('resize', sendLayoutSoon);
+  window.addEventListener('scroll', sendLayoutSoon, { passive: true });
+  $('grid').addEventListener('scroll', sendLayoutSoon, { passive: true });
+  if (window.ResizeObserver) new ResizeObserver(sendLayoutSoon).observe($('grid'));
   if ($('chat-form')) {
     $('chat-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -425,6 +535,9 @@
     get id() { return myId; },
     get peers() { return [...peers.entries()].map(([id, p]) => ({ id, name: p.name })); },
     get tiles() { return [...tiles.keys()]; },
+    get speaker() { return speakerId; },
+    get view() { return view; },
+    get layout() { return lastLayout ? JSON.parse(lastLayout) : null; },
     get pc() { return pc; },
   };
 
