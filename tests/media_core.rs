@@ -79,6 +79,7 @@ struct Simulcast {
     ssrcs: [u32; 3],
     mid: String,
     sent: [u16; 3],
+    frames: [u16; 3],
     keyframe_due: [bool; 3],
     on: [bool; 3],
     rid_ids: Option<(u8, u8)>,
@@ -110,8 +111,7 @@ impl Client {
     fn new(name: &str, n: u8, now: Instant) -> Client {
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
-        rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers(&mut media)
-            .unwrap();
+
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
         let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -164,6 +164,7 @@ impl Client {
             ssrcs,
             mid: String::new(),
             sent: [0; 3],
+            frames: [0; 3],
             keyframe_due: [true; 3],
             on: [true; 3],
             rid_ids: None,
@@ -202,45 +203,51 @@ impl Client {
             if !sc.on[layer] {
                 continue;
             }
-            sc.sent[layer] = sc.sent[layer].wrapping_add(1);
-            let n = sc.sent[layer];
+            // Frames of 1, 2 and 5 packets: about 260, 530 and 1,300 kbit/s.
+            sc.frames[layer] = sc.frames[layer].wrapping_add(1);
+            let n = sc.frames[layer];
             // The rtc crate does not hand a sender's keyframe requests to the
             // application, so besides answering them (when it does) the camera
             // sends a keyframe every 10 frames, each layer at another time.
             let key = std::mem::take(&mut sc.keyframe_due[layer])
                 || (n + 3 * layer as u16).is_multiple_of(10);
-            let mut text = MAGIC.to_vec();
-            text.extend_from_slice(format!("{}:Video:{layer}:{n}:", self.id).as_bytes());
-            text.resize(900, 0xcd);
-            let (w, h) = (320 << layer, 180 << layer);
-            let pid = n % 0x8000;
-            let payload = if key {
-                raum::media::vp8::keyframe_payload(pid, n as u8, w, h, &text)
-            } else {
-                raum::media::vp8::interframe_payload(pid, n as u8, true, &text)
-            };
-            let mut header = rtc::rtp::header::Header {
-                version: 2,
-                payload_type: pt,
-                sequence_number: n.wrapping_add(1000 * layer as u16),
-                timestamp: u32::from(n).wrapping_mul(3000),
-                ssrc: sc.ssrcs[layer],
-                marker: true,
-                ..Default::default()
-            };
-            header
-                .set_extension(mid_id, bytes::Bytes::from(sc.mid.clone().into_bytes()))
-                .unwrap();
-            header
-                .set_extension(rid_id, bytes::Bytes::from_static(rid.as_bytes()))
-                .unwrap();
-            let _ = s.write_rtp(
-                now,
-                rtc::rtp::Packet {
-                    header,
-                    payload: bytes::Bytes::from(payload),
-                },
-            );
+            let packets = [1, 2, 5][layer];
+            for k in 0..packets {
+                sc.sent[layer] = sc.sent[layer].wrapping_add(1);
+                let seq = sc.sent[layer];
+                let mut text = MAGIC.to_vec();
+                text.extend_from_slice(format!("{}:Video:{layer}:{n}:", self.id).as_bytes());
+                text.resize(1000, 0xcd);
+                let (w, h) = (320 << layer, 180 << layer);
+                let pid = n % 0x8000;
+                let payload = if key && k == 0 {
+                    raum::media::vp8::keyframe_payload(pid, n as u8, w, h, &text)
+                } else {
+                    raum::media::vp8::interframe_payload(pid, n as u8, k == 0, &text)
+                };
+                let mut header = rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type: pt,
+                    sequence_number: seq.wrapping_add(1000 * layer as u16),
+                    timestamp: u32::from(n).wrapping_mul(3000),
+                    ssrc: sc.ssrcs[layer],
+                    marker: k + 1 == packets,
+                    ..Default::default()
+                };
+                header
+                    .set_extension(mid_id, bytes::Bytes::from(sc.mid.clone().into_bytes()))
+                    .unwrap();
+                header
+                    .set_extension(rid_id, bytes::Bytes::from_static(rid.as_bytes()))
+                    .unwrap();
+                let _ = s.write_rtp(
+                    now,
+                    rtc::rtp::Packet {
+                        header,
+                        payload: bytes::Bytes::from(payload),
+                    },
+                );
+            }
         }
     }
 
@@ -521,6 +528,19 @@ struct World {
     held: Vec<(Direction, Vec<u8>)>,
     /// Clients that stopped reading.
     deaf: Vec<usize>,
+    /// A narrow link to one client: its rate in bits per second, when it is free
+    /// again, what is on its way (and when it arrives), and the bytes it delivered.
+    link: Option<Link>,
+}
+
+struct Link {
+    client: usize,
+    bps: u64,
+    free_at: Instant,
+    queue: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    delivered: u64,
+    /// Bytes the room sent into it (delivered or dropped).
+    offered: u64,
 }
 
 impl World {
@@ -535,6 +555,36 @@ impl World {
             reorder: false,
             held: Vec::new(),
             deaf: Vec::new(),
+            link: None,
+        }
+    }
+
+    /// From now on what the room sends client `i` goes through a link of `bps`
+    /// with a queue of at most 100 ms (then it drops, as `tc tbf latency 100ms`).
+    fn narrow(&mut self, i: usize, bps: u64) {
+        self.link = Some(Link {
+            client: i,
+            bps,
+            free_at: self.now,
+            queue: Default::default(),
+            delivered: 0,
+            offered: 0,
+        });
+    }
+
+    /// Delivers what the narrow link has carried by now.
+    fn drain_link(&mut self) {
+        let now = self.now;
+        let mut due = Vec::new();
+        if let Some(l) = self.link.as_mut() {
+            while l.queue.front().is_some_and(|(at, _)| *at <= now) {
+                let (_, b) = l.queue.pop_front().unwrap();
+                l.delivered += b.len() as u64;
+                due.push((Direction::Down(l.client), b));
+            }
+        }
+        for (d, b) in due {
+            self.arrive(d, b);
         }
     }
 
@@ -636,6 +686,18 @@ impl World {
         if !(self.deliver)(dir, &bytes) {
             return;
         }
+        if let Some(l) = self.link.as_mut()
+            && dir == Direction::Down(l.client)
+        {
+            l.offered += bytes.len() as u64;
+            if l.free_at.saturating_duration_since(self.now) > Duration::from_millis(100) {
+                return; // the queue is full: dropped
+            }
+            let service = Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / l.bps);
+            l.free_at = l.free_at.max(self.now) + service;
+            l.queue.push_back((l.free_at, bytes));
+            return;
+        }
         if self.reorder && self.held.is_empty() {
             self.held.push((dir, bytes));
             return;
@@ -696,6 +758,7 @@ impl World {
                     c.send_simulcast(now);
                 }
             }
+            self.drain_link();
             if self.room.poll_timeout().is_some_and(|at| at <= now) {
                 self.room.handle_timeout(now);
             }
@@ -1262,7 +1325,11 @@ fn simulcast_a_layer_per_tile_switched_at_keyframes_one_continuous_stream() {
     );
     for pair in s.frames.windows(2) {
         let (x, y) = (pair[0], pair[1]);
-        assert_eq!(y.2, (x.2 + 1) % 0x8000, "picture IDs continue: {x:?} {y:?}");
+        // A frame's packets share its picture ID; the next frame's is one more.
+        assert!(
+            y.2 == x.2 || y.2 == (x.2 + 1) % 0x8000,
+            "picture IDs continue: {x:?} {y:?}"
+        );
         if y.0 != x.0 {
             assert!(y.1, "a switch lands on a keyframe: {x:?} {y:?}");
         }
@@ -1342,4 +1409,39 @@ fn a_publisher_sending_fewer_layers_is_forwarded_what_it_sends() {
     w.run(Duration::from_secs(1));
     assert_eq!(layers_since(&w, b, ida, before).last(), Some(&2));
     assert_eq!(w.room.stats().datagrams_refused, 0);
+}
+
+#[test]
+fn a_narrow_downlink_gets_lower_layers_and_stays_under_it_audio_intact() {
+    let mut w = World::new(settings(10));
+    let a = w.join_simulcast("Ada");
+    let b = w.join("Bea", true, false);
+    let c = w.join("Cem", true, false);
+    w.run(Duration::from_secs(2));
+    let ida = w.clients[a].id;
+    // Both show Ada large; Bea's downlink is 1 Mbit/s, less than Ada's top layer.
+    w.layout(b, &[(ida, 1280, 720)]);
+    w.layout(c, &[(ida, 1280, 720)]);
+    w.narrow(b, 1_000_000);
+    w.run(Duration::from_secs(10));
+    let (vb, vc) = (frames(&w, b, ida), frames(&w, c, ida));
+    let audio_b = w.clients[b].count(ida, RtpCodecKind::Audio);
+    let offered = w.link.as_ref().unwrap().offered;
+    w.run(Duration::from_secs(5));
+    // Over the last 5 s: what the room sent Bea fits her link, in a lower layer; Cem
+    // keeps the top one.
+    let rate = (w.link.as_ref().unwrap().offered - offered) * 8 / 5;
+    assert!(rate <= 1_000_000, "{rate} bit/s sent into a 1 Mbit/s link");
+    assert!(rate > 300_000, "{rate} bit/s: video still comes");
+    let got_b = layers_since(&w, b, ida, vb);
+    let got_c = layers_since(&w, c, ida, vc);
+    assert!(got_b.len() > 100, "{} packets", got_b.len());
+    assert!(got_b.iter().all(|l| *l < 2), "Bea: lower layers: {got_b:?}");
+    assert!(got_c.iter().all(|l| *l == 2), "Cem: the top layer");
+    // Audio got through whole: 50 packets a second, none missing.
+    let audio = w.clients[b].count(ida, RtpCodecKind::Audio) - audio_b;
+    assert!(audio >= 245, "{audio} audio packets in 5 s");
+    let s = w.clients[b].stream(ida, RtpCodecKind::Audio).unwrap();
+    let tail = &s.seqs[s.seqs.len() - audio..];
+    assert!(gapless(tail), "no audio lost");
 }

@@ -8,7 +8,8 @@
 //! - [`forwarder`]: one subscriber's layer of one publisher's video, and the rewriting
 //!   that keeps its stream continuous across layer switches; [`vp8`]: the payload
 //!   descriptor it reads and rewrites;
-//! - [`speaker`]: the active speaker, from the audio levels;
+//! - [`speaker`]: the active speaker, from the audio levels; [`downlink`]: how much a
+//!   subscriber can receive (transport-wide feedback into a GCC estimate);
 //! - [`stun`]: ICE connectivity checks (the SFU is an ICE-lite agent);
 //! - [`dtls`]: the DTLS-SRTP handshake (on the `rtc` crate's sans-IO DTLS);
 //! - [`srtp`]: SRTP and SRTCP in place, both profiles browsers use;
@@ -22,6 +23,7 @@
 //! a pooled buffer (its header rewritten) and encrypted there.
 
 pub mod client;
+pub mod downlink;
 pub mod dtls;
 pub mod forwarder;
 pub mod pool;

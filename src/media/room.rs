@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 use tracing::{debug, info};
 
+use super::downlink::Downlink;
 use super::dtls::{Certificate, Dtls, Role};
 use super::forwarder::{self, Forwarder, Layer};
 use super::pool::{Buf, Pool};
@@ -76,6 +77,11 @@ const LAYER_IDLE: Duration = Duration::from_millis(1000);
 const LAYERS_OFF_AFTER: Duration = Duration::from_secs(2);
 /// Simulcast layers a publisher may send.
 pub const MAX_LAYERS: usize = 3;
+/// The share of a subscriber's estimated downlink its media may fill (the rest is
+/// headroom for RTCP, retransmissions and the estimate's error).
+const DOWNLINK_SHARE: f64 = 0.9;
+/// What one audio stream is reckoned at (Opus at 32 kbit/s, with headers).
+const AUDIO_BPS: f64 = 50_000.0;
 /// The payload types of what the room sends: Opus and VP8.
 const SEND_PT_AUDIO: u8 = 111;
 const SEND_PT_VIDEO: u8 = 96;
@@ -247,6 +253,9 @@ struct Peer {
     twcc_ext: Option<u8>,
     /// It sent a layout: video it does not show is paused.
     has_layout: bool,
+    /// What it can receive (from its transport-wide feedback on what the room sends
+    /// it, numbered with `twcc_ext`).
+    downlink: Downlink,
     twcc: twcc::Recorder,
     /// Our SSRC for the RTCP we send it.
     rtcp_ssrc: u32,
@@ -342,6 +351,9 @@ struct Encoding {
     size: Option<(u16, u16)>,
     /// When its last packet came.
     last_packet: Option<Instant>,
+    /// Bytes since the last allocation, and the bitrate they make (smoothed).
+    bytes: u64,
+    bps: f64,
 }
 
 impl Encoding {
@@ -360,6 +372,8 @@ impl Encoding {
             lost: Vec::new(),
             size: None,
             last_packet: None,
+            bytes: 0,
+            bps: 0.0,
         }
     }
 
@@ -411,6 +425,9 @@ struct Leg {
     /// Video: the layer it gets and the rewriting that keeps its stream continuous.
     video: Option<Forwarder>,
     want: Want,
+    /// The highest layer it may get: what its tile needs, within its downlink's
+    /// estimate (`None`: paused, off screen or no room for it).
+    allowed: Option<Layer>,
     /// The subscriber has answered an offer that includes it.
     negotiated: bool,
     srtp: StreamState,
@@ -677,6 +694,7 @@ impl RoomCore {
             audio_level_ext: None,
             twcc_ext: None,
             has_layout: false,
+            downlink: Downlink::new(self.epoch),
             twcc: twcc::Recorder::default(),
             rtcp_ssrc: u32::from_be_bytes(random_bytes::<4>()),
             next_mid: 0,
@@ -1176,6 +1194,7 @@ impl RoomCore {
             // A subscriber that sends layouts shows a new video once its next layout
             // has a tile for it.
             want: if has_layout { Want::Hidden } else { Want::Best },
+            allowed: None,
             negotiated: false,
             srtp: StreamState::default(),
             packets: 0,
@@ -1275,12 +1294,20 @@ impl RoomCore {
                         } else {
                             "video"
                         };
+                        // Numbered for the subscriber's transport-wide feedback, with
+                        // the id it uses itself (one id per extension in a bundle).
+                        let mut codec = if s.kind == Kind::Audio { opus() } else { vp8() };
+                        let mut extmaps = vec![];
+                        if let Some(id) = p.twcc_ext {
+                            codec.feedback.push("transport-cc".into());
+                            extmaps.push((id, sdp::ext::TRANSPORT_CC.to_owned()));
+                        }
                         LocalMedia {
                             mid: s.mid.clone(),
                             kind: s.kind,
                             direction: Direction::SendOnly,
-                            codec: Some(if s.kind == Kind::Audio { opus() } else { vp8() }),
-                            extmaps: vec![],
+                            codec: Some(codec),
+                            extmaps,
                             sending: Some(Sending {
                                 ssrc: l.ssrc,
                                 track: format!("{stream}-{kind}"),
@@ -1577,6 +1604,7 @@ impl RoomCore {
             return;
         };
         encoding.last_packet = Some(now);
+        encoding.bytes += packet.len() as u64;
         if let Some(size) = vp8.size {
             encoding.size = Some(size);
         }
@@ -1650,15 +1678,13 @@ impl RoomCore {
                 continue;
             };
             let mut buf = self.pool.take();
-            match forward_into(
-                &mut buf,
-                packet,
-                &header,
-                (sequence, timestamp),
-                rewrite,
-                leg,
-                out,
-            ) {
+            let to = Rewritten {
+                sequence,
+                timestamp,
+                vp8: rewrite,
+            };
+            let via = (out, sub.twcc_ext, &mut sub.downlink);
+            match forward_into(&mut buf, packet, &header, to, leg, via, now) {
                 Some(()) => {
                     self.transmits.push_back(Transmit { to: addr, buf });
                     self.stats.rtp_forwarded += 1;
@@ -1711,6 +1737,11 @@ impl RoomCore {
                             }
                         }
                     }
+                }
+                Packet::TransportCc(raw) => {
+                    // Feedback on what the room sent this participant.
+                    let read = self.peers[key].downlink.on_feedback(now, raw);
+                    self.stats.datagrams_refused += u64::from(!read);
                 }
                 Packet::SenderReport(info, _) => {
                     let track = self.peers[key]
@@ -1799,18 +1830,13 @@ impl RoomCore {
             return;
         };
         let mut buf = self.pool.take();
-        let munged = Some((vp8, m.picture_id, m.tl0_pic_idx));
-        if forward_into(
-            &mut buf,
-            stored.as_slice(),
-            &header,
-            (m.sequence, m.timestamp),
-            munged,
-            leg,
-            out,
-        )
-        .is_some()
-        {
+        let to = Rewritten {
+            sequence: m.sequence,
+            timestamp: m.timestamp,
+            vp8: Some((vp8, m.picture_id, m.tl0_pic_idx)),
+        };
+        let via = (out, sub.twcc_ext, &mut sub.downlink);
+        if forward_into(&mut buf, stored.as_slice(), &header, to, leg, via, now).is_some() {
             self.transmits.push_back(Transmit { to: addr, buf });
             self.stats.retransmits += 1;
         } else {
@@ -1940,7 +1966,13 @@ impl RoomCore {
         self.next_tick = now + TICK;
         self.nack_lost(now);
         if now >= self.next_allocate {
+            let last = self
+                .next_allocate
+                .checked_sub(ALLOCATE_INTERVAL)
+                .unwrap_or(now);
+            let elapsed = now.saturating_duration_since(last);
             self.next_allocate = now + ALLOCATE_INTERVAL;
+            self.measure_encodings(elapsed);
             self.allocate(now);
         }
         if let Some(speaker) = self.speakers.tick(now) {
@@ -1997,13 +2029,17 @@ impl RoomCore {
             .filter(|(_, t)| t.kind == Kind::Video)
             .map(|(_, t)| t.encodings.iter().filter(|e| e.active(now)).count() as u32)
             .sum();
+        let keys: Vec<PeerKey> = self.peers.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.fit_to_downlink(key);
+        }
         let mut keyframes = std::mem::take(&mut self.rtcp_work.keyframes);
         for (_, leg) in self.legs.iter_mut() {
             let Some(f) = leg.video.as_mut() else {
                 continue;
             };
             let track = &self.tracks[leg.track];
-            let target = choose_layer(&track.encodings, leg.want, now);
+            let target = choose_layer(&track.encodings, leg.allowed, now);
             if f.target() != target {
                 f.set_target(target);
             }
@@ -2028,7 +2064,7 @@ impl RoomCore {
             let needed = track
                 .legs
                 .iter()
-                .map(|l| layers_needed(&track.encodings, self.legs[*l].want))
+                .map(|l| self.legs[*l].allowed.map_or(0, |a| a + 1))
                 .max()
                 .unwrap_or(0)
                 // The lowest layer stays on: a newcomer (or a tile scrolled into view)
@@ -2052,6 +2088,91 @@ impl RoomCore {
         }
         for (publisher, active) in tell {
             self.send(publisher, ServerMessage::Layers { active });
+        }
+    }
+
+    /// Chooses the highest layer each of a subscriber's videos may get: what its tile
+    /// needs, as far as its downlink's estimate goes. Audio is never cut for video:
+    /// its share comes off first. Then every video on screen gets its lowest layer,
+    /// the active speaker's first (so it is cut last), then larger tiles before smaller
+    /// ones; what is left raises them, in the same order, towards what their tiles need.
+    fn fit_to_downlink(&mut self, key: PeerKey) {
+        let p = &self.peers[key];
+        let speaker = self.speakers.speaker();
+        let mut videos: Vec<(LegKey, Option<usize>, (bool, u64))> = p
+            .legs
+            .iter()
+            .filter_map(|&l| {
+                let leg = &self.legs[l];
+                leg.video.as_ref()?;
+                let t = &self.tracks[leg.track];
+                let ideal = match leg.want {
+                    Want::Hidden => None,
+                    Want::Best => Some(t.encodings.len() - 1),
+                    Want::Tile(w, h) => Some(ideal_layer(&t.encodings, w, h)),
+                };
+                let area = match leg.want {
+                    Want::Tile(w, h) => u64::from(w) * u64::from(h),
+                    _ => u64::MAX,
+                };
+                Some((l, ideal, (Some(t.publisher_id) == speaker, area)))
+            })
+            .collect();
+        let Some(estimate) = p.downlink.estimate() else {
+            for (l, ideal, _) in videos {
+                self.legs[l].allowed = ideal.map(|i| i as Layer);
+            }
+            return;
+        };
+        let audio = p
+            .legs
+            .iter()
+            .filter(|l| self.legs[**l].video.is_none())
+            .count() as f64;
+        let mut budget = estimate as f64 * DOWNLINK_SHARE - audio * AUDIO_BPS;
+        videos.sort_by_key(|(_, _, (speaking, area))| std::cmp::Reverse((*speaking, *area)));
+        let mut allowed: Vec<Option<usize>> = vec![None; videos.len()];
+        for (i, (l, ideal, _)) in videos.iter().enumerate() {
+            let encodings = &self.tracks[self.legs[*l].track].encodings;
+            let cost = layer_bps(encodings, 0);
+            if ideal.is_some() && budget >= cost {
+                budget -= cost;
+                allowed[i] = Some(0);
+            }
+        }
+        for (i, (l, ideal, _)) in videos.iter().enumerate() {
+            let (Some(ideal), Some(mut at)) = (*ideal, allowed[i]) else {
+                continue;
+            };
+            let encodings = &self.tracks[self.legs[*l].track].encodings;
+            while at < ideal {
+                let more = layer_bps(encodings, at + 1) - layer_bps(encodings, at);
+                if budget < more {
+                    break;
+                }
+                budget -= more;
+                at += 1;
+            }
+            allowed[i] = Some(at);
+        }
+        for ((l, _, _), a) in videos.iter().zip(allowed) {
+            self.legs[*l].allowed = a.map(|a| a as Layer);
+        }
+    }
+
+    /// The bitrate of every encoding over the last allocation interval, smoothed.
+    fn measure_encodings(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64().max(0.001);
+        for (_, t) in self.tracks.iter_mut() {
+            for e in &mut t.encodings {
+                let now_bps = e.bytes as f64 * 8.0 / secs;
+                e.bps = if e.bps == 0.0 {
+                    now_bps
+                } else {
+                    0.8 * e.bps + 0.2 * now_bps
+                };
+                e.bytes = 0;
+            }
         }
     }
 
@@ -2198,24 +2319,29 @@ fn ideal_layer(encodings: &[Encoding], w: u32, h: u32) -> usize {
         .unwrap_or(encodings.len() - 1)
 }
 
-/// How many layers (the lowest ones) a subscriber that wants `want` needs sent.
-fn layers_needed(encodings: &[Encoding], want: Want) -> u8 {
-    match want {
-        Want::Hidden => 0,
-        Want::Best => encodings.len() as u8,
-        Want::Tile(w, h) => ideal_layer(encodings, w, h) as u8 + 1,
+/// What layer `i` costs a subscriber, in bits per second: what it measured lately,
+/// else what the web client's ladder gives it (1.5 Mbit/s at the top, then 500 and
+/// 150 kbit/s; 1 Mbit/s without simulcast).
+fn layer_bps(encodings: &[Encoding], i: usize) -> f64 {
+    let e = &encodings[i];
+    if e.bps > 10_000.0 {
+        return e.bps;
+    }
+    if encodings.len() == 1 {
+        return 1_000_000.0;
+    }
+    match encodings.len() - 1 - i {
+        0 => 1_500_000.0,
+        1 => 500_000.0,
+        _ => 150_000.0,
     }
 }
 
-/// The layer a subscriber that wants `want` gets: the ideal one if it is being sent,
+/// The layer a subscriber allowed up to `allowed` gets: that one if it is being sent,
 /// else the best one sent below it, else the lowest one sent above it (`None`:
 /// paused).
-fn choose_layer(encodings: &[Encoding], want: Want, now: Instant) -> Option<Layer> {
-    let ideal = match want {
-        Want::Hidden => return None,
-        Want::Best => encodings.len() - 1,
-        Want::Tile(w, h) => ideal_layer(encodings, w, h),
-    };
+fn choose_layer(encodings: &[Encoding], allowed: Option<Layer>, now: Instant) -> Option<Layer> {
+    let ideal = usize::from(allowed?).min(encodings.len() - 1);
     let active = |i: &usize| encodings[*i].active(now);
     let layer = (0..=ideal)
         .rev()
@@ -2284,26 +2410,53 @@ fn note_reception(
 /// TL0PICIDX it gets.
 type Vp8Rewrite = Option<(Descriptor, Option<u16>, Option<u8>)>;
 
-/// Writes `packet` as `leg` carries it (with `sequence` and `timestamp`, and its VP8
-/// descriptor rewritten) into `buf` and protects it with `out`.
+/// How a packet is written for a subscriber.
+struct Rewritten {
+    sequence: u16,
+    timestamp: u32,
+    vp8: Vp8Rewrite,
+}
+
+/// Writes `packet` as `leg` carries it (`to`: its sequence number and timestamp, its
+/// VP8 descriptor rewritten; numbered for the subscriber's transport-wide feedback
+/// when it gives one) into `buf` and protects it with `out`.
 fn forward_into(
     buf: &mut Buf,
     packet: &[u8],
     header: &Header<'_>,
-    (sequence, timestamp): (u16, u32),
-    vp8: Vp8Rewrite,
+    to: Rewritten,
     leg: &mut Leg,
-    out: &mut srtp::Context,
+    sub: (&mut srtp::Context, Option<u8>, &mut Downlink),
+    now: Instant,
 ) -> Option<()> {
+    let (out, twcc_ext, downlink) = sub;
     let space = buf.space();
     let room = space.len() - srtp::MAX_OVERHEAD;
-    let n = rtp::write_forwarded(
-        &mut space[..room],
-        packet,
-        header,
-        (leg.pt, sequence, timestamp, leg.ssrc),
-        &[],
-    )?;
+    let twcc = twcc_ext.map(|id| {
+        (
+            id,
+            downlink
+                .stamp(now, packet.len() + srtp::MAX_OVERHEAD)
+                .to_be_bytes(),
+        )
+    });
+    let n = match &twcc {
+        Some((id, seq)) => rtp::write_forwarded(
+            &mut space[..room],
+            packet,
+            header,
+            (leg.pt, to.sequence, to.timestamp, leg.ssrc),
+            &[(*id, seq)],
+        )?,
+        None => rtp::write_forwarded(
+            &mut space[..room],
+            packet,
+            header,
+            (leg.pt, to.sequence, to.timestamp, leg.ssrc),
+            &[],
+        )?,
+    };
+    let vp8 = to.vp8;
     if let Some((d, picture_id, tl0)) = vp8 {
         let payload = &mut space[n - (packet.len() - header.payload_offset)..n];
         if let Some(id) = picture_id {

@@ -128,6 +128,71 @@ impl Recorder {
     }
 }
 
+/// Reads a transport-wide feedback packet (the whole RTCP packet, as
+/// [`super::rtcp::Packet::TransportCc`] gives it) into `out`: per reported sequence
+/// number, its arrival in µs on the receiver's clock, or `None` if it did not arrive.
+/// Returns false (and `out` holds what was read) if the packet is malformed.
+pub fn parse_feedback(packet: &[u8], out: &mut Vec<(u16, Option<i64>)>) -> bool {
+    out.clear();
+    // Header (4), sender (4), media (4), base (2), count (2), reference (3), count (1).
+    let Some(fixed) = packet.get(12..20) else {
+        return false;
+    };
+    let base = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let count = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
+    let reference = i64::from(u32::from_be_bytes([0, fixed[4], fixed[5], fixed[6]]));
+    let mut at = 20;
+    // The status of each packet: 0 not received, 1 small delta, 2 large delta.
+    let mut symbols: Vec<u8> = Vec::with_capacity(count);
+    while symbols.len() < count {
+        let Some(c) = packet.get(at..at + 2) else {
+            return false;
+        };
+        at += 2;
+        let chunk = u16::from_be_bytes([c[0], c[1]]);
+        if chunk & 0x8000 == 0 {
+            let symbol = ((chunk >> 13) & 0x3) as u8;
+            let run = usize::from(chunk & 0x1fff).min(count - symbols.len());
+            symbols.extend(std::iter::repeat_n(symbol, run));
+        } else if chunk & 0x4000 == 0 {
+            for k in 0..14 {
+                symbols.push(((chunk >> (13 - k)) & 1) as u8);
+            }
+        } else {
+            for k in 0..7 {
+                symbols.push(((chunk >> (12 - 2 * k)) & 0x3) as u8);
+            }
+        }
+    }
+    symbols.truncate(count);
+    let mut t = reference * 64_000;
+    let mut seq = base;
+    for s in symbols {
+        let arrival = match s {
+            1 => {
+                let Some(d) = packet.get(at) else {
+                    return false;
+                };
+                at += 1;
+                t += i64::from(*d) * 250;
+                Some(t)
+            }
+            2 | 3 => {
+                let Some(d) = packet.get(at..at + 2) else {
+                    return false;
+                };
+                at += 2;
+                t += i64::from(i16::from_be_bytes([d[0], d[1]])) * 250;
+                Some(t)
+            }
+            _ => None,
+        };
+        out.push((seq, arrival));
+        seq = seq.wrapping_add(1);
+    }
+    true
+}
+
 /// Packs status symbols into chunks: run-length chunks for runs of 14 or more of one
 /// symbol, two-bit status vectors (seven symbols) otherwise.
 fn encode_chunks(symbols: &[u8]) -> Vec<u16> {
@@ -193,6 +258,41 @@ mod tests {
             seq = seq.wrapping_add(1);
         }
         out
+    }
+
+    #[test]
+    fn our_parser_reads_what_we_write_and_refuses_cut_packets() {
+        let mut r = Recorder::default();
+        let t0 = 5_000_000_i64;
+        let mut expect = Vec::new();
+        for i in 0..40u16 {
+            if i % 7 == 3 {
+                expect.push((i, None));
+                continue;
+            }
+            let at = t0 + i64::from(i) * 1_000 + if i == 20 { 90_000 } else { 0 };
+            r.record(i, at);
+            expect.push((i, Some(at)));
+        }
+        let mut out = Vec::new();
+        assert!(r.feedback(1, 2, &mut out));
+        let mut got = Vec::new();
+        assert!(parse_feedback(&out, &mut got));
+        // Arrivals are quantised to 250 µs from the 64 ms reference.
+        assert_eq!(got.len(), expect.len());
+        for ((s, a), (es, ea)) in got.iter().zip(&expect) {
+            assert_eq!(s, es);
+            match (a, ea) {
+                (Some(a), Some(ea)) => assert!((a - ea).abs() < 250, "{s}: {a} {ea}"),
+                (None, None) => {}
+                _ => panic!("{s}: {a:?} {ea:?}"),
+            }
+        }
+        for cut in [0, 8, 19, 21, out.len() - 6] {
+            let mut v = Vec::new();
+            let _ = parse_feedback(&out[..cut], &mut v);
+        }
+        assert!(!parse_feedback(&out[..19], &mut got));
     }
 
     #[test]
