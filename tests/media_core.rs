@@ -1445,3 +1445,17 @@ fn a_narrow_downlink_gets_lower_layers_and_stays_under_it_audio_intact() {
     let tail = &s.seqs[s.seqs.len() - audio..];
     assert!(gapless(tail), "no audio lost");
 }
+
+#[test]
+fn a_layout_may_name_a_camera_before_it_starts() {
+    let mut w = World::new(settings(10));
+    let b = w.join("Bea", true, false);
+    let a = w.join_simulcast("Ada");
+    let ida = w.clients[a].id;
+    // Bea's page made Ada's tile (for her microphone, say) before Ada's video came.
+    w.layout(b, &[(ida, 160, 90)]);
+    w.run(Duration::from_secs(2));
+    let got = layers_since(&w, b, ida, 0);
+    assert!(got.len() > 20, "Ada's video comes: {got:?}");
+    assert!(got.iter().all(|l| *l == 0), "in the tile's layer: {got:?}");
+}

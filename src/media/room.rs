@@ -251,8 +251,10 @@ struct Peer {
     rid_ext: Option<u8>,
     audio_level_ext: Option<u8>,
     twcc_ext: Option<u8>,
-    /// It sent a layout: video it does not show is paused.
-    has_layout: bool,
+    /// Its last layout (whose video, how large), if it sent one: video it does not
+    /// show is paused, also video that starts later (a layout may name a participant
+    /// whose camera is not there yet, because its microphone made the tile).
+    layout: Option<Vec<(PeerId, u32, u32)>>,
     /// What it can receive (from its transport-wide feedback on what the room sends
     /// it, numbered with `twcc_ext`).
     downlink: Downlink,
@@ -693,7 +695,7 @@ impl RoomCore {
             rid_ext: None,
             audio_level_ext: None,
             twcc_ext: None,
-            has_layout: false,
+            layout: None,
             downlink: Downlink::new(self.epoch),
             twcc: twcc::Recorder::default(),
             rtcp_ssrc: u32::from_be_bytes(random_bytes::<4>()),
@@ -854,19 +856,15 @@ impl RoomCore {
                 _ => unknown = true,
             }
         }
-        self.peers[key].has_layout = true;
         for i in 0..self.peers[key].legs.len() {
             let leg_key = self.peers[key].legs[i];
             let publisher = self.tracks[self.legs[leg_key].track].publisher_id;
             let leg = &mut self.legs[leg_key];
-            if leg.video.is_none() {
-                continue;
+            if leg.video.is_some() {
+                leg.want = want_in(Some(&wants), publisher);
             }
-            leg.want = match wants.iter().find(|w| w.0 == publisher) {
-                Some(&(_, w, h)) => Want::Tile(w, h),
-                None => Want::Hidden,
-            };
         }
+        self.peers[key].layout = Some(wants);
         if unknown {
             let id = self.peers[key].id;
             self.send(
@@ -1157,7 +1155,7 @@ impl RoomCore {
         }
         let kind = self.tracks[track].kind;
         let clock = self.tracks[track].clock;
-        let has_layout = sub.has_layout;
+        let want = want_in(sub.layout.as_deref(), self.tracks[track].publisher_id);
         // An idle section is reused only between negotiations: the answer to an offer
         // still pending would otherwise seem to accept a track it never saw.
         let idle = (sub.negotiation == Negotiation::Stable)
@@ -1191,9 +1189,10 @@ impl RoomCore {
             seq_delta: u16::from_be_bytes(random_bytes::<2>()),
             video: (kind == Kind::Video)
                 .then(|| Forwarder::new(u16::from_be_bytes(random_bytes::<2>()), clock)),
-            // A subscriber that sends layouts shows a new video once its next layout
-            // has a tile for it.
-            want: if has_layout { Want::Hidden } else { Want::Best },
+            // A subscriber that sends layouts shows a new video if its last layout
+            // has a tile for it (the microphone's track may have made the tile),
+            // else once its next one has.
+            want,
             allowed: None,
             negotiated: false,
             srtp: StreamState::default(),
@@ -2293,6 +2292,17 @@ impl RoomCore {
             rtcp::write_rr(&mut self.scratch, self.peers[key].rtcp_ssrc, &blocks);
             self.send_rtcp(key);
         }
+    }
+}
+
+/// What a subscriber with `layout` (none sent yet: `None`) wants of `publisher`'s video.
+fn want_in(layout: Option<&[(PeerId, u32, u32)]>, publisher: PeerId) -> Want {
+    let Some(layout) = layout else {
+        return Want::Best;
+    };
+    match layout.iter().find(|t| t.0 == publisher) {
+        Some(&(_, w, h)) => Want::Tile(w, h),
+        None => Want::Hidden,
     }
 }
 
