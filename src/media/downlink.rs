@@ -44,6 +44,7 @@ pub struct Downlink {
     gcc: Gcc,
     /// Reused buffers.
     parsed: Vec<(u16, Option<i64>)>,
+    symbols: Vec<u8>,
     reports: Vec<PacketReport>,
     /// Feedback arrived at all (until then there is no estimate).
     informed: bool,
@@ -69,6 +70,7 @@ impl Downlink {
             reported: 0,
             gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
             parsed: Vec::new(),
+            symbols: Vec::new(),
             reports: Vec::new(),
             informed: false,
             last_feedback: None,
@@ -87,7 +89,7 @@ impl Downlink {
 
     /// The subscriber's feedback (a whole transport-wide feedback RTCP packet).
     pub fn on_feedback(&mut self, now: Instant, packet: &[u8]) -> bool {
-        if !twcc::parse_feedback(packet, &mut self.parsed) {
+        if !twcc::parse_feedback_with(packet, &mut self.parsed, &mut self.symbols) {
             return false;
         }
         self.reports.clear();

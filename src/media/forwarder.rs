@@ -168,6 +168,15 @@ impl Forwarder {
         self.current
     }
 
+    /// `layer` starts again under a new SSRC (its numbering starts anew): if it is the
+    /// one sent, the next keyframe of the target switches again, continuing the
+    /// outgoing numbering.
+    pub fn restart(&mut self, layer: Layer) {
+        if self.current == Some(layer) {
+            self.current = None;
+        }
+    }
+
     /// It waits for a keyframe of its target (the room asks the publisher for one).
     pub fn wants_keyframe(&self) -> bool {
         self.target.is_some() && self.target != self.current
@@ -383,6 +392,23 @@ mod tests {
             assert!((1..10_000).contains(&dt), "timestamps go on: {dt}");
         }
         assert_eq!(sent.first().unwrap().2.sequence, 100);
+    }
+
+    #[test]
+    fn a_layer_that_starts_again_is_switched_to_at_its_next_keyframe() {
+        let now = Instant::now();
+        let mut f = Forwarder::new(10, 90_000);
+        let mut src = Layered::new();
+        f.set_target(Some(1));
+        let a = offer(&mut f, now, 1, &src.packet(1, true)).unwrap();
+        // The layer comes back numbered far lower (a new SSRC).
+        src.seq[1] = 5;
+        f.restart(1);
+        assert!(f.wants_keyframe());
+        assert_eq!(offer(&mut f, now, 1, &src.packet(1, false)), None, "waits");
+        let b = offer(&mut f, now, 1, &src.packet(1, true)).unwrap();
+        assert_eq!(b.sequence, a.sequence + 1, "the numbering goes on");
+        assert!(b.switched);
     }
 
     #[test]

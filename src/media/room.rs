@@ -353,6 +353,8 @@ struct Encoding {
     size: Option<(u16, u16)>,
     /// When its last packet came.
     last_packet: Option<Instant>,
+    /// The SSRC it had before it started again under another.
+    retired: Option<u32>,
     /// Bytes since the last allocation, and the bitrate they make (smoothed).
     bytes: u64,
     bps: f64,
@@ -374,6 +376,7 @@ impl Encoding {
             lost: Vec::new(),
             size: None,
             last_packet: None,
+            retired: None,
             bytes: 0,
             bps: 0.0,
         }
@@ -1473,6 +1476,7 @@ impl RoomCore {
             return;
         };
         let ssrc = header.ssrc();
+        let mut restarted = None;
         let decrypted = match p.incoming.iter_mut().find(|i| i.ssrc == ssrc) {
             Some(incoming) => srtp_in
                 .unprotect_rtp(datagram, &mut incoming.srtp)
@@ -1511,8 +1515,14 @@ impl RoomCore {
                 // Only a packet that authenticates makes its SSRC known.
                 let mut srtp = StreamState::default();
                 let layer = layer as Layer;
+                // A straggler of the SSRC a layer left behind is not taken back.
+                if self.tracks[track].encodings[usize::from(layer)].retired == Some(ssrc) {
+                    self.stats.datagrams_refused += 1;
+                    return;
+                }
                 srtp_in.unprotect_rtp(datagram, &mut srtp).map(|len| {
-                    // A layer that starts again under a new SSRC starts afresh.
+                    // A layer that starts again under a new SSRC starts afresh, and its
+                    // subscribers wait for its next keyframe (numbering starts anew).
                     let kind = self.tracks[track].kind;
                     if let Some(e) = self.tracks[track].encodings.get_mut(usize::from(layer))
                         && e.ssrc.is_some_and(|old| old != ssrc)
@@ -1521,6 +1531,8 @@ impl RoomCore {
                         p.incoming.retain(|i| Some(i.ssrc) != old);
                         let rid = e.rid.take();
                         *e = Encoding::new(kind, rid, None);
+                        e.retired = old;
+                        restarted = Some((track, layer));
                     }
                     p.incoming.push(Incoming {
                         ssrc,
@@ -1536,6 +1548,13 @@ impl RoomCore {
             self.stats.datagrams_refused += 1;
             return;
         };
+        if let Some((track, layer)) = restarted {
+            for &l in &self.tracks[track].legs {
+                if let Some(f) = self.legs[l].video.as_mut() {
+                    f.restart(layer);
+                }
+            }
+        }
         let packet = &datagram[..len];
         let Some(header) = Header::parse(packet) else {
             self.stats.datagrams_refused += 1;
@@ -2030,7 +2049,7 @@ impl RoomCore {
             .sum();
         let keys: Vec<PeerKey> = self.peers.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.fit_to_downlink(key);
+            self.fit_to_downlink(key, now);
         }
         let mut keyframes = std::mem::take(&mut self.rtcp_work.keyframes);
         for (_, leg) in self.legs.iter_mut() {
@@ -2095,7 +2114,7 @@ impl RoomCore {
     /// its share comes off first. Then every video on screen gets its lowest layer,
     /// the active speaker's first (so it is cut last), then larger tiles before smaller
     /// ones; what is left raises them, in the same order, towards what their tiles need.
-    fn fit_to_downlink(&mut self, key: PeerKey) {
+    fn fit_to_downlink(&mut self, key: PeerKey, now: Instant) {
         let p = &self.peers[key];
         let speaker = self.speakers.speaker();
         let mut videos: Vec<(LegKey, Option<usize>, (bool, u64))> = p
@@ -2133,7 +2152,7 @@ impl RoomCore {
         let mut allowed: Vec<Option<usize>> = vec![None; videos.len()];
         for (i, (l, ideal, _)) in videos.iter().enumerate() {
             let encodings = &self.tracks[self.legs[*l].track].encodings;
-            let cost = layer_bps(encodings, 0);
+            let cost = layer_bps(encodings, 0, now);
             if ideal.is_some() && budget >= cost {
                 budget -= cost;
                 allowed[i] = Some(0);
@@ -2145,7 +2164,8 @@ impl RoomCore {
             };
             let encodings = &self.tracks[self.legs[*l].track].encodings;
             while at < ideal {
-                let more = layer_bps(encodings, at + 1) - layer_bps(encodings, at);
+                let more =
+                    (layer_bps(encodings, at + 1, now) - layer_bps(encodings, at, now)).max(0.0);
                 if budget < more {
                     break;
                 }
@@ -2318,24 +2338,25 @@ fn layer_size(encodings: &[Encoding], i: usize) -> (u32, u32) {
     }
 }
 
-/// The lowest layer that fills a tile of `w` × `h` (in width or in height), or the
-/// highest if none does.
+/// The lowest layer that fills a tile of `w` × `h` (in width and in height: the web
+/// client's tiles crop, `object-fit: cover`), or the highest if none does.
 fn ideal_layer(encodings: &[Encoding], w: u32, h: u32) -> usize {
     (0..encodings.len())
         .find(|&i| {
             let (lw, lh) = layer_size(encodings, i);
-            lw >= w || lh >= h
+            lw >= w && lh >= h
         })
         .unwrap_or(encodings.len() - 1)
 }
 
-/// What layer `i` costs a subscriber, in bits per second: what it measured lately,
-/// else what the web client's ladder gives it (1.5 Mbit/s at the top, then 500 and
-/// 150 kbit/s; 1 Mbit/s without simulcast).
-fn layer_bps(encodings: &[Encoding], i: usize) -> f64 {
+/// What layer `i` costs a subscriber, in bits per second: what it measured lately if
+/// it is being sent (at least 20 kbit/s: a camera switched off sends black frames at
+/// a few), else what the web client's ladder gives it (1.5 Mbit/s at the top, then
+/// 500 and 150 kbit/s; 1 Mbit/s without simulcast).
+fn layer_bps(encodings: &[Encoding], i: usize, now: Instant) -> f64 {
     let e = &encodings[i];
-    if e.bps > 10_000.0 {
-        return e.bps;
+    if e.active(now) && e.bps > 0.0 {
+        return e.bps.max(20_000.0);
     }
     if encodings.len() == 1 {
         return 1_000_000.0;

@@ -133,7 +133,18 @@ impl Recorder {
 /// number, its arrival in µs on the receiver's clock, or `None` if it did not arrive.
 /// Returns false (and `out` holds what was read) if the packet is malformed.
 pub fn parse_feedback(packet: &[u8], out: &mut Vec<(u16, Option<i64>)>) -> bool {
+    let mut symbols = Vec::new();
+    parse_feedback_with(packet, out, &mut symbols)
+}
+
+/// [`parse_feedback`] with a reused buffer for the packets' status symbols.
+pub fn parse_feedback_with(
+    packet: &[u8],
+    out: &mut Vec<(u16, Option<i64>)>,
+    symbols: &mut Vec<u8>,
+) -> bool {
     out.clear();
+    symbols.clear();
     // Header (4), sender (4), media (4), base (2), count (2), reference (3), count (1).
     let Some(fixed) = packet.get(12..20) else {
         return false;
@@ -143,7 +154,6 @@ pub fn parse_feedback(packet: &[u8], out: &mut Vec<(u16, Option<i64>)>) -> bool 
     let reference = i64::from(u32::from_be_bytes([0, fixed[4], fixed[5], fixed[6]]));
     let mut at = 20;
     // The status of each packet: 0 not received, 1 small delta, 2 large delta.
-    let mut symbols: Vec<u8> = Vec::with_capacity(count);
     while symbols.len() < count {
         let Some(c) = packet.get(at..at + 2) else {
             return false;
@@ -167,7 +177,7 @@ pub fn parse_feedback(packet: &[u8], out: &mut Vec<(u16, Option<i64>)>) -> bool 
     symbols.truncate(count);
     let mut t = reference * 64_000;
     let mut seq = base;
-    for s in symbols {
+    for &s in symbols.iter() {
         let arrival = match s {
             1 => {
                 let Some(d) = packet.get(at) else {
