@@ -89,7 +89,7 @@ impl Downlink {
 
     /// The subscriber's feedback (a whole transport-wide feedback RTCP packet).
     pub fn on_feedback(&mut self, now: Instant, packet: &[u8]) -> bool {
-        if !twcc::parse_feedback_with(packet, &mut self.parsed, &mut self.symbols) {
+        if !twcc::parse_feedback(packet, &mut self.parsed, &mut self.symbols) {
             return false;
         }
         self.reports.clear();

@@ -1583,15 +1583,19 @@ impl RoomCore {
             return;
         }
         let payload = &packet[header.payload_offset..];
-        let vp8 = match (track.kind, Descriptor::parse(payload)) {
-            (Kind::Video, Some(d)) => d,
-            // Padding (a sender probing its bandwidth) carries no descriptor.
-            (Kind::Video, None) if header.padding_only() => Descriptor::default(),
-            (Kind::Video, None) => {
-                self.stats.rtp_dropped += 1;
-                return;
+        // Only video is read past its header.
+        let vp8 = if track.kind != Kind::Video {
+            Descriptor::default()
+        } else {
+            match Descriptor::parse(payload) {
+                Some(d) => d,
+                // Padding (a sender probing its bandwidth) carries no descriptor.
+                None if header.padding_only() => Descriptor::default(),
+                None => {
+                    self.stats.rtp_dropped += 1;
+                    return;
+                }
             }
-            _ => Descriptor::default(),
         };
         if track.kind == Kind::Audio
             && let Some(level) = level
@@ -2463,30 +2467,24 @@ fn forward_into(
     let (out, twcc_ext, downlink) = sub;
     let space = buf.space();
     let room = space.len() - srtp::MAX_OVERHEAD;
-    let twcc = twcc_ext.map(|id| {
-        (
-            id,
-            downlink
+    // The transport-wide number, for the subscriber's feedback (when it gives any).
+    let stamp;
+    let extensions: &[(u8, &[u8])] = match twcc_ext {
+        Some(id) => {
+            stamp = downlink
                 .stamp(now, packet.len() + srtp::MAX_OVERHEAD)
-                .to_be_bytes(),
-        )
-    });
-    let n = match &twcc {
-        Some((id, seq)) => rtp::write_forwarded(
-            &mut space[..room],
-            packet,
-            header,
-            (leg.pt, to.sequence, to.timestamp, leg.ssrc),
-            &[(*id, seq)],
-        )?,
-        None => rtp::write_forwarded(
-            &mut space[..room],
-            packet,
-            header,
-            (leg.pt, to.sequence, to.timestamp, leg.ssrc),
-            &[],
-        )?,
+                .to_be_bytes();
+            &[(id, &stamp)]
+        }
+        None => &[],
     };
+    let n = rtp::write_forwarded(
+        &mut space[..room],
+        packet,
+        header,
+        (leg.pt, to.sequence, to.timestamp, leg.ssrc),
+        extensions,
+    )?;
     let vp8 = to.vp8;
     if let Some((d, picture_id, tl0)) = vp8 {
         let payload = &mut space[n - (packet.len() - header.payload_offset)..n];

@@ -131,14 +131,9 @@ impl Recorder {
 /// Reads a transport-wide feedback packet (the whole RTCP packet, as
 /// [`super::rtcp::Packet::TransportCc`] gives it) into `out`: per reported sequence
 /// number, its arrival in µs on the receiver's clock, or `None` if it did not arrive.
-/// Returns false (and `out` holds what was read) if the packet is malformed.
-pub fn parse_feedback(packet: &[u8], out: &mut Vec<(u16, Option<i64>)>) -> bool {
-    let mut symbols = Vec::new();
-    parse_feedback_with(packet, out, &mut symbols)
-}
-
-/// [`parse_feedback`] with a reused buffer for the packets' status symbols.
-pub fn parse_feedback_with(
+/// `symbols` is a reused buffer for the packets' status symbols. Returns false (and
+/// `out` holds what was read) if the packet is malformed.
+pub fn parse_feedback(
     packet: &[u8],
     out: &mut Vec<(u16, Option<i64>)>,
     symbols: &mut Vec<u8>,
@@ -287,7 +282,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(r.feedback(1, 2, &mut out));
         let mut got = Vec::new();
-        assert!(parse_feedback(&out, &mut got));
+        assert!(parse_feedback(&out, &mut got, &mut Vec::new()));
         // Arrivals are quantised to 250 µs from the 64 ms reference.
         assert_eq!(got.len(), expect.len());
         for ((s, a), (es, ea)) in got.iter().zip(&expect) {
@@ -300,9 +295,9 @@ mod tests {
         }
         for cut in [0, 8, 19, 21, out.len() - 6] {
             let mut v = Vec::new();
-            let _ = parse_feedback(&out[..cut], &mut v);
+            let _ = parse_feedback(&out[..cut], &mut v, &mut Vec::new());
         }
-        assert!(!parse_feedback(&out[..19], &mut got));
+        assert!(!parse_feedback(&out[..19], &mut got, &mut Vec::new()));
     }
 
     #[test]
