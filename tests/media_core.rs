@@ -25,7 +25,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -72,6 +72,8 @@ struct Client {
     simulcast: Option<Simulcast>,
     /// Keyframe requests it received, by media SSRC.
     plis: Vec<u32>,
+    /// The audio level its microphone sends (RFC 6464: 0 loudest, 127 silence).
+    level: u8,
 }
 
 struct Simulcast {
@@ -111,6 +113,16 @@ impl Client {
     fn new(name: &str, n: u8, now: Instant) -> Client {
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
+        // The browser's microphone says how loud it is.
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: raum::media::sdp::ext::AUDIO_LEVEL.into(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
 
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
         let pc = RTCPeerConnectionBuilder::new()
@@ -135,6 +147,7 @@ impl Client {
             sent: HashMap::new(),
             simulcast: None,
             plis: Vec::new(),
+            level: 127,
         }
     }
 
@@ -327,15 +340,16 @@ impl Client {
         let Some(mut s) = self.pc.rtp_sender(sender) else {
             return;
         };
-        let Some(pt) = s
-            .get_parameters()
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-        else {
+        let params = s.get_parameters();
+        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
             return;
         };
+        let level_id = params
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|h| h.uri == raum::media::sdp::ext::AUDIO_LEVEL)
+            .map(|h| h.id as u8);
         let n = self.sent.entry(kind).or_default();
         *n += 1;
         let seq = *n as u16;
@@ -354,7 +368,7 @@ impl Client {
             1100
         };
         payload.resize(size, 0xab);
-        let packet = rtc::rtp::Packet {
+        let mut packet = rtc::rtp::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
                 payload_type: pt,
@@ -370,6 +384,16 @@ impl Client {
             },
             payload: bytes::Bytes::from(payload),
         };
+        if kind == RtpCodecKind::Audio
+            && let Some(id) = level_id
+        {
+            // The voice-activity bit and the level.
+            let v = 0x80 | self.level.min(127);
+            packet
+                .header
+                .set_extension(id, bytes::Bytes::copy_from_slice(&[v]))
+                .unwrap();
+        }
         let _ = s.write_rtp(now, packet);
         self.seq = self.seq.wrapping_add(1);
     }
@@ -1458,4 +1482,48 @@ fn a_layout_may_name_a_camera_before_it_starts() {
     let got = layers_since(&w, b, ida, 0);
     assert!(got.len() > 20, "Ada's video comes: {got:?}");
     assert!(got.iter().all(|l| *l == 0), "in the tile's layer: {got:?}");
+}
+
+/// The active speakers `me` was told of, in order.
+fn speakers(w: &World, me: usize) -> Vec<&str> {
+    w.clients[me]
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Speaker { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_active_speaker_follows_a_voice_that_stays_loudest_not_a_blip() {
+    let mut w = World::new(settings(10));
+    let a = w.join("Ada", true, false);
+    let b = w.join("Bea", true, false);
+    let c = w.join("Cem", true, false);
+    w.run(Duration::from_secs(1));
+    let (ida, idb) = (w.clients[a].id.to_string(), w.clients[b].id.to_string());
+    // Ada talks (-20 dBov), the others are silent.
+    w.clients[a].level = 20;
+    w.run(Duration::from_secs(2));
+    assert_eq!(speakers(&w, c), [&ida], "Ada is the speaker");
+    // Bea coughs, louder than Ada, for 200 ms: nothing changes.
+    w.clients[b].level = 5;
+    w.run(Duration::from_millis(200));
+    w.clients[b].level = 127;
+    w.run(Duration::from_secs(2));
+    assert_eq!(speakers(&w, c), [&ida], "a blip does not take the floor");
+    // Bea talks on for a while, louder than Ada: she is the speaker, told once to
+    // everyone (Ada herself included).
+    w.clients[b].level = 10;
+    w.run(Duration::from_millis(1800));
+    assert_eq!(speakers(&w, c), [&ida, &idb]);
+    assert_eq!(speakers(&w, a), [&ida, &idb]);
+    // Everyone silent: the last speaker stays (no flicker to nobody).
+    w.clients[a].level = 127;
+    w.clients[b].level = 127;
+    w.run(Duration::from_secs(2));
+    assert_eq!(speakers(&w, c), [&ida, &idb]);
+    assert!(w.room.stats().speaker_changes >= 2);
 }
