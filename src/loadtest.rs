@@ -9,6 +9,14 @@
 //! senders' counters give loss. The SFU's CPU time and memory come from /proc of the
 //! PIDs given. The generator must be cheaper than what it measures: it decrypts what
 //! it receives and reads the payload's first bytes, nothing more.
+//!
+//! With `--simulcast` each camera is three layers (at `--layer-kbps`, 30 frames a
+//! second, a frame split into packets of at most `--packet-size`, VP8 payload
+//! descriptors with picture IDs, keyframes with their size when the room asks), the
+//! microphone says its level (one participant of each meeting talks at a time, in
+//! turn), each receiver reports arrivals (transport-wide feedback) and tells the room
+//! its `--layout`. Loss then counts audio only (video is chosen per receiver), from
+//! each audio stream's sequence numbers.
 
 use std::io::IoSliceMut;
 use std::sync::Arc;
@@ -23,13 +31,34 @@ use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::media::client::Client;
-use crate::media::sdp::Kind;
 
 /// Where a payload's send time starts: after a VP8 payload descriptor and the first
 /// byte of the VP8 frame (audio payloads have the same two bytes, to read one way).
 const STAMP: usize = 2;
+/// Where it starts in a simulcast video payload: after a descriptor with picture ID
+/// and TL0PICIDX (5 bytes) and room for a keyframe's frame header (10 bytes). It is
+/// followed by the participant's number (4 bytes) and the layer (1 byte).
+const SIMULCAST_STAMP: usize = 16;
 /// Every this many video packets one is a keyframe.
 const KEYFRAME_EVERY: u32 = 100;
+/// Simulcast frames per second.
+const FPS: u32 = 30;
+/// The layers' sizes, lowest first (as the web client sends them).
+const LAYER_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+/// The audio levels (RFC 6464) of the one who talks and of the others.
+const TALKING: u8 = 20;
+const SILENT: u8 = 127;
+
+/// What each receiver tells the room it shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// No layout message: every video comes in its highest layer.
+    None,
+    /// A grid of 320x180 thumbnails and the active speaker at 1280x720.
+    Grid,
+    /// Every video at 1280x720.
+    Large,
+}
 
 /// Flags of `raum loadtest`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +94,39 @@ pub struct Args {
     /// PIDs of the SFU processes, for their CPU time and memory; repeatable.
     #[arg(long)]
     pub sfu_pid: Vec<u32>,
+
+    /// Send every camera as three simulcast layers (see the module's text).
+    #[arg(long)]
+    pub simulcast: bool,
+
+    /// The simulcast layers' bitrates in kbit/s, lowest first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 3,
+        default_value = "150,500,1500"
+    )]
+    pub layer_kbps: Vec<u32>,
+
+    /// Publish audio only (the participants still receive everyone's video).
+    #[arg(long)]
+    pub no_video: bool,
+
+    /// What each receiver shows (simulcast runs; default: grid).
+    #[arg(long, value_enum)]
+    pub layout: Option<Layout>,
+
+    /// How long each participant in turn talks (simulcast runs).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub talk_for: Duration,
+
+    /// The local address the participants' media sockets bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// Report each participant's figures too (simulcast runs).
+    #[arg(long)]
+    pub each: bool,
 }
 
 /// Why a load test could not run.
@@ -103,6 +165,82 @@ fn now_ns() -> u64 {
 struct Measured {
     delays_us: Vec<u32>,
     received: u64,
+    /// Bytes of the RTP datagrams counted (SRTP as on the wire, without UDP/IP).
+    bytes: u64,
+    /// Video packets by simulcast layer.
+    layers: [u64; 3],
+    /// Audio streams by SSRC (few: a linear list).
+    audio: Vec<AudioStream>,
+}
+
+/// One received audio stream, for loss from sequence numbers and gaps in arrival.
+struct AudioStream {
+    ssrc: u32,
+    seq: crate::media::rtp::Unwrapper,
+    first: u64,
+    last: u64,
+    count: u64,
+    last_arrival_ns: u64,
+    max_gap_ns: u64,
+}
+
+impl Measured {
+    fn audio(&mut self, ssrc: u32, seq: u16, arrived_ns: u64) {
+        let i = match self.audio.iter().position(|a| a.ssrc == ssrc) {
+            Some(i) => i,
+            None => {
+                self.audio.push(AudioStream {
+                    ssrc,
+                    seq: Default::default(),
+                    first: u64::MAX,
+                    last: 0,
+                    count: 0,
+                    last_arrival_ns: arrived_ns,
+                    max_gap_ns: 0,
+                });
+                self.audio.len() - 1
+            }
+        };
+        let a = &mut self.audio[i];
+        let s = a.seq.unwrap(seq);
+        a.first = a.first.min(s);
+        a.last = a.last.max(s);
+        a.count += 1;
+        a.max_gap_ns = a
+            .max_gap_ns
+            .max(arrived_ns.saturating_sub(a.last_arrival_ns));
+        a.last_arrival_ns = arrived_ns;
+    }
+
+    /// Audio packets (expected from the sequence numbers, received).
+    fn audio_counts(&self) -> (u64, u64) {
+        self.audio
+            .iter()
+            .filter(|a| a.count > 0)
+            .fold((0, 0), |(e, r), a| (e + a.last - a.first + 1, r + a.count))
+    }
+
+    fn audio_max_gap_ms(&self) -> f64 {
+        self.audio.iter().map(|a| a.max_gap_ns).max().unwrap_or(0) as f64 / 1e6
+    }
+}
+
+/// What a participant sends and shows.
+#[derive(Clone)]
+struct Plan {
+    /// Its number in the run, written into its payloads.
+    n: u32,
+    /// Its place in its meeting and the meeting's size (who talks when).
+    index: usize,
+    meeting_size: usize,
+    video_every: Duration,
+    packet_size: usize,
+    simulcast: bool,
+    /// Simulcast: bytes per frame of each layer.
+    frame_bytes: [usize; 3],
+    video: bool,
+    layout: Layout,
+    talk_for: Duration,
 }
 
 /// Shared by the participants: the measuring window (send times in ns since the
@@ -115,6 +253,8 @@ struct Run {
     sent: AtomicU64,
     /// Participants whose media connected.
     connected: AtomicUsize,
+    /// When the run started (who talks follows from it).
+    started: Instant,
 }
 
 impl Run {
@@ -139,8 +279,15 @@ async fn next_json(ws: &mut Ws) -> Result<Value, String> {
     }
 }
 
-/// Joins one participant: WebSocket, `join`, offer and answer.
-async fn join(url: &str, token: &str, n: usize) -> Result<(Ws, Client, UdpSocket), String> {
+/// Joins one participant: WebSocket, `join`, offer and answer; also gives the ids of
+/// those already in.
+async fn join(
+    url: &str,
+    token: &str,
+    n: usize,
+    bind: std::net::IpAddr,
+    simulcast: bool,
+) -> Result<(Ws, Client, UdpSocket, Vec<String>), String> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/ws"))
         .await
         .map_err(|e| e.to_string())?;
@@ -153,12 +300,20 @@ async fn join(url: &str, token: &str, n: usize) -> Result<(Ws, Client, UdpSocket
     if welcome["type"] != "welcome" {
         return Err(format!("refused: {welcome}"));
     }
-    let socket = UdpSocket::bind("127.0.0.1:0")
+    let socket = UdpSocket::bind((bind, 0))
         .await
         .map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let id = welcome["id"].as_str().unwrap_or_default().to_owned();
-    let mut client = Client::new(local, &id).map_err(|e| e.to_string())?;
+    let peers = welcome["peers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut client = Client::new(local, &id, simulcast).map_err(|e| e.to_string())?;
     ws.send(Message::text(
         json!({"type": "offer", "sdp": client.offer()}).to_string(),
     ))
@@ -170,9 +325,51 @@ async fn join(url: &str, token: &str, n: usize) -> Result<(Ws, Client, UdpSocket
             client
                 .answer(Instant::now(), m["sdp"].as_str().unwrap_or_default())
                 .map_err(|e| e.to_string())?;
-            return Ok((ws, client, socket));
+            return Ok((ws, client, socket, peers));
         }
     }
+}
+
+/// The layout message for `peers`, the active speaker large in a grid layout.
+fn layout_message(layout: Layout, peers: &[String], speaker: Option<&str>) -> String {
+    let tiles: Vec<Value> = peers
+        .iter()
+        .map(|id| {
+            let large = layout == Layout::Large || speaker == Some(id.as_str());
+            let (w, h) = if large { (1280, 720) } else { (320, 180) };
+            json!({"id": id, "width": w, "height": h})
+        })
+        .collect();
+    json!({"type": "layout", "tiles": tiles}).to_string()
+}
+
+/// Writes the start of a simulcast video packet's payload: a VP8 descriptor with a
+/// 15-bit picture ID and TL0PICIDX, and, if the packet starts a frame, the frame
+/// header (a keyframe's with its size).
+fn write_vp8_start(p: &mut [u8], picture_id: u16, start: bool, key: Option<(u16, u16)>) {
+    p[0] = if start { 0x90 } else { 0x80 };
+    p[1] = 0xc0;
+    p[2..4].copy_from_slice(&(0x8000 | (picture_id & 0x7fff)).to_be_bytes());
+    p[4] = picture_id as u8;
+    p[5..SIMULCAST_STAMP].fill(0);
+    match (start, key) {
+        (true, Some((w, h))) => {
+            p[5..11].copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+            p[11..13].copy_from_slice(&w.to_le_bytes());
+            p[13..15].copy_from_slice(&h.to_le_bytes());
+        }
+        (true, None) => p[5] = 0x01,
+        _ => {}
+    }
+}
+
+/// A simulcast camera's state: per layer, frames sent (its picture ID) and whether
+/// the next frame must be a keyframe.
+struct Camera {
+    frames: [u16; 3],
+    keyframe_due: [bool; 3],
+    /// How many layers the room wants (its `layers` message).
+    active: usize,
 }
 
 /// One participant's life: signaling, media in and out, until the run stops.
@@ -180,9 +377,8 @@ async fn participant(
     mut ws: Ws,
     mut client: Client,
     socket: UdpSocket,
-    n: u32,
-    video_every: Duration,
-    packet_size: usize,
+    mut peers: Vec<String>,
+    plan: Plan,
     run: Arc<Run>,
 ) -> Measured {
     let state = match UdpSocketState::new(UdpSockRef::from(&socket)) {
@@ -193,15 +389,30 @@ async fn participant(
     let mut bufs: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 64 * 1024]).collect();
     let mut metas = vec![RecvMeta::default(); 16];
     let mut measured = Measured::default();
+    let n = plan.n;
     let mut audio = tokio::time::interval(Duration::from_millis(20));
+    let video_every = if plan.simulcast {
+        Duration::from_secs(1) / FPS
+    } else {
+        plan.video_every
+    };
     let mut video = tokio::time::interval(video_every);
     audio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     video.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The layout is sent when it changed, at most every 300 ms (the rate limit).
+    let mut layout_tick = tokio::time::interval(Duration::from_millis(300));
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let timer = tokio::time::sleep_until(far());
     tokio::pin!(timer);
-    let mut payload = vec![0u8; packet_size.max(STAMP + 12)];
+    let mut payload = vec![0u8; plan.packet_size.max(SIMULCAST_STAMP + 13)];
     let mut video_frames: u32 = 0;
+    let mut camera = Camera {
+        frames: [0; 3],
+        keyframe_due: [true; 3],
+        active: 3,
+    };
+    let mut speaker: Option<String> = None;
+    let mut layout_dirty = plan.simulcast && plan.layout != Layout::None;
     let mut ts: u32 = 0;
     let mut connected = false;
     loop {
@@ -241,14 +452,41 @@ async fn participant(
                     p[STAMP..STAMP + 8].copy_from_slice(&t.to_be_bytes());
                     p[STAMP + 8..STAMP + 12].copy_from_slice(&n.to_be_bytes());
                     ts = ts.wrapping_add(960);
-                    client.send_rtp(Kind::Audio, ts, false, &p);
+                    // Each in turn talks for `talk_for`.
+                    let turn = run.started.elapsed().as_millis() / plan.talk_for.as_millis().max(1);
+                    let level = if turn as usize % plan.meeting_size == plan.index { TALKING } else { SILENT };
+                    client.send_audio(ts, level, &p);
                     if run.counts(t) {
                         run.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            _ = video.tick() => {
-                if client.is_connected() {
+            _ = video.tick(), if plan.video => {
+                if client.is_connected() && plan.simulcast {
+                    let t = now_ns();
+                    video_frames += 1;
+                    let frame_ts = video_frames.wrapping_mul(90_000 / FPS);
+                    for (layer, &dimensions) in LAYER_SIZES.iter().enumerate().take(camera.active) {
+                        let key = client.take_keyframe_request(layer)
+                            || std::mem::take(&mut camera.keyframe_due[layer]);
+                        camera.frames[layer] = camera.frames[layer].wrapping_add(1);
+                        let bytes = plan.frame_bytes[layer];
+                        let packets = bytes.div_ceil(plan.packet_size).max(1);
+                        let size = (bytes / packets).max(SIMULCAST_STAMP + 13);
+                        for k in 0..packets {
+                            let p = &mut payload[..size];
+                            write_vp8_start(p, camera.frames[layer], k == 0, key.then_some(dimensions));
+                            let at = SIMULCAST_STAMP;
+                            p[at..at + 8].copy_from_slice(&t.to_be_bytes());
+                            p[at + 8..at + 12].copy_from_slice(&n.to_be_bytes());
+                            p[at + 12] = layer as u8;
+                            client.send_video(layer, frame_ts, k + 1 == packets, p);
+                            if run.counts(t) {
+                                run.sent.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                } else if client.is_connected() {
                     let t = now_ns();
                     // Each packet a frame; a keyframe every KEYFRAME_EVERY (the room
                     // switches a subscriber on at a keyframe).
@@ -256,20 +494,53 @@ async fn participant(
                     video_frames += 1;
                     payload[STAMP..STAMP + 8].copy_from_slice(&t.to_be_bytes());
                     payload[STAMP + 8..STAMP + 12].copy_from_slice(&n.to_be_bytes());
-                    client.send_rtp(Kind::Video, ts.wrapping_mul(2), true, &payload);
+                    client.send_video(0, ts.wrapping_mul(2), true, &payload[..plan.packet_size.max(STAMP + 12)]);
                     if run.counts(t) {
                         run.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
+            _ = layout_tick.tick(), if layout_dirty => {
+                layout_dirty = false;
+                let m = layout_message(plan.layout, &peers, speaker.as_deref());
+                if ws.send(Message::text(m)).await.is_err() {
+                    break;
+                }
+            }
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
-                    if v["type"] == "offer"
-                        && let Ok(answer) = client.offer_from_room(Instant::now(), v["sdp"].as_str().unwrap_or_default())
-                        && ws.send(Message::text(json!({"type": "answer", "sdp": answer}).to_string())).await.is_err()
-                    {
-                        break;
+                    match v["type"].as_str() {
+                        Some("offer") => {
+                            if let Ok(answer) = client.offer_from_room(Instant::now(), v["sdp"].as_str().unwrap_or_default())
+                                && ws.send(Message::text(json!({"type": "answer", "sdp": answer}).to_string())).await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                        Some("peer-joined") => {
+                            if let Some(id) = v["peer"]["id"].as_str() {
+                                peers.push(id.to_owned());
+                                layout_dirty = plan.simulcast && plan.layout != Layout::None;
+                            }
+                        }
+                        Some("peer-left") => {
+                            peers.retain(|p| v["id"].as_str() != Some(p.as_str()));
+                            layout_dirty = plan.simulcast && plan.layout != Layout::None;
+                        }
+                        Some("speaker") => {
+                            speaker = v["id"].as_str().map(str::to_owned);
+                            layout_dirty = plan.simulcast && plan.layout == Layout::Grid;
+                        }
+                        Some("layers") => {
+                            let active = v["active"].as_u64().unwrap_or(3).clamp(1, 3) as usize;
+                            // A layer switched on again starts with a keyframe.
+                            for l in camera.active..active {
+                                camera.keyframe_due[l] = true;
+                            }
+                            camera.active = active;
+                        }
+                        _ => {}
                     }
                 }
                 Some(Ok(_)) => {}
@@ -289,15 +560,31 @@ async fn participant(
                     let arrived = now_ns();
                     for (meta, buf) in metas.iter().zip(bufs.iter_mut()).take(count) {
                         for segment in buf[..meta.len].chunks_mut(meta.stride.max(1)) {
-                            if let Some(rx) = client.handle_datagram(now, meta.addr, segment)
-                                && rx.payload.len() >= STAMP + 8
-                                && let sent = u64::from_be_bytes(rx.payload[STAMP..STAMP + 8].try_into().expect("8 bytes"))
-                                && run.counts(sent)
-                            {
-                                measured.received += 1;
-                                let d = arrived.saturating_sub(sent) / 1000;
-                                measured.delays_us.push(d.min(u64::from(u32::MAX)) as u32);
+                            let wire = segment.len() as u64;
+                            let Some(rx) = client.handle_datagram(now, meta.addr, segment) else {
+                                continue;
+                            };
+                            // Audio payloads start with a zero byte; simulcast video
+                            // with a descriptor that has the X bit.
+                            let is_audio = rx.payload.first() == Some(&0);
+                            let at = if plan.simulcast && !is_audio { SIMULCAST_STAMP } else { STAMP };
+                            if rx.payload.len() < at + 12 {
+                                continue;
                             }
+                            let sent = u64::from_be_bytes(rx.payload[at..at + 8].try_into().expect("8 bytes"));
+                            if !run.counts(sent) {
+                                continue;
+                            }
+                            measured.received += 1;
+                            measured.bytes += wire;
+                            if is_audio {
+                                measured.audio(rx.ssrc, rx.sequence, arrived);
+                            } else if plan.simulcast {
+                                let layer = rx.payload.get(at + 12).map_or(0, |l| usize::from(*l).min(2));
+                                measured.layers[layer] += 1;
+                            }
+                            let d = arrived.saturating_sub(sent) / 1000;
+                            measured.delays_us.push(d.min(u64::from(u32::MAX)) as u32);
                         }
                     }
                 }
@@ -346,7 +633,12 @@ async fn metric(url: &str, name: &str) -> Option<u64> {
 }
 
 async fn forwarded(targets: &[String]) -> u64 {
-    futures::future::join_all(targets.iter().map(|u| metric(u, "rtp_forwarded_total")))
+    counter(targets, "rtp_forwarded_total").await
+}
+
+/// A counter of the SFUs' metrics, summed.
+async fn counter(targets: &[String], name: &str) -> u64 {
+    futures::future::join_all(targets.iter().map(|u| metric(u, name)))
         .await
         .into_iter()
         .flatten()
@@ -361,32 +653,50 @@ pub async fn run(args: Args) -> Result<(), Error> {
         stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
         connected: AtomicUsize::new(0),
+        started: Instant::now(),
     });
     let video_pps = (f64::from(args.video_kbps) * 1000.0 / 8.0 / args.packet_size as f64).max(1.0);
-    let video_every = Duration::from_secs_f64(1.0 / video_pps);
+    let mut frame_bytes = [0usize; 3];
+    for (b, k) in frame_bytes.iter_mut().zip(&args.layer_kbps) {
+        *b = (*k as usize * 1000 / 8 / FPS as usize).max(SIMULCAST_STAMP + 13);
+    }
+    let mut plan = Plan {
+        n: 0,
+        index: 0,
+        meeting_size: args.participants.max(1),
+        video_every: Duration::from_secs_f64(1.0 / video_pps),
+        packet_size: args.packet_size.max(SIMULCAST_STAMP + 13),
+        simulcast: args.simulcast,
+        frame_bytes,
+        video: !args.no_video,
+        layout: args.layout.unwrap_or(if args.simulcast {
+            Layout::Grid
+        } else {
+            Layout::None
+        }),
+        talk_for: args.talk_for,
+    };
     let mut tasks = Vec::new();
-    let mut n = 0u32;
     for url in &args.target {
         let ws = url.replacen("http://", "ws://", 1);
         for i in 0..args.participants {
-            let (sock, client, udp) =
-                join(&ws, &args.token, i)
-                    .await
-                    .map_err(|what| Error::Join {
-                        n: i,
-                        url: url.clone(),
-                        what,
-                    })?;
+            let (sock, client, udp, peers) = join(&ws, &args.token, i, args.bind, args.simulcast)
+                .await
+                .map_err(|what| Error::Join {
+                    n: i,
+                    url: url.clone(),
+                    what,
+                })?;
+            plan.index = i;
             tasks.push(tokio::spawn(participant(
                 sock,
                 client,
                 udp,
-                n,
-                video_every,
-                args.packet_size,
+                peers,
+                plan.clone(),
                 run.clone(),
             )));
-            n += 1;
+            plan.n += 1;
         }
     }
     // Let every negotiation settle, then measure.
@@ -399,6 +709,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         });
     }
     let forwarded0 = forwarded(&args.target).await;
+    let switches0 = counter(&args.target, "layer_switches_total").await;
     let usage0: Vec<(f64, u64)> = args
         .sfu_pid
         .iter()
@@ -411,6 +722,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     run.until_ns.store(now_ns(), Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let forwarded1 = forwarded(&args.target).await;
+    let switches1 = counter(&args.target, "layer_switches_total").await;
     let usage1: Vec<(f64, u64)> = args
         .sfu_pid
         .iter()
@@ -422,13 +734,34 @@ pub async fn run(args: Args) -> Result<(), Error> {
     run.stop.store(true, Ordering::Relaxed);
     let mut delays: Vec<u32> = Vec::new();
     let mut received = 0u64;
+    let mut each = Vec::new();
+    let (mut audio_expected, mut audio_received) = (0u64, 0u64);
+    let mut audio_max_gap_ms = 0f64;
+    let mut layers = [0u64; 3];
     for t in tasks {
         // A participant notices the stop at its next event (media ticks every 20 ms).
         if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(5), t).await {
             received += m.received;
-            delays.extend(m.delays_us);
+            delays.extend(&m.delays_us);
+            let (e, r) = m.audio_counts();
+            audio_expected += e;
+            audio_received += r;
+            audio_max_gap_ms = audio_max_gap_ms.max(m.audio_max_gap_ms());
+            for (a, b) in layers.iter_mut().zip(m.layers) {
+                *a += b;
+            }
+            each.push(json!({
+                "receivedKbps": m.bytes as f64 * 8.0 / 1000.0 / args.duration.as_secs_f64(),
+                "videoPacketsByLayer": m.layers,
+                "audioLossPercent": if e > 0 { 100.0 * (1.0 - r as f64 / e as f64) } else { 0.0 },
+                "audioMaxGapMs": m.audio_max_gap_ms(),
+            }));
         }
     }
+    let kbps: Vec<f64> = each
+        .iter()
+        .filter_map(|p| p["receivedKbps"].as_f64())
+        .collect();
     let sent = run.sent.load(Ordering::Relaxed);
     let forwarded_n = forwarded1.saturating_sub(forwarded0);
     let cpu: f64 = usage1.iter().zip(&usage0).map(|(b, a)| b.0 - a.0).sum();
@@ -440,9 +773,18 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .copied()
             .unwrap_or(0)
     };
-    // Every packet sent in the window should reach the other participants of its meeting.
-    let expected = sent * (args.participants.saturating_sub(1) as u64);
-    let report = json!({
+    // Every packet sent in the window should reach the other participants of its
+    // meeting; with simulcast, each receiver gets one layer of each camera, and loss
+    // is counted on audio (from its sequence numbers).
+    let (expected, received) = if args.simulcast {
+        (audio_expected, audio_received)
+    } else {
+        (
+            sent * (args.participants.saturating_sub(1) as u64),
+            received,
+        )
+    };
+    let mut report = json!({
         "meetings": args.target.len(),
         "participantsPerMeeting": args.participants,
         "videoKbps": args.video_kbps,
@@ -462,6 +804,27 @@ pub async fn run(args: Args) -> Result<(), Error> {
         // the bottleneck and the figures measure it rather than the SFU.
         "generatorCpuSeconds": own0.zip(own1).map_or(0.0, |(a, b)| b.0 - a.0),
     });
+    if args.simulcast {
+        let r = report.as_object_mut().expect("an object");
+        r.insert("layerKbps".into(), json!(args.layer_kbps));
+        r.insert(
+            "receivedKbpsPerParticipantMean".into(),
+            json!(kbps.iter().sum::<f64>() / kbps.len().max(1) as f64),
+        );
+        r.insert(
+            "receivedKbpsPerParticipantMax".into(),
+            json!(kbps.iter().copied().fold(0.0, f64::max)),
+        );
+        r.insert("videoPacketsByLayer".into(), json!(layers));
+        r.insert("audioMaxGapMs".into(), json!(audio_max_gap_ms));
+        r.insert(
+            "layerSwitchesPerMinute".into(),
+            json!(switches1.saturating_sub(switches0) as f64 * 60.0 / elapsed),
+        );
+    }
+    if args.each {
+        report["participants"] = Value::Array(each);
+    }
     println!("{report}");
     Ok(())
 }

@@ -4,17 +4,34 @@
 //! camera as a browser does, is the controlling ICE agent (the room is ICE-lite) and
 //! the DTLS client, answers the room's offers by receiving every section, and hands
 //! out every RTP packet it receives, decrypted.
+//!
+//! A simulcast client sends its camera as three layers (rids `q`, `h`, `f`, named in
+//! the `sdes:mid` and `sdes:rtp-stream-id` header extensions, as a browser does), its
+//! microphone's level in the audio-level extension, notes the room's keyframe
+//! requests for the caller to answer, and reports the arrival of the room's
+//! transport-wide numbered packets every [`twcc::INTERVAL`], so the room estimates its
+//! downlink as it does a browser's.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::dtls::{Certificate, Dtls, Role};
 use super::pool::{Buf, Pool};
+use super::rtcp::{self, Packet};
 use super::rtp::{self, Header};
 use super::sdp::{self, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup};
 use super::srtp::{self, StreamState};
 use super::stun;
+use super::twcc;
 use super::{Transmit, random_bytes, random_token};
+
+/// The simulcast layers' rids, lowest first (as the web client sends them).
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+/// The header extension ids a simulcast client offers.
+const MID_EXT: u8 = 1;
+const RID_EXT: u8 = 2;
+const AUDIO_LEVEL_EXT: u8 = 3;
+const TWCC_EXT: u8 = 4;
 
 /// How often connectivity checks are sent until one succeeds, and then as consent.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -53,13 +70,40 @@ pub struct Client {
     sections: Vec<LocalMedia>,
     version: u64,
     session_id: u64,
-    /// SSRC and stream state of what we send, by kind.
-    audio: (u32, StreamState, u16),
-    video: (u32, StreamState, u16),
+    /// What we send: the microphone, and the camera's one stream or three layers.
+    audio: Outgoing,
+    video: Vec<Outgoing>,
+    simulcast: bool,
     /// Receive state per SSRC the room sends (few: a linear list).
     incoming: Vec<(u32, StreamState)>,
+    /// Arrivals of the room's transport-wide numbered packets, and when they are
+    /// reported next (simulcast clients only).
+    twcc: twcc::Recorder,
+    next_feedback: Option<Instant>,
+    epoch: Instant,
+    feedback: Vec<u8>,
     transmits: Vec<Transmit>,
     pool: Pool,
+}
+
+/// One stream we send.
+struct Outgoing {
+    ssrc: u32,
+    state: StreamState,
+    seq: u16,
+    /// The room asked for a keyframe of it.
+    keyframe_wanted: bool,
+}
+
+impl Outgoing {
+    fn new(ssrc: u32) -> Self {
+        Self {
+            ssrc,
+            state: StreamState::default(),
+            seq: 0,
+            keyframe_wanted: false,
+        }
+    }
 }
 
 struct Remote {
@@ -93,15 +137,28 @@ fn codec(kind: Kind) -> Codec {
 }
 
 impl Client {
-    /// A participant whose media leaves from `local`.
-    pub fn new(local: SocketAddr, name: &str) -> Result<Self, Error> {
+    /// A participant whose media leaves from `local`; with `simulcast`, its camera
+    /// sends three layers and it reports what arrives (see the module's text).
+    pub fn new(local: SocketAddr, name: &str, simulcast: bool) -> Result<Self, Error> {
         let ssrc = |k: u32| u32::from_be_bytes(random_bytes::<4>()) & !0xf | k;
+        let extmaps = |kind: Kind| -> Vec<(u8, String)> {
+            if !simulcast {
+                return vec![];
+            }
+            let mut e = vec![(MID_EXT, sdp::ext::MID.to_owned())];
+            match kind {
+                Kind::Audio => e.push((AUDIO_LEVEL_EXT, sdp::ext::AUDIO_LEVEL.to_owned())),
+                _ => e.push((RID_EXT, sdp::ext::RID.to_owned())),
+            }
+            e.push((TWCC_EXT, sdp::ext::TRANSPORT_CC.to_owned()));
+            e
+        };
         let sending = |kind: Kind, ssrc: u32| LocalMedia {
             mid: if kind == Kind::Audio { "0" } else { "1" }.into(),
             kind,
             direction: Direction::SendRecv,
             codec: Some(codec(kind)),
-            extmaps: vec![],
+            extmaps: extmaps(kind),
             sending: Some(Sending {
                 ssrc,
                 stream: name.to_owned(),
@@ -116,9 +173,20 @@ impl Client {
             }),
             rejected: false,
             max_kbps: None,
-            rids: vec![],
+            rids: if simulcast && kind == Kind::Video {
+                RIDS.iter().map(|r| (*r).to_owned()).collect()
+            } else {
+                vec![]
+            },
         };
         let (a, v) = (ssrc(1), ssrc(2));
+        let video = if simulcast {
+            (0..RIDS.len() as u32)
+                .map(|i| Outgoing::new(ssrc(4 + i)))
+                .collect()
+        } else {
+            vec![Outgoing::new(v)]
+        };
         Ok(Self {
             local,
             ufrag: random_token(8),
@@ -136,9 +204,14 @@ impl Client {
             sections: vec![sending(Kind::Audio, a), sending(Kind::Video, v)],
             version: 1,
             session_id: u64::from_be_bytes(random_bytes::<8>()) >> 2,
-            audio: (a, StreamState::default(), 0),
-            video: (v, StreamState::default(), 0),
+            audio: Outgoing::new(a),
+            video,
+            simulcast,
             incoming: Vec::new(),
+            twcc: twcc::Recorder::default(),
+            next_feedback: None,
+            epoch: Instant::now(),
+            feedback: Vec::with_capacity(1500),
             transmits: Vec::new(),
             pool: Pool::default(),
         })
@@ -231,7 +304,11 @@ impl Client {
                         Direction::Inactive
                     },
                     codec: m.codecs.first().cloned(),
-                    extmaps: vec![],
+                    extmaps: if self.simulcast {
+                        m.extmaps.clone()
+                    } else {
+                        vec![]
+                    },
                     sending: None,
                     rejected: m.port == 0 || m.kind == Kind::Other || m.codecs.is_empty(),
                     max_kbps: None,
@@ -262,14 +339,26 @@ impl Client {
     /// When [`Client::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let dtls = self.dtls.as_ref().and_then(Dtls::poll_timeout);
-        match (self.next_check, dtls) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_check, dtls, self.next_feedback]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Connectivity checks and DTLS retransmissions.
+    /// Whether the room asked for a keyframe of simulcast layer `layer` (of the one
+    /// camera stream: 0) since the last call.
+    pub fn take_keyframe_request(&mut self, layer: usize) -> bool {
+        self.video
+            .get_mut(layer)
+            .is_some_and(|o| std::mem::take(&mut o.keyframe_wanted))
+    }
+
+    /// Connectivity checks, DTLS retransmissions and transport-wide feedback.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_feedback.is_some_and(|t| t <= now) {
+            self.next_feedback = Some(now + twcc::INTERVAL);
+            self.send_feedback();
+        }
         if self.next_check.is_some_and(|t| t <= now) {
             self.check();
             self.next_check = Some(
@@ -284,6 +373,32 @@ impl Client {
             let _ = d.handle_timeout(now);
         }
         self.flush_dtls();
+    }
+
+    /// Reports what arrived since the last report.
+    fn send_feedback(&mut self) {
+        let (Some(out), Some(r)) = (self.srtp_out.as_mut(), &self.remote) else {
+            return;
+        };
+        self.feedback.clear();
+        let media = self.incoming.first().map_or(0, |i| i.0);
+        if !self
+            .twcc
+            .feedback(self.audio.ssrc, media, &mut self.feedback)
+        {
+            return;
+        }
+        let mut buf = self.pool.take();
+        let n = self.feedback.len();
+        if n + srtp::MAX_OVERHEAD > buf.space().len() {
+            return;
+        }
+        buf.space()[..n].copy_from_slice(&self.feedback);
+        let Ok(len) = out.protect_rtcp(buf.space(), n) else {
+            return;
+        };
+        buf.set_len(len);
+        self.transmits.push(Transmit { to: r.addr, buf });
     }
 
     fn check(&mut self) {
@@ -357,13 +472,29 @@ impl Client {
                 {
                     self.srtp_out = Some(keys.ours);
                     self.srtp_in = Some(keys.theirs);
+                    if self.simulcast {
+                        self.next_feedback = Some(now + twcc::INTERVAL);
+                    }
                 }
                 self.flush_dtls();
                 None
             }
             Some(128..=191) if rtp::is_rtcp(datagram) => {
-                // Keyframe requests and reports: the synthetic media needs none.
-                let _ = self.srtp_in.as_mut()?.unprotect_rtcp(datagram);
+                // Keyframe requests are noted for the caller; reports and the rest
+                // the synthetic media needs none of.
+                let len = self.srtp_in.as_mut()?.unprotect_rtcp(datagram).ok()?;
+                let mut want = |ssrc: u32| {
+                    if let Some(o) = self.video.iter_mut().find(|o| o.ssrc == ssrc) {
+                        o.keyframe_wanted = true;
+                    }
+                };
+                for p in rtcp::packets(&datagram[..len]) {
+                    match p {
+                        Packet::Pli { media } => want(media),
+                        Packet::Fir { .. } => p.fir_ssrcs().for_each(&mut want),
+                        _ => {}
+                    }
+                }
                 None
             }
             Some(128..=191) => {
@@ -381,9 +512,17 @@ impl Client {
                     .ok()?;
                 let packet: &'a [u8] = &datagram[..len];
                 let header = Header::parse(packet)?;
+                if self.simulcast
+                    && let Some(v) = header.extension(TWCC_EXT)
+                    && v.len() >= 2
+                {
+                    let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
+                    self.twcc.record(u16::from_be_bytes([v[0], v[1]]), at);
+                }
                 Some(Received {
                     ssrc,
                     sequence: header.sequence(),
+                    marker: header.marker(),
                     payload: &packet[header.payload_offset..],
                 })
             }
@@ -391,32 +530,90 @@ impl Client {
         }
     }
 
-    /// Sends one RTP packet of `kind` with `payload` (timestamp `ts`).
-    pub fn send_rtp(&mut self, kind: Kind, ts: u32, marker: bool, payload: &[u8]) {
-        let (Some(out), Some(r)) = (self.srtp_out.as_mut(), &self.remote) else {
+    /// Sends one RTP packet of the microphone with `payload` (timestamp `ts`); a
+    /// simulcast client says its `level` (RFC 6464: 0 loudest, 127 silence).
+    pub fn send_audio(&mut self, ts: u32, level: u8, payload: &[u8]) {
+        // One-byte extensions (RFC 8285): the level with the voice-activity bit.
+        let ext = [(AUDIO_LEVEL_EXT << 4), 0x80 | level.min(127), 0, 0];
+        let ext: &[u8] = if self.simulcast { &ext } else { &[] };
+        Self::send(
+            &mut self.srtp_out,
+            &self.remote,
+            &mut self.pool,
+            &mut self.transmits,
+            &mut self.audio,
+            OPUS_PT,
+            (ts, false),
+            ext,
+            payload,
+        );
+    }
+
+    /// Sends one RTP packet of the camera, of simulcast layer `layer` (0 without
+    /// simulcast), with `payload` (timestamp `ts`, `marker` on a frame's last packet).
+    pub fn send_video(&mut self, layer: usize, ts: u32, marker: bool, payload: &[u8]) {
+        let Some(o) = self.video.get_mut(layer) else {
             return;
         };
-        let (ssrc, state, seq, pt) = match kind {
-            Kind::Audio => (&self.audio.0, &mut self.audio.1, &mut self.audio.2, OPUS_PT),
-            _ => (&self.video.0, &mut self.video.1, &mut self.video.2, VP8_PT),
+        // The section's mid ("1") and the layer's rid, one word.
+        let ext = [MID_EXT << 4, b'1', RID_EXT << 4, RIDS[layer].as_bytes()[0]];
+        let ext: &[u8] = if self.simulcast { &ext } else { &[] };
+        Self::send(
+            &mut self.srtp_out,
+            &self.remote,
+            &mut self.pool,
+            &mut self.transmits,
+            o,
+            VP8_PT,
+            (ts, marker),
+            ext,
+            payload,
+        );
+    }
+
+    /// Writes, protects and queues one RTP packet; `ext` is the one-byte header
+    /// extension elements, a whole number of 32-bit words.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        srtp_out: &mut Option<srtp::Context>,
+        remote: &Option<Remote>,
+        pool: &mut Pool,
+        transmits: &mut Vec<Transmit>,
+        stream: &mut Outgoing,
+        pt: u8,
+        (ts, marker): (u32, bool),
+        ext: &[u8],
+        payload: &[u8],
+    ) {
+        let (Some(out), Some(r)) = (srtp_out.as_mut(), remote) else {
+            return;
         };
-        *seq = seq.wrapping_add(1);
-        let mut buf = self.pool.take();
+        debug_assert!(ext.len().is_multiple_of(4));
+        stream.seq = stream.seq.wrapping_add(1);
+        let mut buf = pool.take();
         let space = buf.space();
-        if payload.len() + 12 + srtp::MAX_OVERHEAD > space.len() {
+        let header = 12 + if ext.is_empty() { 0 } else { 4 + ext.len() };
+        if payload.len() + header + srtp::MAX_OVERHEAD > space.len() {
+            pool.give(buf);
             return;
         }
-        space[0] = 0x80;
+        space[0] = 0x80 | if ext.is_empty() { 0 } else { 0x10 };
         space[1] = pt | if marker { 0x80 } else { 0 };
-        space[2..4].copy_from_slice(&seq.to_be_bytes());
+        space[2..4].copy_from_slice(&stream.seq.to_be_bytes());
         space[4..8].copy_from_slice(&ts.to_be_bytes());
-        space[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        space[12..12 + payload.len()].copy_from_slice(payload);
-        let Ok(n) = out.protect_rtp(space, 12 + payload.len(), state) else {
+        space[8..12].copy_from_slice(&stream.ssrc.to_be_bytes());
+        if !ext.is_empty() {
+            space[12..14].copy_from_slice(&[0xbe, 0xde]);
+            space[14..16].copy_from_slice(&((ext.len() / 4) as u16).to_be_bytes());
+            space[16..16 + ext.len()].copy_from_slice(ext);
+        }
+        space[header..header + payload.len()].copy_from_slice(payload);
+        let Ok(n) = out.protect_rtp(space, header + payload.len(), &mut stream.state) else {
+            pool.give(buf);
             return;
         };
         buf.set_len(n);
-        self.transmits.push(Transmit { to: r.addr, buf });
+        transmits.push(Transmit { to: r.addr, buf });
     }
 }
 
@@ -427,6 +624,8 @@ pub struct Received<'a> {
     pub ssrc: u32,
     /// Its sequence number.
     pub sequence: u16,
+    /// Its marker bit (a video frame's last packet).
+    pub marker: bool,
     /// Its payload.
     pub payload: &'a [u8],
 }

@@ -14,6 +14,19 @@
 //! queueing or loss (GCC decreases multiplicatively, within a second or two), because a
 //! room has no probing: starting low would give every newcomer the lowest layers for
 //! half a minute while the estimate crept up.
+//!
+//! A queue guard of our own caps GCC's figure. Measured through a real 2 Mbit/s `tc
+//! tbf` link (tests/downlink.rs), the `rtc` crate's delay-based half never saw
+//! overuse once the shaper's buffer stood full (a full buffer has no delay gradient)
+//! and climbed to tens of Mbit/s, leaving only its loss-based half, which by design
+//! holds between 2 and 10 % loss: the link ran full, with 100 ms of queue and a
+//! percent of audio lost. The guard reads the same feedback for what GCC's gradient
+//! misses, the standing queue itself (one-way delay above its minimum of the last
+//! seconds): over [`QUEUE_HIGH`] it caps the estimate at 85 % of what arrives, below
+//! [`QUEUE_LOW`] the cap grows again, by [`CAP_GROWTH`] a second up to the rate that
+//! arrived when the queue stood, and by [`CAP_PROBE`] beyond it (the room's next
+//! layer is a step of hundreds of kbit/s, so each probe past a known ceiling costs a
+//! queue: rarely, then, but a link that got wider is still found).
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +43,22 @@ const MAX_BPS: f64 = 50_000_000.0;
 /// Packets remembered for the feedback to refer to (about a second of a class of 30
 /// at full rate; feedback comes every 100 ms).
 const SENT: usize = 4096;
+/// A standing queue this long (mean over one feedback) caps the estimate.
+pub const QUEUE_HIGH: Duration = Duration::from_millis(50);
+/// Below this the cap may grow.
+pub const QUEUE_LOW: Duration = Duration::from_millis(15);
+/// How fast the cap grows per second while the queue is short, below the last
+/// ceiling and above it.
+pub const CAP_GROWTH: f64 = 1.05;
+/// See [`CAP_GROWTH`].
+pub const CAP_PROBE: f64 = 1.02;
+/// The cap, as a share of the rate that arrives, set when the queue stands.
+const CAP_SHARE: f64 = 0.85;
+/// Between two decreases (the first one's effect must be seen).
+const DECREASE_EVERY: Duration = Duration::from_millis(300);
+/// The one-way delay's minimum is taken over two buckets of this length (a path
+/// that changes, or clocks that drift, are followed within twice this).
+const BASE_BUCKET: Duration = Duration::from_secs(5);
 
 /// One subscriber's downlink.
 pub struct Downlink {
@@ -46,9 +75,101 @@ pub struct Downlink {
     parsed: Vec<(u16, Option<i64>)>,
     symbols: Vec<u8>,
     reports: Vec<PacketReport>,
+    /// (one-way delay, arrival, size) of the packets a feedback says arrived.
+    delays: Vec<(i64, i64, usize)>,
     /// Feedback arrived at all (until then there is no estimate).
     informed: bool,
     last_feedback: Option<Instant>,
+    guard: QueueGuard,
+}
+
+/// Caps the estimate while a queue stands on the path (see the module's text).
+#[derive(Debug)]
+struct QueueGuard {
+    /// The smallest one-way delay (arrival on the receiver's clock minus departure on
+    /// ours, in µs: an unknown offset, but a constant one) of this bucket and the last.
+    base: [i64; 2],
+    bucket_start: Option<Instant>,
+    /// The rate that arrives, smoothed, in bit/s.
+    delivered: Option<f64>,
+    cap: Option<f64>,
+    /// What arrived when the queue last stood.
+    ceiling: f64,
+    last_decrease: Option<Instant>,
+    last_update: Option<Instant>,
+}
+
+impl QueueGuard {
+    fn new() -> Self {
+        Self {
+            base: [i64::MAX; 2],
+            bucket_start: None,
+            delivered: None,
+            cap: None,
+            ceiling: 0.0,
+            last_decrease: None,
+            last_update: None,
+        }
+    }
+
+    /// One feedback's arrived packets: (one-way delay µs, arrival µs, size bytes).
+    fn update(&mut self, now: Instant, arrived: impl Iterator<Item = (i64, i64, usize)>) {
+        let (mut n, mut sum, mut min) = (0i64, 0i64, i64::MAX);
+        let (mut first, mut last, mut bytes) = (i64::MAX, i64::MIN, 0usize);
+        for (owd, at, size) in arrived {
+            n += 1;
+            sum += owd;
+            min = min.min(owd);
+            first = first.min(at);
+            last = last.max(at);
+            bytes += size;
+        }
+        if n == 0 {
+            return;
+        }
+        if self
+            .bucket_start
+            .is_none_or(|s| now.saturating_duration_since(s) >= BASE_BUCKET)
+        {
+            self.base = [i64::MAX, self.base[0]];
+            self.bucket_start = Some(now);
+        }
+        self.base[0] = self.base[0].min(min);
+        let base = self.base[0].min(self.base[1]);
+        let queue_us = sum / n - base;
+        // What arrived over the span it arrived in (at least 20 ms, so one burst does
+        // not read as a fast link).
+        let span = (last - first).max(20_000) as f64 / 1e6;
+        let sample = bytes as f64 * 8.0 / span;
+        let delivered = match self.delivered {
+            Some(d) => 0.7 * d + 0.3 * sample,
+            None => sample,
+        };
+        self.delivered = Some(delivered);
+        let elapsed = self.last_update.map_or(0.0, |t| {
+            now.saturating_duration_since(t).as_secs_f64().min(1.0)
+        });
+        self.last_update = Some(now);
+        if queue_us > QUEUE_HIGH.as_micros() as i64 {
+            if self
+                .last_decrease
+                .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_EVERY)
+            {
+                self.cap = Some((delivered * CAP_SHARE).max(MIN_BPS));
+                self.ceiling = delivered;
+                self.last_decrease = Some(now);
+            }
+        } else if queue_us < QUEUE_LOW.as_micros() as i64
+            && let Some(cap) = self.cap.as_mut()
+        {
+            let growth = if *cap < self.ceiling {
+                CAP_GROWTH
+            } else {
+                CAP_PROBE
+            };
+            *cap = (*cap * growth.powf(elapsed)).min(MAX_BPS);
+        }
+    }
 }
 
 impl std::fmt::Debug for Downlink {
@@ -72,8 +193,10 @@ impl Downlink {
             parsed: Vec::new(),
             symbols: Vec::new(),
             reports: Vec::new(),
+            delays: Vec::new(),
             informed: false,
             last_feedback: None,
+            guard: QueueGuard::new(),
         }
     }
 
@@ -93,6 +216,7 @@ impl Downlink {
             return false;
         }
         self.reports.clear();
+        self.delays.clear();
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         for &(seq, arrival) in &self.parsed {
             let (s, at, size) = self.sent[usize::from(seq) % SENT];
@@ -100,7 +224,12 @@ impl Downlink {
                 continue;
             }
             let ago = u64::from((now_us as u32).wrapping_sub(at));
-            let departure = self.epoch + Duration::from_micros(now_us.saturating_sub(ago));
+            let departure_us = now_us.saturating_sub(ago);
+            let departure = self.epoch + Duration::from_micros(departure_us);
+            if let Some(a) = arrival {
+                self.delays
+                    .push((a - departure_us as i64, a, usize::from(size)));
+            }
             self.reported += 1;
             self.reports.push(PacketReport {
                 ssrc: 0,
@@ -119,6 +248,7 @@ impl Downlink {
             return true;
         }
         self.gcc.on_reports(now, &self.reports);
+        self.guard.update(now, self.delays.iter().copied());
         self.informed = true;
         self.last_feedback = Some(now);
         true
@@ -127,7 +257,10 @@ impl Downlink {
     /// What the subscriber can receive, in bits per second (`None` while no feedback
     /// came: a client that sends none is not limited).
     pub fn estimate(&self) -> Option<u64> {
-        self.informed.then(|| self.gcc.target_bitrate() as u64)
+        self.informed.then(|| {
+            let gcc = self.gcc.target_bitrate();
+            self.guard.cap.map_or(gcc, |c| c.min(gcc)) as u64
+        })
     }
 }
 
@@ -185,7 +318,7 @@ mod tests {
         // Wanting 4 Mbit/s through 2 Mbit/s: the queue grows and overflows, the
         // estimate falls to what the link carries and stays about there.
         let e = through_link(&mut d, start, 4_000_000, 2_000_000, 20);
-        assert!(e < 2_400_000, "{e}");
+        assert!(e < 2_000_000, "{e}");
         assert!(e > 700_000, "{e}");
     }
 

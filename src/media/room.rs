@@ -80,6 +80,8 @@ pub const MAX_LAYERS: usize = 3;
 /// The share of a subscriber's estimated downlink its media may fill (the rest is
 /// headroom for RTCP, retransmissions and the estimate's error).
 const DOWNLINK_SHARE: f64 = 0.9;
+/// A subscriber moves up a layer only if the budget covers the step this many times.
+const UPGRADE_HEADROOM: f64 = 1.15;
 /// What one audio stream is reckoned at (Opus at 32 kbit/s, with headers).
 const AUDIO_BPS: f64 = 50_000.0;
 /// The payload types of what the room sends: Opus and VP8.
@@ -2167,10 +2169,19 @@ impl RoomCore {
                 continue;
             };
             let encodings = &self.tracks[self.legs[*l].track].encodings;
+            let current = self.legs[*l].allowed.map(usize::from);
             while at < ideal {
                 let more =
                     (layer_bps(encodings, at + 1, now) - layer_bps(encodings, at, now)).max(0.0);
-                if budget < more {
+                // A layer above the one allowed now needs headroom: without it, a
+                // budget near the boundary (bitrates vary frame by frame) switches up
+                // and down every allocation.
+                let need = if current.is_none_or(|c| at + 1 > c) {
+                    more * UPGRADE_HEADROOM
+                } else {
+                    more
+                };
+                if budget < need {
                     break;
                 }
                 budget -= more;

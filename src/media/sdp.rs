@@ -464,7 +464,8 @@ pub struct LocalMedia {
     pub rejected: bool,
     /// `b=AS` (kbit/s) asked of what the peer sends in it.
     pub max_kbps: Option<u32>,
-    /// Simulcast layers it receives (rids, as the offer listed them).
+    /// Simulcast layers (rids, lowest first): those it receives, in an answer, or
+    /// those it sends, when it has [`LocalMedia::sending`].
     pub rids: Vec<String>,
 }
 
@@ -563,18 +564,33 @@ pub fn render(local: &Local, media: &[LocalMedia]) -> String {
         for (id, uri) in &m.extmaps {
             let _ = write!(s, "a=extmap:{id} {uri}\r\n");
         }
+        // Layers the section receives (the SFU's answer) or sends (a load-test
+        // client's offer, whose layers the packets' rids name, not SSRCs).
+        let rid_direction = if m.sending.is_some() { "send" } else { "recv" };
         if !m.rids.is_empty() {
             for rid in &m.rids {
-                let _ = write!(s, "a=rid:{rid} recv\r\n");
+                let _ = write!(s, "a=rid:{rid} {rid_direction}\r\n");
             }
-            let _ = write!(s, "a=simulcast:recv {}\r\n", m.rids.join(";"));
+            let _ = write!(s, "a=simulcast:{rid_direction} {}\r\n", m.rids.join(";"));
         }
-        if let Some(send) = &m.sending {
-            let _ = write!(
-                s,
-                "a=msid:{} {}\r\na=ssrc:{} cname:{}\r\na=ssrc:{} msid:{} {}\r\n",
-                send.stream, send.track, send.ssrc, send.stream, send.ssrc, send.stream, send.track
-            );
+        match &m.sending {
+            Some(send) if m.rids.is_empty() => {
+                let _ = write!(
+                    s,
+                    "a=msid:{} {}\r\na=ssrc:{} cname:{}\r\na=ssrc:{} msid:{} {}\r\n",
+                    send.stream,
+                    send.track,
+                    send.ssrc,
+                    send.stream,
+                    send.ssrc,
+                    send.stream,
+                    send.track
+                );
+            }
+            Some(send) => {
+                let _ = write!(s, "a=msid:{} {}\r\n", send.stream, send.track);
+            }
+            None => {}
         }
     }
     s

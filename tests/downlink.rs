@@ -1,0 +1,348 @@
+//! A constrained downlink on a real network: `raum sfu` in a network namespace of its
+//! own, a subscriber in another, joined by a veth pair whose SFU side `tc tbf` limits
+//! to 2 Mbit/s (a home connection). Two simulcast publishers sit beside the SFU and
+//! show each other large; the subscriber shows both large too, which would need
+//! 3 Mbit/s. The SFU's only way to know is the subscriber's transport-wide feedback
+//! on real arrival times through the kernel's shaper.
+//!
+//! Addresses are from 198.18.0.0/15 (reserved for network tests) and exist only inside
+//! the two namespaces; nothing is routed off the machine, and both namespaces (with
+//! the veth pair) are deleted at the end, however the test ends.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "downlink-test-token";
+const SFU_IP: &str = "198.18.0.1";
+const SUBSCRIBER_IP: &str = "198.18.0.2";
+const SFU_HTTP: &str = "198.18.0.1:8080";
+/// The subscriber's link, as `tc` writes it and in bit/s.
+const RATE: &str = "2mbit";
+const RATE_BPS: f64 = 2_000_000.0;
+/// Packets a second of one camera's top layer: 1,500 kbit/s at 30 frames a second is
+/// 6,250 bytes a frame, six packets.
+const TOP_PPS: f64 = 180.0;
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Two namespaces and the veth pair between them, removed on drop; and the processes
+/// started in them, killed first.
+struct Net {
+    server: String,
+    client: String,
+    dev: String,
+    children: Vec<Child>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = std::process::id();
+        let net = Net {
+            server: format!("raum-dl-{id}-s"),
+            client: format!("raum-dl-{id}-c"),
+            dev: format!("rdl{id}"),
+            children: Vec::new(),
+        };
+        let peer = format!("{}c", net.dev);
+        for ns in [&net.server, &net.client] {
+            run(Command::new("ip").args(["netns", "add", ns]));
+            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
+        }
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            &net.dev,
+            "netns",
+            &net.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &net.client,
+        ]));
+        for (ns, dev, ip) in [
+            (&net.server, &net.dev, SFU_IP),
+            (&net.client, &peer, SUBSCRIBER_IP),
+        ] {
+            run(Command::new("ip").args([
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{ip}/30"),
+                "dev",
+                dev,
+            ]));
+            run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
+        }
+        // The subscriber's downlink: what leaves the SFU's side of the pair. A home
+        // router's buffer: 100 ms at the link's rate, and a 16 KiB burst.
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &net.server,
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &net.dev,
+            "root",
+            "tbf",
+            "rate",
+            RATE,
+            "burst",
+            "16kb",
+            "latency",
+            "100ms",
+        ]));
+        net
+    }
+
+    /// `raum ARGS` in namespace `ns`, its output piped.
+    fn raum(&mut self, ns: &str, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_raum")])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("raum starts");
+        self.children.push(child);
+    }
+
+    /// The shaper's counters: bytes sent, packets sent, packets dropped.
+    fn shaper(&self) -> (u64, u64, u64) {
+        let out = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.server,
+            "tc",
+            "-s",
+            "qdisc",
+            "show",
+            "dev",
+            &self.dev,
+        ]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // " Sent 123 bytes 45 pkt (dropped 6, overlimits 7 requeues 0)"
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let after = |w: &str| -> u64 {
+            let i = words.iter().position(|x| *x == w).expect("a tc counter");
+            words[i + 1]
+                .trim_end_matches(',')
+                .parse()
+                .expect("a number")
+        };
+        let at = words.iter().position(|x| *x == "Sent").expect("Sent");
+        (
+            words[at + 1].parse().expect("bytes"),
+            words[at + 3].parse().expect("packets"),
+            after("(dropped"),
+        )
+    }
+
+    /// Waits for process `i` and gives its last output line as JSON, and its stderr.
+    fn report(&mut self, i: usize) -> (Value, String) {
+        let child = std::mem::replace(
+            &mut self.children[i],
+            Command::new("true").spawn().expect("true runs"),
+        );
+        let out = child.wait_with_output().expect("raum ends");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "load generator failed: {stderr}");
+        let last = stdout.lines().last().unwrap_or_default();
+        (
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}")),
+            stderr,
+        )
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deleting a namespace deletes the veth end in it, and with it the pair.
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn figure(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+#[test]
+fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carries() {
+    let mut net = Net::new();
+    let (server, client) = (net.server.clone(), net.client.clone());
+    net.raum(
+        &server,
+        &[
+            "sfu",
+            "--token",
+            TOKEN,
+            "--listen",
+            SFU_HTTP,
+            "--media-bind",
+            SFU_IP,
+            "--media-port",
+            "0",
+            "--max-participants",
+            "10",
+        ],
+    );
+    // Ready when its metrics answer (from inside its namespace).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &server, "curl", "-sf", "-o", "/dev/null"])
+            .arg(format!("http://{SFU_HTTP}/metrics"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the SFU did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let target = format!("http://{SFU_HTTP}");
+    // Two publishers beside the SFU, each showing the other large: 150, 500 and
+    // 1,500 kbit/s layers, 30 frames a second.
+    net.raum(
+        &server,
+        &[
+            "loadtest",
+            "--token",
+            TOKEN,
+            "--target",
+            &target,
+            "--participants",
+            "2",
+            "--simulcast",
+            "--layout",
+            "large",
+            "--bind",
+            SFU_IP,
+            "--warm-up",
+            "9s",
+            "--duration",
+            "13s",
+            "--each",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The subscriber behind the narrow link (its microphone only), showing both large.
+    let started = Instant::now();
+    net.raum(
+        &client,
+        &[
+            "loadtest",
+            "--token",
+            TOKEN,
+            "--target",
+            &target,
+            "--participants",
+            "1",
+            "--simulcast",
+            "--no-video",
+            "--layout",
+            "large",
+            "--bind",
+            SUBSCRIBER_IP,
+            "--warm-up",
+            "10s",
+            "--duration",
+            "10s",
+            "--each",
+        ],
+    );
+    // The shaper's counters over the subscriber's measured window (10 s in, 10 s).
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+    let before = net.shaper();
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let after = net.shaper();
+    let window = from.elapsed().as_secs_f64();
+    let (sub, _) = net.report(2);
+    let (publishers, _) = net.report(1);
+    let (sent_bytes, sent_packets, dropped) =
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+    let rate = sent_bytes as f64 * 8.0 / window;
+    eprintln!(
+        "subscriber: {sub}\npublishers: {publishers}\nshaper: {rate:.0} bit/s, {sent_packets} packets sent, {dropped} dropped"
+    );
+
+    // What the SFU sent the subscriber fitted its link: the shaper hardly had to drop
+    // anything (a sender over the rate loses a tenth of its packets or more).
+    assert!(
+        dropped * 100 <= sent_packets,
+        "the shaper dropped {dropped} of {} packets: the SFU sent more than the link carries",
+        sent_packets + dropped
+    );
+    assert!(rate <= RATE_BPS, "{rate} bit/s through a {RATE} link");
+    let me = &sub["participants"][0];
+    // Video still comes, in lower layers than the top one for at least one camera:
+    // both at the top would be 3 Mbit/s, twice [`TOP_PPS`] packets a second.
+    let layers: Vec<u64> = me["videoPacketsByLayer"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0))
+        .collect();
+    let video: u64 = layers.iter().sum();
+    assert!(
+        figure(me, "receivedKbps") > 300.0,
+        "video still comes: {me}"
+    );
+    let top_per_second = layers[2] as f64 / figure(&sub, "seconds");
+    assert!(
+        top_per_second < 1.5 * TOP_PPS,
+        "not both cameras at the top: {layers:?}"
+    );
+    assert!(
+        layers[0] + layers[1] > video / 20,
+        "lower layers: {layers:?}"
+    );
+    // Audio whole: nothing lost, no gap a listener would hear.
+    assert!(figure(me, "audioLossPercent") < 0.5, "audio lost: {me}");
+    assert!(figure(me, "audioMaxGapMs") < 150.0, "an audio gap: {me}");
+    // The publishers, on an unconstrained path, keep each other's top layer.
+    for p in publishers["participants"].as_array().expect("participants") {
+        let l: Vec<u64> = p["videoPacketsByLayer"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|v| v.as_u64().unwrap_or(0))
+            .collect();
+        let all: u64 = l.iter().sum();
+        assert!(all > 0 && l[2] * 100 >= all * 95, "the top layer: {p}");
+    }
+    // The SFU's log names no participant's address (the privacy notice; its own
+    // listening address it names, and the publishers share it).
+    let mut sfu = net.children.remove(0);
+    let _ = sfu.kill();
+    let out = sfu.wait_with_output().expect("the SFU's output");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("SFU listening"), "{log}");
+    assert!(
+        !log.contains(SUBSCRIBER_IP),
+        "the SFU logged a participant's address: {log}"
+    );
+}
