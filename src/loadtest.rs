@@ -45,16 +45,21 @@ const KEYFRAME_EVERY: u32 = 100;
 const FPS: u32 = 30;
 /// The layers' sizes, lowest first (as the web client sends them).
 const LAYER_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
-/// The audio levels (RFC 6464) of the one who talks and of the others.
+/// The audio levels (RFC 6464) of the one who talks and of the others, and their
+/// payload sizes in simulcast runs: Opus (variable bitrate) spends about 32 kbit/s on
+/// a voice and a few bytes a frame on silence.
 const TALKING: u8 = 20;
 const SILENT: u8 = 127;
+const TALKING_BYTES: usize = 80;
+const SILENT_BYTES: usize = 16;
 
 /// What each receiver tells the room it shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layout {
     /// No layout message: every video comes in its highest layer.
     None,
-    /// A grid of 320x180 thumbnails and the active speaker at 1280x720.
+    /// A page of the web client's views: the active speaker at 1280x720 and the
+    /// first 15 others as 320x180 thumbnails (those after them are off screen).
     Grid,
     /// Every video at 1280x720.
     Large,
@@ -330,16 +335,30 @@ async fn join(
     }
 }
 
+/// Tiles on one page of the grid layout.
+const PAGE: usize = 16;
+
 /// The layout message for `peers`, the active speaker large in a grid layout.
 fn layout_message(layout: Layout, peers: &[String], speaker: Option<&str>) -> String {
-    let tiles: Vec<Value> = peers
-        .iter()
-        .map(|id| {
-            let large = layout == Layout::Large || speaker == Some(id.as_str());
-            let (w, h) = if large { (1280, 720) } else { (320, 180) };
-            json!({"id": id, "width": w, "height": h})
-        })
-        .collect();
+    let speaker = speaker.filter(|s| peers.iter().any(|p| p == s));
+    let tile = |id: &str, large: bool| {
+        let (w, h) = if large { (1280, 720) } else { (320, 180) };
+        json!({"id": id, "width": w, "height": h})
+    };
+    let tiles: Vec<Value> = match layout {
+        Layout::Grid => speaker
+            .map(|s| tile(s, true))
+            .into_iter()
+            .chain(
+                peers
+                    .iter()
+                    .filter(|p| Some(p.as_str()) != speaker)
+                    .map(|p| tile(p, false)),
+            )
+            .take(PAGE)
+            .collect(),
+        _ => peers.iter().map(|p| tile(p, true)).collect(),
+    };
     json!({"type": "layout", "tiles": tiles}).to_string()
 }
 
@@ -454,8 +473,13 @@ async fn participant(
                     ts = ts.wrapping_add(960);
                     // Each in turn talks for `talk_for`.
                     let turn = run.started.elapsed().as_millis() / plan.talk_for.as_millis().max(1);
-                    let level = if turn as usize % plan.meeting_size == plan.index { TALKING } else { SILENT };
-                    client.send_audio(ts, level, &p);
+                    let talking = turn as usize % plan.meeting_size == plan.index;
+                    let (level, size) = match (plan.simulcast, talking) {
+                        (false, _) => (SILENT, p.len()),
+                        (true, true) => (TALKING, TALKING_BYTES),
+                        (true, false) => (SILENT, SILENT_BYTES),
+                    };
+                    client.send_audio(ts, level, &p[..size]);
                     if run.counts(t) {
                         run.sent.fetch_add(1, Ordering::Relaxed);
                     }
