@@ -17,6 +17,10 @@
 //! turn), each receiver reports arrivals (transport-wide feedback) and tells the room
 //! its `--layout`. Loss then counts audio only (video is chosen per receiver), from
 //! each audio stream's sequence numbers.
+//!
+//! With `--clips DIR` the simulcast layers are real VP8 (`q.ivf`, `h.ivf`, `f.ivf`,
+//! each starting with a keyframe, looped; a keyframe request starts the clip again),
+//! so browsers in the meeting decode them; video then carries no send times.
 
 use std::io::IoSliceMut;
 use std::sync::Arc;
@@ -132,7 +136,54 @@ pub struct Args {
     /// Report each participant's figures too (simulcast runs).
     #[arg(long)]
     pub each: bool,
+
+    /// Send real VP8 from this directory's `q.ivf`, `h.ivf` and `f.ivf` (simulcast).
+    #[arg(long, value_name = "DIR", requires = "simulcast")]
+    pub clips: Option<std::path::PathBuf>,
 }
+
+/// Why the VP8 clips cannot be used.
+fn read_clips(dir: &std::path::Path) -> Result<Clips, String> {
+    let mut layers = Vec::new();
+    for rid in crate::media::client::RIDS {
+        let path = dir.join(format!("{rid}.ivf"));
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let frames =
+            ivf_frames(&bytes).ok_or_else(|| format!("{}: not a VP8 IVF file", path.display()))?;
+        let starts_with_keyframe = frames
+            .first()
+            .is_some_and(|f| f.len() >= 10 && f[0] & 1 == 0 && f[3..6] == [0x9d, 0x01, 0x2a]);
+        if !starts_with_keyframe {
+            return Err(format!(
+                "{}: does not start with a keyframe",
+                path.display()
+            ));
+        }
+        layers.push(frames);
+    }
+    Ok(Arc::new(layers))
+}
+
+/// The frames of an IVF file (32-byte header `DKIF` with fourcc `VP80`; each frame a
+/// 12-byte header with its size), or `None` if it is not one.
+fn ivf_frames(b: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if b.len() < 32 || &b[..4] != b"DKIF" || &b[8..12] != b"VP80" {
+        return None;
+    }
+    let header = usize::from(u16::from_le_bytes([b[6], b[7]]));
+    let mut at = header;
+    let mut frames = Vec::new();
+    while at + 12 <= b.len() {
+        let n = u32::from_le_bytes(b[at..at + 4].try_into().ok()?) as usize;
+        let frame = b.get(at + 12..at + 12 + n)?;
+        frames.push(frame.to_vec());
+        at += 12 + n;
+    }
+    (!frames.is_empty()).then_some(frames)
+}
+
+/// Per simulcast layer, its clip's frames.
+type Clips = Arc<Vec<Vec<Vec<u8>>>>;
 
 /// Why a load test could not run.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +198,9 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
+    /// The VP8 clips cannot be read.
+    #[error("the clips: {0}")]
+    Clips(String),
     /// Media did not connect for every participant within the warm-up: the figures
     /// would measure fewer participants than asked for.
     #[error("after the warm-up, media had connected for {connected} of {total} participants")]
@@ -246,6 +300,7 @@ struct Plan {
     video: bool,
     layout: Layout,
     talk_for: Duration,
+    clips: Option<Clips>,
 }
 
 /// Shared by the participants: the measuring window (send times in ns since the
@@ -362,15 +417,23 @@ fn layout_message(layout: Layout, peers: &[String], speaker: Option<&str>) -> St
     json!({"type": "layout", "tiles": tiles}).to_string()
 }
 
-/// Writes the start of a simulcast video packet's payload: a VP8 descriptor with a
-/// 15-bit picture ID and TL0PICIDX, and, if the packet starts a frame, the frame
-/// header (a keyframe's with its size).
-fn write_vp8_start(p: &mut [u8], picture_id: u16, start: bool, key: Option<(u16, u16)>) {
+/// The length of the VP8 payload descriptor [`write_descriptor`] writes.
+const DESCRIPTOR: usize = 5;
+
+/// Writes a VP8 payload descriptor with a 15-bit picture ID and TL0PICIDX; `start`:
+/// the packet starts a frame.
+fn write_descriptor(p: &mut [u8], picture_id: u16, start: bool) {
     p[0] = if start { 0x90 } else { 0x80 };
     p[1] = 0xc0;
     p[2..4].copy_from_slice(&(0x8000 | (picture_id & 0x7fff)).to_be_bytes());
     p[4] = picture_id as u8;
-    p[5..SIMULCAST_STAMP].fill(0);
+}
+
+/// Writes the start of a synthetic simulcast video packet's payload: the descriptor
+/// and, if the packet starts a frame, the frame header (a keyframe's with its size).
+fn write_vp8_start(p: &mut [u8], picture_id: u16, start: bool, key: Option<(u16, u16)>) {
+    write_descriptor(p, picture_id, start);
+    p[DESCRIPTOR..SIMULCAST_STAMP].fill(0);
     match (start, key) {
         (true, Some((w, h))) => {
             p[5..11].copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
@@ -386,6 +449,8 @@ fn write_vp8_start(p: &mut [u8], picture_id: u16, start: bool, key: Option<(u16,
 /// the next frame must be a keyframe.
 struct Camera {
     frames: [u16; 3],
+    /// Where each layer's clip is.
+    clip_at: [usize; 3],
     keyframe_due: [bool; 3],
     /// How many layers the room wants (its `layers` message).
     active: usize,
@@ -427,6 +492,7 @@ async fn participant(
     let mut video_frames: u32 = 0;
     let mut camera = Camera {
         frames: [0; 3],
+        clip_at: [0; 3],
         keyframe_due: [true; 3],
         active: 3,
     };
@@ -494,6 +560,22 @@ async fn participant(
                         let key = client.take_keyframe_request(layer)
                             || std::mem::take(&mut camera.keyframe_due[layer]);
                         camera.frames[layer] = camera.frames[layer].wrapping_add(1);
+                        if let Some(clips) = &plan.clips {
+                            // The clip's next frame, or its first (a keyframe).
+                            let clip = &clips[layer];
+                            let next = if key { 0 } else { (camera.clip_at[layer] + 1) % clip.len() };
+                            camera.clip_at[layer] = next;
+                            let frame = &clip[next];
+                            let room = plan.packet_size - DESCRIPTOR;
+                            let packets = frame.len().div_ceil(room).max(1);
+                            for (k, chunk) in frame.chunks(room).enumerate() {
+                                let p = &mut payload[..DESCRIPTOR + chunk.len()];
+                                write_descriptor(p, camera.frames[layer], k == 0);
+                                p[DESCRIPTOR..].copy_from_slice(chunk);
+                                client.send_video(layer, frame_ts, k + 1 == packets, p);
+                            }
+                            continue;
+                        }
                         let bytes = plan.frame_bytes[layer];
                         let packets = bytes.div_ceil(plan.packet_size).max(1);
                         let size = (bytes / packets).max(SIMULCAST_STAMP + 13);
@@ -638,9 +720,13 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
 
 async fn metric(url: &str, name: &str) -> Option<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The SFU's own address (a gateway's join URL has a path; its /metrics are the
+    // gateway's, without these counters, and the figures stay 0).
     let host = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("ws://"))?;
+        .or_else(|| url.strip_prefix("ws://"))?
+        .split('/')
+        .next()?;
     let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
     s.write_all(
         format!("GET /metrics HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
@@ -699,6 +785,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
             Layout::None
         }),
         talk_for: args.talk_for,
+        clips: match &args.clips {
+            Some(dir) => Some(read_clips(dir).map_err(Error::Clips)?),
+            None => None,
+        },
     };
     let mut tasks = Vec::new();
     for url in &args.target {

@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
-//   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast",
-//    "url": "...", ...}
+//   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast" |
+//    "class", "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -327,7 +327,74 @@ async function simulcast() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast };
+// What a page of the class receives now: bytes in all (the transport), and per tile
+// on screen (the last layout it sent) the decoded frames and width of its video.
+async function classFigures(p) {
+  return p.page.evaluate(async () => {
+    const out = { bytes: 0, tiles: {}, visible: (window.raum.layout || []).map((t) => t.id) };
+    const report = await window.raum.pc.getStats();
+    const byTrack = {};
+    report.forEach((r) => {
+      if (r.type === 'transport') out.bytes += r.bytesReceived || 0;
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        byTrack[r.trackIdentifier] = {
+          frames: r.framesDecoded || 0, width: r.frameWidth || 0, keyframes: r.keyFramesDecoded || 0,
+          plis: r.pliCount || 0, nacks: r.nackCount || 0, lost: r.packetsLost || 0, packets: r.packetsReceived || 0,
+          dropped: r.framesDropped || 0, received: r.framesReceived || 0,
+        };
+      }
+    });
+    for (const id of out.visible) {
+      const v = document.querySelector(`.tile[data-peer="${id}"] video`);
+      const track = v && v.srcObject && v.srcObject.getVideoTracks()[0];
+      out.tiles[id] = (track && byTrack[track.id]) || { frames: 0, width: 0 };
+    }
+    return out;
+  });
+}
+
+// A class: the caller has put synthetic participants in the meeting; three Chromium
+// pupils join on laptop-sized screens, in the grid view (16 tiles a page). Over a
+// window: each page's received bitrate, and the frames each tile on screen decoded.
+async function klass() {
+  const browser = await launch();
+  try {
+    const ps = [];
+    for (const name of ['Pupil A', 'Pupil B', 'Pupil C']) {
+      const p = await participant(browser, name, args.url, args.locale);
+      await p.page.setViewportSize({ width: 1280, height: 800 });
+      ps.push(p);
+    }
+    for (const p of ps) await join(p);
+    await until('everyone in every grid', async () => {
+      for (const p of ps) {
+        if ((await p.page.evaluate(() => window.raum.tiles.length)) < args.expect) return false;
+      }
+      return true;
+    }, 90000);
+    // Layers and estimates settle.
+    await sleep(args.settleMs);
+    const before = await Promise.all(ps.map(classFigures));
+    const t0 = Date.now();
+    await sleep(args.windowMs);
+    const after = await Promise.all(ps.map(classFigures));
+    const secs = (Date.now() - t0) / 1000;
+    const out = ps.map((p, i) => ({
+      name: p.name,
+      tiles: after[i].visible.length,
+      receivedKbps: ((after[i].bytes - before[i].bytes) * 8) / 1000 / secs,
+      decoded: Object.fromEntries(after[i].visible.map((id) => [id,
+        (after[i].tiles[id].frames || 0) - ((before[i].tiles[id] || {}).frames || 0)])),
+      widths: Object.fromEntries(after[i].visible.map((id) => [id, after[i].tiles[id].width])),
+      detail: args.detail ? after[i].tiles : undefined,
+    }));
+    process.stdout.write(JSON.stringify({ pages: out, seconds: secs }) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

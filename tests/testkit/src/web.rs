@@ -173,6 +173,11 @@ impl Standalone {
 
     /// Starts it with `meetings` (file name, YAML) already in place.
     pub fn start(meetings: &[(&str, &str)], extra: &[&str]) -> Standalone {
+        Self::start_binary(&crate::process::raum_bin(), meetings, extra)
+    }
+
+    /// The same with the raum binary `bin` (the release build, say).
+    pub fn start_binary(bin: &Path, meetings: &[(&str, &str)], extra: &[&str]) -> Standalone {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("meetings")).unwrap();
         std::fs::write(dir.path().join("url-key"), base64_encode(KEY) + "\n").unwrap();
@@ -181,7 +186,7 @@ impl Standalone {
         }
         let addr = format!("127.0.0.1:{}", free_port());
         let stderr = dir.path().join("stderr.log");
-        let child = Command::new(crate::process::raum_bin())
+        let child = Command::new(bin)
             .arg("standalone")
             .arg(format!("--listen={addr}"))
             .arg(format!(
