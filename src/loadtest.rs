@@ -20,7 +20,8 @@
 //!
 //! With `--clips DIR` the simulcast layers are real VP8 (`q.ivf`, `h.ivf`, `f.ivf`,
 //! each starting with a keyframe, looped; a keyframe request starts the clip again),
-//! so browsers in the meeting decode them; video then carries no send times.
+//! so browsers in the meeting decode them; video then carries no send times, and the
+//! figures (delay, bitrate, layers) count audio only.
 
 use std::io::IoSliceMut;
 use std::sync::Arc;
@@ -40,8 +41,8 @@ use crate::media::client::Client;
 /// byte of the VP8 frame (audio payloads have the same two bytes, to read one way).
 const STAMP: usize = 2;
 /// Where it starts in a simulcast video payload: after a descriptor with picture ID
-/// and TL0PICIDX (5 bytes) and room for a keyframe's frame header (10 bytes). It is
-/// followed by the participant's number (4 bytes) and the layer (1 byte).
+/// and TL0PICIDX (5 bytes), room for a keyframe's frame header (10 bytes) and a spare
+/// byte. It is followed by the participant's number (4 bytes) and the layer (1 byte).
 const SIMULCAST_STAMP: usize = 16;
 /// Every this many video packets one is a keyframe.
 const KEYFRAME_EVERY: u32 = 100;
@@ -62,8 +63,8 @@ const SILENT_BYTES: usize = 16;
 pub enum Layout {
     /// No layout message: every video comes in its highest layer.
     None,
-    /// A page of the web client's views: the active speaker at 1280x720 and the
-    /// first 15 others as 320x180 thumbnails (those after them are off screen).
+    /// As the web client's speaker view on a page of 16: the active speaker at
+    /// 1280x720 and the first 15 others as 320x180 thumbnails (the rest off screen).
     Grid,
     /// Every video at 1280x720.
     Large,
@@ -88,9 +89,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub video_kbps: u32,
 
-    /// Size of each video packet's payload, in bytes.
-    #[arg(long, default_value_t = 1200)]
-    pub packet_size: usize,
+    /// Size of each video packet's payload, in bytes (with simulcast: at most).
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(64..=1400))]
+    pub packet_size: u16,
 
     /// Time for negotiations to settle before measuring.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -171,6 +172,9 @@ fn ivf_frames(b: &[u8]) -> Option<Vec<Vec<u8>>> {
         return None;
     }
     let header = usize::from(u16::from_le_bytes([b[6], b[7]]));
+    if header < 32 {
+        return None;
+    }
     let mut at = header;
     let mut frames = Vec::new();
     while at + 12 <= b.len() {
@@ -440,7 +444,8 @@ fn write_vp8_start(p: &mut [u8], picture_id: u16, start: bool, key: Option<(u16,
             p[11..13].copy_from_slice(&w.to_le_bytes());
             p[13..15].copy_from_slice(&h.to_le_bytes());
         }
-        (true, None) => p[5] = 0x01,
+        // An interframe, shown.
+        (true, None) => p[5] = 0x11,
         _ => {}
     }
 }
@@ -483,8 +488,10 @@ async fn participant(
     let mut video = tokio::time::interval(video_every);
     audio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     video.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // The layout is sent when it changed, at most every 300 ms (the rate limit).
+    // The layout is sent when it changed, at most every 300 ms (as the web client
+    // debounces it; the room allows 20 messages a second).
     let mut layout_tick = tokio::time::interval(Duration::from_millis(300));
+    layout_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let timer = tokio::time::sleep_until(far());
     tokio::pin!(timer);
@@ -557,8 +564,10 @@ async fn participant(
                     video_frames += 1;
                     let frame_ts = video_frames.wrapping_mul(90_000 / FPS);
                     for (layer, &dimensions) in LAYER_SIZES.iter().enumerate().take(camera.active) {
-                        let key = client.take_keyframe_request(layer)
-                            || std::mem::take(&mut camera.keyframe_due[layer]);
+                        // Both read, so one request gives one keyframe.
+                        let asked = client.take_keyframe_request(layer);
+                        let due = std::mem::take(&mut camera.keyframe_due[layer]);
+                        let key = asked || due;
                         camera.frames[layer] = camera.frames[layer].wrapping_add(1);
                         if let Some(clips) = &plan.clips {
                             // The clip's next frame, or its first (a keyframe).
@@ -627,16 +636,16 @@ async fn participant(
                         Some("peer-joined") => {
                             if let Some(id) = v["peer"]["id"].as_str() {
                                 peers.push(id.to_owned());
-                                layout_dirty = plan.simulcast && plan.layout != Layout::None;
+                                layout_dirty |= plan.simulcast && plan.layout != Layout::None;
                             }
                         }
                         Some("peer-left") => {
                             peers.retain(|p| v["id"].as_str() != Some(p.as_str()));
-                            layout_dirty = plan.simulcast && plan.layout != Layout::None;
+                            layout_dirty |= plan.simulcast && plan.layout != Layout::None;
                         }
                         Some("speaker") => {
                             speaker = v["id"].as_str().map(str::to_owned);
-                            layout_dirty = plan.simulcast && plan.layout == Layout::Grid;
+                            layout_dirty |= plan.simulcast && plan.layout == Layout::Grid;
                         }
                         Some("layers") => {
                             let active = v["active"].as_u64().unwrap_or(3).clamp(1, 3) as usize;
@@ -765,7 +774,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
         connected: AtomicUsize::new(0),
         started: Instant::now(),
     });
-    let video_pps = (f64::from(args.video_kbps) * 1000.0 / 8.0 / args.packet_size as f64).max(1.0);
+    let video_pps =
+        (f64::from(args.video_kbps) * 1000.0 / 8.0 / f64::from(args.packet_size)).max(1.0);
     let mut frame_bytes = [0usize; 3];
     for (b, k) in frame_bytes.iter_mut().zip(&args.layer_kbps) {
         *b = (*k as usize * 1000 / 8 / FPS as usize).max(SIMULCAST_STAMP + 13);
@@ -775,7 +785,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         index: 0,
         meeting_size: args.participants.max(1),
         video_every: Duration::from_secs_f64(1.0 / video_pps),
-        packet_size: args.packet_size.max(SIMULCAST_STAMP + 13),
+        packet_size: usize::from(args.packet_size).max(SIMULCAST_STAMP + 13),
         simulcast: args.simulcast,
         frame_bytes,
         video: !args.no_video,
@@ -798,7 +808,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 .await
                 .map_err(|what| Error::Join {
                     n: i,
-                    url: url.clone(),
+                    // Without the path: a gateway's join URL carries the token.
+                    url: url.split('/').take(3).collect::<Vec<_>>().join("/"),
                     what,
                 })?;
             plan.index = i;
@@ -851,6 +862,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let mut each = Vec::new();
     let (mut audio_expected, mut audio_received) = (0u64, 0u64);
     let mut audio_max_gap_ms = 0f64;
+    let mut audio_streams_min = usize::MAX;
     let mut layers = [0u64; 3];
     for t in tasks {
         // A participant notices the stop at its next event (media ticks every 20 ms).
@@ -861,6 +873,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
             audio_expected += e;
             audio_received += r;
             audio_max_gap_ms = audio_max_gap_ms.max(m.audio_max_gap_ms());
+            let streams = m.audio.iter().filter(|a| a.count > 0).count();
+            audio_streams_min = audio_streams_min.min(streams);
             for (a, b) in layers.iter_mut().zip(m.layers) {
                 *a += b;
             }
@@ -868,6 +882,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 "receivedKbps": m.bytes as f64 * 8.0 / 1000.0 / args.duration.as_secs_f64(),
                 "videoPacketsByLayer": m.layers,
                 "audioLossPercent": if e > 0 { 100.0 * (1.0 - r as f64 / e as f64) } else { 0.0 },
+                "audioStreams": streams,
+                "audioPackets": r,
                 "audioMaxGapMs": m.audio_max_gap_ms(),
             }));
         }
@@ -931,6 +947,16 @@ pub async fn run(args: Args) -> Result<(), Error> {
         );
         r.insert("videoPacketsByLayer".into(), json!(layers));
         r.insert("audioMaxGapMs".into(), json!(audio_max_gap_ms));
+        // Every receiver's fewest audio streams heard (a stream that never came counts
+        // in no loss figure).
+        r.insert(
+            "audioStreamsMin".into(),
+            json!(if each.is_empty() {
+                0
+            } else {
+                audio_streams_min
+            }),
+        );
         r.insert(
             "layerSwitchesPerMinute".into(),
             json!(switches1.saturating_sub(switches0) as f64 * 60.0 / elapsed),

@@ -44,6 +44,28 @@ fn clips() -> std::path::PathBuf {
     dir
 }
 
+/// A child process killed if the test ends before it does.
+struct Killed(Option<std::process::Child>);
+
+impl Killed {
+    fn wait(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("a child")
+            .wait_with_output()
+            .expect("it ends")
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The release build of raum.
 fn release_bin() -> std::path::PathBuf {
     let bin = std::env::var_os("RAUM_RELEASE_BIN")
@@ -67,17 +89,19 @@ fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
     );
     let token = Standalone::token("class");
     let url = format!("http://{}/j/{token}", s.addr);
-    let generator = Command::new(&bin)
-        .args(["loadtest", "--target", &url, "--token", &token])
-        .args(["--participants", &SYNTHETIC.to_string()])
-        .args(["--simulcast", "--layout", "grid", "--clips"])
-        .arg(&clips)
-        .args(["--warm-up", "20s", "--duration", "40s"])
-        .args(["--sfu-pid", &s.child.id().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the load generator starts");
+    let generator = Killed(Some(
+        Command::new(&bin)
+            .args(["loadtest", "--target", &url, "--token", &token])
+            .args(["--participants", &SYNTHETIC.to_string()])
+            .args(["--simulcast", "--layout", "grid", "--clips"])
+            .arg(&clips)
+            .args(["--warm-up", "20s", "--duration", "40s"])
+            .args(["--sfu-pid", &s.child.id().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the load generator starts"),
+    ));
     let r = browser::run(
         json!({
             "scenario": "class",
@@ -88,9 +112,7 @@ fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
         }),
         Duration::from_secs(240),
     );
-    let out = generator
-        .wait_with_output()
-        .expect("the load generator ends");
+    let out = generator.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -107,6 +129,13 @@ fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
     );
     let audio_loss = report["lossPercent"].as_f64().expect("loss");
     assert!(audio_loss < 1.0, "audio lost: {report}");
+    // Every synthetic pupil heard all 29 others (a stream that never came would be
+    // in no loss figure).
+    assert_eq!(
+        report["audioStreamsMin"].as_u64(),
+        Some(CLASS as u64 - 1),
+        "{report}"
+    );
     let pages = r["pages"].as_array().expect("pages");
     assert_eq!(pages.len(), 3, "{r}");
     for p in pages {

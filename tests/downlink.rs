@@ -18,9 +18,8 @@ const TOKEN: &str = "downlink-test-token";
 const SFU_IP: &str = "198.18.0.1";
 const SUBSCRIBER_IP: &str = "198.18.0.2";
 const SFU_HTTP: &str = "198.18.0.1:8080";
-/// The subscriber's link, as `tc` writes it and in bit/s.
+/// The subscriber's link, as `tc` writes it.
 const RATE: &str = "2mbit";
-const RATE_BPS: f64 = 2_000_000.0;
 /// Packets a second of one camera's top layer: 1,500 kbit/s at 30 frames a second is
 /// 6,250 bytes a frame, six packets.
 const TOP_PPS: f64 = 180.0;
@@ -36,22 +35,45 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// Two namespaces and the veth pair between them, removed on drop; and the processes
-/// started in them, killed first.
+/// started in them (with their stderr files), killed first.
 struct Net {
     server: String,
     client: String,
     dev: String,
-    children: Vec<Child>,
+    children: Vec<Option<Child>>,
+    logs: Vec<std::path::PathBuf>,
+}
+
+/// Namespaces an earlier run left behind (killed before its cleanup ran) go first.
+fn sweep_stale() {
+    let out = run(Command::new("ip").args(["netns", "list"]));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("raum-dl-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
 }
 
 impl Net {
     fn new() -> Net {
+        sweep_stale();
         let id = std::process::id();
         let net = Net {
             server: format!("raum-dl-{id}-s"),
             client: format!("raum-dl-{id}-c"),
             dev: format!("rdl{id}"),
             children: Vec::new(),
+            logs: Vec::new(),
         };
         let peer = format!("{}c", net.dev);
         for ns in [&net.server, &net.client] {
@@ -110,16 +132,28 @@ impl Net {
         net
     }
 
-    /// `raum ARGS` in namespace `ns`, its output piped.
+    /// `raum ARGS` in namespace `ns`: its stdout piped (one report line), its stderr
+    /// into a file (a pipe nobody reads could fill and stop it).
     fn raum(&mut self, ns: &str, args: &[&str]) {
+        let log = std::env::temp_dir().join(format!(
+            "raum-dl-{}-{}.log",
+            std::process::id(),
+            self.logs.len()
+        ));
         let child = Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_raum")])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
             .expect("raum starts");
-        self.children.push(child);
+        self.children.push(Some(child));
+        self.logs.push(log);
+    }
+
+    /// What process `i` wrote to stderr so far.
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.logs[i]).unwrap_or_default()
     }
 
     /// The shaper's counters: bytes sent, packets sent, packets dropped.
@@ -153,29 +187,38 @@ impl Net {
         )
     }
 
-    /// Waits for process `i` and gives its last output line as JSON, and its stderr.
-    fn report(&mut self, i: usize) -> (Value, String) {
-        let child = std::mem::replace(
-            &mut self.children[i],
-            Command::new("true").spawn().expect("true runs"),
-        );
+    /// Waits (at most a minute) for process `i` and gives its last output line as
+    /// JSON.
+    fn report(&mut self, i: usize) -> Value {
+        let mut child = self.children[i].take().expect("a running process");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("process {i} did not end: {}", self.log(i));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let out = child.wait_with_output().expect("raum ends");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "load generator failed: {stderr}");
+        assert!(
+            out.status.success(),
+            "load generator failed: {}",
+            self.log(i)
+        );
         let last = stdout.lines().last().unwrap_or_default();
-        (
-            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}")),
-            stderr,
-        )
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     }
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self.children.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for l in &self.logs {
+            let _ = std::fs::remove_file(l);
         }
         // Deleting a namespace deletes the veth end in it, and with it the pair.
         for ns in [&self.server, &self.client] {
@@ -280,8 +323,8 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
     std::thread::sleep(Duration::from_secs(10));
     let after = net.shaper();
     let window = from.elapsed().as_secs_f64();
-    let (sub, _) = net.report(2);
-    let (publishers, _) = net.report(1);
+    let sub = net.report(2);
+    let publishers = net.report(1);
     let (sent_bytes, sent_packets, dropped) =
         (after.0 - before.0, after.1 - before.1, after.2 - before.2);
     let rate = sent_bytes as f64 * 8.0 / window;
@@ -296,7 +339,8 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
         "the shaper dropped {dropped} of {} packets: the SFU sent more than the link carries",
         sent_packets + dropped
     );
-    assert!(rate <= RATE_BPS, "{rate} bit/s through a {RATE} link");
+    // (What went through, `rate`, cannot exceed the shaper's rate: printed above, not
+    // asserted.)
     let me = &sub["participants"][0];
     // Video still comes, in lower layers than the top one for at least one camera:
     // both at the top would be 3 Mbit/s, twice [`TOP_PPS`] packets a second.
@@ -320,7 +364,10 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
         layers[0] + layers[1] > video / 20,
         "lower layers: {layers:?}"
     );
-    // Audio whole: nothing lost, no gap a listener would hear.
+    // Audio whole: both publishers heard, 50 packets a second each, nothing lost, no
+    // gap a listener would hear.
+    assert_eq!(me["audioStreams"].as_u64(), Some(2), "{me}");
+    assert!(figure(me, "audioPackets") >= 950.0, "{me}");
     assert!(figure(me, "audioLossPercent") < 0.5, "audio lost: {me}");
     assert!(figure(me, "audioMaxGapMs") < 150.0, "an audio gap: {me}");
     // The publishers, on an unconstrained path, keep each other's top layer.
@@ -333,13 +380,11 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
             .collect();
         let all: u64 = l.iter().sum();
         assert!(all > 0 && l[2] * 100 >= all * 95, "the top layer: {p}");
+        assert_eq!(p["audioStreams"].as_u64(), Some(2), "{p}");
     }
     // The SFU's log names no participant's address (the privacy notice; its own
     // listening address it names, and the publishers share it).
-    let mut sfu = net.children.remove(0);
-    let _ = sfu.kill();
-    let out = sfu.wait_with_output().expect("the SFU's output");
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = net.log(0);
     assert!(log.contains("SFU listening"), "{log}");
     assert!(
         !log.contains(SUBSCRIBER_IP),

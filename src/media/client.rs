@@ -12,6 +12,7 @@
 //! transport-wide numbered packets every [`twcc::INTERVAL`], so the room estimates its
 //! downlink as it does a browser's.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,8 @@ pub struct Client {
     next_feedback: Option<Instant>,
     epoch: Instant,
     feedback: Vec<u8>,
-    transmits: Vec<Transmit>,
+    /// Datagrams to send, oldest first (a frame's packets leave in order).
+    transmits: VecDeque<Transmit>,
     pool: Pool,
 }
 
@@ -212,7 +214,7 @@ impl Client {
             next_feedback: None,
             epoch: Instant::now(),
             feedback: Vec::with_capacity(1500),
-            transmits: Vec::new(),
+            transmits: VecDeque::new(),
             pool: Pool::default(),
         })
     }
@@ -328,7 +330,7 @@ impl Client {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop()
+        self.transmits.pop_front()
     }
 
     /// Gives a sent datagram's buffer back.
@@ -390,15 +392,19 @@ impl Client {
         }
         let mut buf = self.pool.take();
         let n = self.feedback.len();
+        // A report of many hundred packets can outgrow a buffer: it is dropped, and the
+        // estimate goes on from the next.
         if n + srtp::MAX_OVERHEAD > buf.space().len() {
+            self.pool.give(buf);
             return;
         }
         buf.space()[..n].copy_from_slice(&self.feedback);
         let Ok(len) = out.protect_rtcp(buf.space(), n) else {
+            self.pool.give(buf);
             return;
         };
         buf.set_len(len);
-        self.transmits.push(Transmit { to: r.addr, buf });
+        self.transmits.push_back(Transmit { to: r.addr, buf });
     }
 
     fn check(&mut self) {
@@ -417,7 +423,7 @@ impl Client {
             .use_candidate()
             .finish(Some(r.pwd.as_bytes()));
         buf.set_len(n);
-        self.transmits.push(Transmit { to: r.addr, buf });
+        self.transmits.push_back(Transmit { to: r.addr, buf });
     }
 
     fn flush_dtls(&mut self) {
@@ -429,7 +435,7 @@ impl Client {
         }
         while let Some(p) = d.poll_transmit() {
             let b = self.pool.copy_of(&p);
-            self.transmits.push(Transmit { to: r.addr, buf: b });
+            self.transmits.push_back(Transmit { to: r.addr, buf: b });
         }
     }
 
@@ -453,7 +459,7 @@ impl Client {
                     .xor_mapped(from)
                     .finish(Some(self.pwd.as_bytes()));
                 buf.set_len(n);
-                self.transmits.push(Transmit { to: from, buf });
+                self.transmits.push_back(Transmit { to: from, buf });
             } else if let Some(r) = &self.remote
                 && m.kind == stun::BINDING_SUCCESS
                 && m.verify(r.pwd.as_bytes()).is_ok()
@@ -533,8 +539,11 @@ impl Client {
     /// Sends one RTP packet of the microphone with `payload` (timestamp `ts`); a
     /// simulcast client says its `level` (RFC 6464: 0 loudest, 127 silence).
     pub fn send_audio(&mut self, ts: u32, level: u8, payload: &[u8]) {
-        // One-byte extensions (RFC 8285): the level with the voice-activity bit.
-        let ext = [(AUDIO_LEVEL_EXT << 4), 0x80 | level.min(127), 0, 0];
+        // One-byte extensions (RFC 8285): the level, with the voice-activity bit
+        // unless it is silence.
+        let level = level.min(127);
+        let voice = if level < 127 { 0x80 } else { 0 };
+        let ext = [(AUDIO_LEVEL_EXT << 4), voice | level, 0, 0];
         let ext: &[u8] = if self.simulcast { &ext } else { &[] };
         Self::send(
             &mut self.srtp_out,
@@ -578,7 +587,7 @@ impl Client {
         srtp_out: &mut Option<srtp::Context>,
         remote: &Option<Remote>,
         pool: &mut Pool,
-        transmits: &mut Vec<Transmit>,
+        transmits: &mut VecDeque<Transmit>,
         stream: &mut Outgoing,
         pt: u8,
         (ts, marker): (u32, bool),
@@ -613,7 +622,7 @@ impl Client {
             return;
         };
         buf.set_len(n);
-        transmits.push(Transmit { to: r.addr, buf });
+        transmits.push_back(Transmit { to: r.addr, buf });
     }
 }
 

@@ -19,10 +19,11 @@
 //! tbf` link (tests/downlink.rs), the `rtc` crate's delay-based half never saw
 //! overuse once the shaper's buffer stood full (a full buffer has no delay gradient)
 //! and climbed to tens of Mbit/s, leaving only its loss-based half, which by design
-//! holds between 2 and 10 % loss: the link ran full, with 100 ms of queue and a
-//! percent of audio lost. The guard reads the same feedback for what GCC's gradient
+//! holds between 2 and 10 % loss: the link ran full, with 130 ms of delay (the
+//! shaper's 100 ms buffer full) and 1.1 % of the audio lost. The guard reads the same feedback for what GCC's gradient
 //! misses, the standing queue itself (one-way delay above its minimum of the last
-//! seconds): over [`QUEUE_HIGH`] it caps the estimate at 85 % of what arrives, below
+//! seconds, the least of one feedback's packets, so a receiver's scheduling hiccup
+//! is not read as one): over [`QUEUE_HIGH`] it caps the estimate at 85 % of what arrives, below
 //! [`QUEUE_LOW`] the cap grows again, by [`CAP_GROWTH`] a second up to the rate that
 //! arrived when the queue stood, and by [`CAP_PROBE`] beyond it (the room's next
 //! layer is a step of hundreds of kbit/s, so each probe past a known ceiling costs a
@@ -43,7 +44,8 @@ const MAX_BPS: f64 = 50_000_000.0;
 /// Packets remembered for the feedback to refer to (about a second of a class of 30
 /// at full rate; feedback comes every 100 ms).
 const SENT: usize = 4096;
-/// A standing queue this long (mean over one feedback) caps the estimate.
+/// A standing queue this long (the least delay in one feedback, over the minimum)
+/// caps the estimate.
 pub const QUEUE_HIGH: Duration = Duration::from_millis(50);
 /// Below this the cap may grow.
 pub const QUEUE_LOW: Duration = Duration::from_millis(15);
@@ -54,6 +56,8 @@ pub const CAP_GROWTH: f64 = 1.05;
 pub const CAP_PROBE: f64 = 1.02;
 /// The cap, as a share of the rate that arrives, set when the queue stands.
 const CAP_SHARE: f64 = 0.85;
+/// A feedback about fewer arrived packets says nothing about a queue.
+const MIN_PACKETS: usize = 4;
 /// Between two decreases (the first one's effect must be seen).
 const DECREASE_EVERY: Duration = Duration::from_millis(300);
 /// The one-way delay's minimum is taken over two buckets of this length (a path
@@ -114,17 +118,16 @@ impl QueueGuard {
 
     /// One feedback's arrived packets: (one-way delay µs, arrival µs, size bytes).
     fn update(&mut self, now: Instant, arrived: impl Iterator<Item = (i64, i64, usize)>) {
-        let (mut n, mut sum, mut min) = (0i64, 0i64, i64::MAX);
+        let (mut n, mut min) = (0usize, i64::MAX);
         let (mut first, mut last, mut bytes) = (i64::MAX, i64::MIN, 0usize);
         for (owd, at, size) in arrived {
             n += 1;
-            sum += owd;
             min = min.min(owd);
             first = first.min(at);
             last = last.max(at);
             bytes += size;
         }
-        if n == 0 {
+        if n < MIN_PACKETS {
             return;
         }
         if self
@@ -136,7 +139,10 @@ impl QueueGuard {
         }
         self.base[0] = self.base[0].min(min);
         let base = self.base[0].min(self.base[1]);
-        let queue_us = sum / n - base;
+        // A standing queue delays every packet: the least delayed of this feedback's
+        // tells it. A receiver's scheduling hiccup (a browser on a busy machine) delays
+        // a few, which the mean would read as a queue.
+        let queue_us = min - base;
         // What arrived over the span it arrived in (at least 20 ms, so one burst does
         // not read as a fast link).
         let span = (last - first).max(20_000) as f64 / 1e6;
@@ -328,6 +334,63 @@ mod tests {
         let mut d = Downlink::new(start);
         let e = through_link(&mut d, start, 3_000_000, 100_000_000, 10);
         assert!(e > 3_000_000, "{e}");
+    }
+
+    /// One feedback: ten packets of 1,200 bytes over 90 ms (1.07 Mbit/s), every one
+    /// delayed by `queue_ms` over the path's minimum, the first also by `spike_ms`.
+    fn feed(g: &mut QueueGuard, now: Instant, queue_ms: i64, spike_ms: i64) {
+        let packets = (0..10i64).map(|i| {
+            let owd = 5_000 + queue_ms * 1000 + if i == 0 { spike_ms * 1000 } else { 0 };
+            (owd, i * 10_000, 1200)
+        });
+        g.update(now, packets);
+    }
+
+    #[test]
+    fn the_queue_guard_caps_a_standing_queue_not_a_hiccup_and_grows_back() {
+        let start = Instant::now();
+        let mut g = QueueGuard::new();
+        let mut now = start;
+        let mut step = |g: &mut QueueGuard, queue_ms, spike_ms| {
+            now += Duration::from_millis(100);
+            feed(g, now, queue_ms, spike_ms);
+        };
+        // An empty path for a while: the minimum is known, nothing is capped.
+        for _ in 0..10 {
+            step(&mut g, 0, 0);
+        }
+        assert_eq!(g.cap, None);
+        // One packet held up 200 ms (a receiver descheduled): still nothing.
+        step(&mut g, 0, 200);
+        assert_eq!(g.cap, None, "a hiccup is no queue");
+        // A standing queue of 80 ms: capped at 85 % of the 1.07 Mbit/s arriving.
+        step(&mut g, 80, 0);
+        let cap = g.cap.expect("capped");
+        assert!((880_000.0..930_000.0).contains(&cap), "{cap}");
+        // The queue drains: the cap grows back, 5 % a second up to the ceiling, then
+        // 2 % beyond it.
+        for _ in 0..10 {
+            step(&mut g, 0, 0);
+        }
+        let after_1s = g.cap.unwrap();
+        assert!(
+            after_1s > cap * 1.04 && after_1s < cap * 1.06,
+            "{cap} -> {after_1s}"
+        );
+        for _ in 0..100 {
+            step(&mut g, 0, 0);
+        }
+        let later = g.cap.unwrap();
+        assert!(later > g.ceiling, "past the ceiling in time: {later}");
+        let before = later;
+        for _ in 0..10 {
+            step(&mut g, 0, 0);
+        }
+        let grown = g.cap.unwrap() / before;
+        assert!(
+            grown > 1.015 && grown < 1.025,
+            "2 % a second past it: {grown}"
+        );
     }
 
     #[test]
