@@ -31,6 +31,7 @@ pub mod signaling;
 pub mod standalone;
 pub mod telemetry;
 pub mod token;
+pub mod turn_credentials;
 
 #[cfg(test)]
 mod layers;
