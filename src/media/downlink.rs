@@ -56,6 +56,8 @@ pub const CAP_GROWTH: f64 = 1.05;
 pub const CAP_PROBE: f64 = 1.02;
 /// The cap, as a share of the rate that arrives, set when the queue stands.
 const CAP_SHARE: f64 = 0.85;
+/// How long the queue must show before the cap falls (feedback comes every 100 ms).
+const STANDING_FOR: Duration = Duration::from_millis(50);
 /// A feedback about fewer arrived packets says nothing about a queue.
 const MIN_PACKETS: usize = 4;
 /// Between two decreases (the first one's effect must be seen).
@@ -97,6 +99,8 @@ struct QueueGuard {
     /// The rate that arrives, smoothed, in bit/s.
     delivered: Option<f64>,
     cap: Option<f64>,
+    /// Since when the feedback has shown a queue, without a break.
+    queue_since: Option<Instant>,
     /// What arrived when the queue last stood.
     ceiling: f64,
     last_decrease: Option<Instant>,
@@ -110,6 +114,7 @@ impl QueueGuard {
             bucket_start: None,
             delivered: None,
             cap: None,
+            queue_since: None,
             ceiling: 0.0,
             last_decrease: None,
             last_update: None,
@@ -156,10 +161,20 @@ impl QueueGuard {
             now.saturating_duration_since(t).as_secs_f64().min(1.0)
         });
         self.last_update = Some(now);
-        if queue_us > QUEUE_HIGH.as_micros() as i64 {
-            if self
-                .last_decrease
-                .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_EVERY)
+        let standing = queue_us > QUEUE_HIGH.as_micros() as i64;
+        // A queue stands when it is there in two feedbacks in a row (a receiver
+        // descheduled for one feedback's time is not a queue on the path).
+        let since = if standing {
+            *self.queue_since.get_or_insert(now)
+        } else {
+            self.queue_since = None;
+            now
+        };
+        if standing {
+            if now.saturating_duration_since(since) >= STANDING_FOR
+                && self
+                    .last_decrease
+                    .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_EVERY)
             {
                 self.cap = Some((delivered * CAP_SHARE).max(MIN_BPS));
                 self.ceiling = delivered;
@@ -363,7 +378,10 @@ mod tests {
         // One packet held up 200 ms (a receiver descheduled): still nothing.
         step(&mut g, 0, 200);
         assert_eq!(g.cap, None, "a hiccup is no queue");
-        // A standing queue of 80 ms: capped at 85 % of the 1.07 Mbit/s arriving.
+        // A queue of 80 ms in one feedback is not yet a standing one; in the next it is:
+        // capped at 85 % of the 1.07 Mbit/s arriving.
+        step(&mut g, 80, 0);
+        assert_eq!(g.cap, None, "one feedback's queue");
         step(&mut g, 80, 0);
         let cap = g.cap.expect("capped");
         assert!((880_000.0..930_000.0).contains(&cap), "{cap}");
