@@ -231,6 +231,16 @@ fn figure(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
+/// A participant's video packets by layer, lowest first.
+fn layers_of(participant: &Value) -> Vec<u64> {
+    participant["videoPacketsByLayer"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0))
+        .collect()
+}
+
 #[test]
 fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carries() {
     let mut net = Net::new();
@@ -344,12 +354,7 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
     let me = &sub["participants"][0];
     // Video still comes, in lower layers than the top one for at least one camera:
     // both at the top would be 3 Mbit/s, twice [`TOP_PPS`] packets a second.
-    let layers: Vec<u64> = me["videoPacketsByLayer"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|v| v.as_u64().unwrap_or(0))
-        .collect();
+    let layers = layers_of(me);
     let video: u64 = layers.iter().sum();
     assert!(
         figure(me, "receivedKbps") > 300.0,
@@ -372,12 +377,7 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
     assert!(figure(me, "audioMaxGapMs") < 150.0, "an audio gap: {me}");
     // The publishers, on an unconstrained path, keep each other's top layer.
     for p in publishers["participants"].as_array().expect("participants") {
-        let l: Vec<u64> = p["videoPacketsByLayer"]
-            .as_array()
-            .expect("layers")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(0))
-            .collect();
+        let l = layers_of(p);
         let all: u64 = l.iter().sum();
         assert!(all > 0 && l[2] * 100 >= all * 95, "the top layer: {p}");
         assert_eq!(p["audioStreams"].as_u64(), Some(2), "{p}");

@@ -545,58 +545,39 @@ impl Client {
         let voice = if level < 127 { 0x80 } else { 0 };
         let ext = [(AUDIO_LEVEL_EXT << 4), voice | level, 0, 0];
         let ext: &[u8] = if self.simulcast { &ext } else { &[] };
-        Self::send(
-            &mut self.srtp_out,
-            &self.remote,
-            &mut self.pool,
-            &mut self.transmits,
-            &mut self.audio,
-            OPUS_PT,
-            (ts, false),
-            ext,
-            payload,
-        );
+        self.send(None, (ts, false), ext, payload);
     }
 
     /// Sends one RTP packet of the camera, of simulcast layer `layer` (0 without
     /// simulcast), with `payload` (timestamp `ts`, `marker` on a frame's last packet).
     pub fn send_video(&mut self, layer: usize, ts: u32, marker: bool, payload: &[u8]) {
-        let Some(o) = self.video.get_mut(layer) else {
+        if layer >= self.video.len() {
             return;
-        };
+        }
         // The section's mid ("1") and the layer's rid, one word.
         let ext = [MID_EXT << 4, b'1', RID_EXT << 4, RIDS[layer].as_bytes()[0]];
         let ext: &[u8] = if self.simulcast { &ext } else { &[] };
-        Self::send(
-            &mut self.srtp_out,
-            &self.remote,
-            &mut self.pool,
-            &mut self.transmits,
-            o,
-            VP8_PT,
-            (ts, marker),
-            ext,
-            payload,
-        );
+        self.send(Some(layer), (ts, marker), ext, payload);
     }
 
-    /// Writes, protects and queues one RTP packet; `ext` is the one-byte header
-    /// extension elements, a whole number of 32-bit words.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes, protects and queues one RTP packet of the microphone (`video`:
+    /// `None`) or a camera layer; `ext` is the one-byte header extension elements, a
+    /// whole number of 32-bit words.
     fn send(
-        srtp_out: &mut Option<srtp::Context>,
-        remote: &Option<Remote>,
-        pool: &mut Pool,
-        transmits: &mut VecDeque<Transmit>,
-        stream: &mut Outgoing,
-        pt: u8,
+        &mut self,
+        video: Option<usize>,
         (ts, marker): (u32, bool),
         ext: &[u8],
         payload: &[u8],
     ) {
-        let (Some(out), Some(r)) = (srtp_out.as_mut(), remote) else {
+        let (Some(out), Some(r)) = (self.srtp_out.as_mut(), &self.remote) else {
             return;
         };
+        let (stream, pt) = match video {
+            None => (&mut self.audio, OPUS_PT),
+            Some(layer) => (&mut self.video[layer], VP8_PT),
+        };
+        let (pool, transmits) = (&mut self.pool, &mut self.transmits);
         debug_assert!(ext.len().is_multiple_of(4));
         stream.seq = stream.seq.wrapping_add(1);
         let mut buf = pool.take();

@@ -81,8 +81,6 @@ pub struct Downlink {
     parsed: Vec<(u16, Option<i64>)>,
     symbols: Vec<u8>,
     reports: Vec<PacketReport>,
-    /// (one-way delay, arrival, size) of the packets a feedback says arrived.
-    delays: Vec<(i64, i64, usize)>,
     /// Feedback arrived at all (until then there is no estimate).
     informed: bool,
     last_feedback: Option<Instant>,
@@ -214,7 +212,6 @@ impl Downlink {
             parsed: Vec::new(),
             symbols: Vec::new(),
             reports: Vec::new(),
-            delays: Vec::new(),
             informed: false,
             last_feedback: None,
             guard: QueueGuard::new(),
@@ -237,7 +234,6 @@ impl Downlink {
             return false;
         }
         self.reports.clear();
-        self.delays.clear();
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         for &(seq, arrival) in &self.parsed {
             let (s, at, size) = self.sent[usize::from(seq) % SENT];
@@ -245,12 +241,7 @@ impl Downlink {
                 continue;
             }
             let ago = u64::from((now_us as u32).wrapping_sub(at));
-            let departure_us = now_us.saturating_sub(ago);
-            let departure = self.epoch + Duration::from_micros(departure_us);
-            if let Some(a) = arrival {
-                self.delays
-                    .push((a - departure_us as i64, a, usize::from(size)));
-            }
+            let departure = self.epoch + Duration::from_micros(now_us.saturating_sub(ago));
             self.reported += 1;
             self.reports.push(PacketReport {
                 ssrc: 0,
@@ -269,7 +260,16 @@ impl Downlink {
             return true;
         }
         self.gcc.on_reports(now, &self.reports);
-        self.guard.update(now, self.delays.iter().copied());
+        // The same reports, as (one-way delay, arrival, size) of what arrived, in µs.
+        let epoch = self.epoch;
+        self.guard.update(
+            now,
+            self.reports.iter().filter_map(|r| {
+                let arrival = r.arrival?.as_micros() as i64;
+                let departure = r.departure.saturating_duration_since(epoch).as_micros() as i64;
+                Some((arrival - departure, arrival, r.size))
+            }),
+        );
         self.informed = true;
         self.last_feedback = Some(now);
         true
