@@ -520,7 +520,7 @@ async fn participant(
             let _ = state.try_send(
                 UdpSockRef::from(&socket),
                 &UdpTransmit {
-                    destination: t.to,
+                    destination: t.to.addr,
                     ecn: None,
                     contents: t.buf.as_slice(),
                     segment_size: None,

@@ -9,14 +9,13 @@
 //! the two namespaces; nothing is routed off the machine, and both namespaces (with
 //! the veth pair) are deleted at the end, however the test ends.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use raum_testkit::netns::{CLIENT_IP as SUBSCRIBER_IP, Pair, SERVER_IP as SFU_IP, run};
 use serde_json::Value;
 
 const TOKEN: &str = "downlink-test-token";
-const SFU_IP: &str = "198.18.0.1";
-const SUBSCRIBER_IP: &str = "198.18.0.2";
 const SFU_HTTP: &str = "198.18.0.1:8080";
 /// The subscriber's link, as `tc` writes it.
 const RATE: &str = "2mbit";
@@ -24,112 +23,28 @@ const RATE: &str = "2mbit";
 /// 6,250 bytes a frame, six packets.
 const TOP_PPS: f64 = 180.0;
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Two namespaces and the veth pair between them, removed on drop; and the processes
-/// started in them (with their stderr files), killed first.
+/// The namespaces (from the testkit) and the processes started in them (with their
+/// stderr files), killed first.
 struct Net {
-    server: String,
-    client: String,
-    dev: String,
+    pair: Pair,
     children: Vec<Option<Child>>,
     logs: Vec<std::path::PathBuf>,
 }
 
-/// Namespaces an earlier run left behind (killed before its cleanup ran) go first.
-fn sweep_stale() {
-    let out = run(Command::new("ip").args(["netns", "list"]));
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(pid) = name
-            .strip_prefix("raum-dl-")
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
-}
-
 impl Net {
     fn new() -> Net {
-        sweep_stale();
-        let id = std::process::id();
-        let net = Net {
-            server: format!("raum-dl-{id}-s"),
-            client: format!("raum-dl-{id}-c"),
-            dev: format!("rdl{id}"),
-            children: Vec::new(),
-            logs: Vec::new(),
-        };
-        let peer = format!("{}c", net.dev);
-        for ns in [&net.server, &net.client] {
-            run(Command::new("ip").args(["netns", "add", ns]));
-            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
-        }
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            &net.dev,
-            "netns",
-            &net.server,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &net.client,
-        ]));
-        for (ns, dev, ip) in [
-            (&net.server, &net.dev, SFU_IP),
-            (&net.client, &peer, SUBSCRIBER_IP),
-        ] {
-            run(Command::new("ip").args([
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/30"),
-                "dev",
-                dev,
-            ]));
-            run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
-        }
+        let pair = Pair::new("dl");
         // The subscriber's downlink: what leaves the SFU's side of the pair. A home
         // router's buffer: 100 ms at the link's rate, and a 16 KiB burst.
-        run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &net.server,
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            &net.dev,
-            "root",
-            "tbf",
-            "rate",
-            RATE,
-            "burst",
-            "16kb",
-            "latency",
-            "100ms",
+        run(Pair::exec(&pair.server, "tc").args([
+            "qdisc", "add", "dev", &pair.dev, "root", "tbf", "rate", RATE, "burst", "16kb",
+            "latency", "100ms",
         ]));
-        net
+        Net {
+            pair,
+            children: Vec::new(),
+            logs: Vec::new(),
+        }
     }
 
     /// `raum ARGS` in namespace `ns`: its stdout piped (one report line), its stderr
@@ -140,8 +55,7 @@ impl Net {
             std::process::id(),
             self.logs.len()
         ));
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_raum")])
+        let child = Pair::exec(ns, env!("CARGO_BIN_EXE_raum"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("a log file"))
@@ -158,16 +72,12 @@ impl Net {
 
     /// The shaper's counters: bytes sent, packets sent, packets dropped.
     fn shaper(&self) -> (u64, u64, u64) {
-        let out = run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &self.server,
-            "tc",
+        let out = run(Pair::exec(&self.pair.server, "tc").args([
             "-s",
             "qdisc",
             "show",
             "dev",
-            &self.dev,
+            &self.pair.dev,
         ]));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         // " Sent 123 bytes 45 pkt (dropped 6, overlimits 7 requeues 0)"
@@ -220,10 +130,7 @@ impl Drop for Net {
         for l in &self.logs {
             let _ = std::fs::remove_file(l);
         }
-        // Deleting a namespace deletes the veth end in it, and with it the pair.
-        for ns in [&self.server, &self.client] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        // Then the pair goes (its own drop).
     }
 }
 
@@ -244,7 +151,7 @@ fn layers_of(participant: &Value) -> Vec<u64> {
 #[test]
 fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carries() {
     let mut net = Net::new();
-    let (server, client) = (net.server.clone(), net.client.clone());
+    let (server, client) = (net.pair.server.clone(), net.pair.client.clone());
     net.raum(
         &server,
         &[
@@ -264,8 +171,8 @@ fn a_two_megabit_downlink_gets_lower_layers_whole_audio_and_no_more_than_it_carr
     // Ready when its metrics answer (from inside its namespace).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ok = Command::new("ip")
-            .args(["netns", "exec", &server, "curl", "-sf", "-o", "/dev/null"])
+        let ok = Pair::exec(&server, "curl")
+            .args(["-sf", "-o", "/dev/null"])
             .arg(format!("http://{SFU_HTTP}/metrics"))
             .status()
             .is_ok_and(|s| s.success());

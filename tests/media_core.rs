@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use raum::media::room::{Outbound, PeerId, RoomCore};
+use raum::media::room::{Advertised, Outbound, PeerId, RoomCore};
+use raum::media::{Remote, Transport};
 use raum::rooms::RoomSettings;
 use raum::signaling::{ClientMessage, ServerMessage};
 use rtc::interceptor::Registry;
@@ -56,6 +57,9 @@ struct Client {
     name: String,
     id: PeerId,
     addr: SocketAddr,
+    /// How its datagrams reach the room (ICE-TCP: the driver's framing is not the
+    /// core's business, so here only the path's name changes).
+    transport: Transport,
     pc: RTCPeerConnection,
     messages: Vec<ServerMessage>,
     closed: bool,
@@ -135,6 +139,7 @@ impl Client {
             name: name.to_owned(),
             id: 0,
             addr: format!("127.0.1.{n}:40000").parse().unwrap(),
+            transport: Transport::Udp,
             pc,
             messages: Vec::new(),
             closed: false,
@@ -405,6 +410,14 @@ impl Client {
             .map_or(0, |s| s.seqs.len())
     }
 
+    /// Its path to the room.
+    fn path(&self) -> Remote {
+        Remote {
+            transport: self.transport,
+            addr: self.addr,
+        }
+    }
+
     fn stream(&self, from: PeerId, kind: RtpCodecKind) -> Option<&Stream> {
         self.received.get(&(from.to_string(), kind))
     }
@@ -555,6 +568,8 @@ struct World {
     /// A narrow link to one client: its rate in bits per second, when it is free
     /// again, what is on its way (and when it arrives), and the bytes it delivered.
     link: Option<Link>,
+    /// Datagrams the room sent to a path no client has.
+    strays: u64,
 }
 
 struct Link {
@@ -569,11 +584,16 @@ struct Link {
 
 impl World {
     fn new(settings: RoomSettings) -> World {
+        Self::advertising(settings, Advertised::udp(room_addr()))
+    }
+
+    fn advertising(settings: RoomSettings, advertised: Advertised) -> World {
         let now = Instant::now();
         World {
+            strays: 0,
             start: now,
             now,
-            room: RoomCore::new(settings, room_addr(), now).unwrap(),
+            room: RoomCore::new(settings, advertised, now).unwrap(),
             clients: Vec::new(),
             deliver: Box::new(|_, _| true),
             reorder: false,
@@ -614,8 +634,14 @@ impl World {
 
     /// A client joins and offers its media; returns its index.
     fn join(&mut self, name: &str, audio: bool, video: bool) -> usize {
+        self.join_over(name, audio, video, Transport::Udp)
+    }
+
+    /// The same over `transport`.
+    fn join_over(&mut self, name: &str, audio: bool, video: bool, transport: Transport) -> usize {
         let n = self.clients.len();
         let mut c = Client::new(name, n as u8 + 1, self.now);
+        c.transport = transport;
         c.id = self.room.join(self.now, name.to_owned()).expect("joined");
         let sdp = c.offer(self.now, audio, video);
         self.room
@@ -683,7 +709,8 @@ impl World {
                 let to = t.to;
                 let bytes = t.buf.as_slice().to_vec();
                 self.room.recycle(t.buf);
-                let Some(i) = self.clients.iter().position(|c| c.addr == to) else {
+                let Some(i) = self.clients.iter().position(|c| c.path() == to) else {
+                    self.strays += 1;
                     continue;
                 };
                 self.carry(Direction::Down(i), bytes);
@@ -737,7 +764,7 @@ impl World {
     fn arrive(&mut self, dir: Direction, mut bytes: Vec<u8>) {
         match dir {
             Direction::Up(i) => {
-                let from = self.clients[i].addr;
+                let from = self.clients[i].path();
                 self.room.handle_datagram(self.now, from, &mut bytes);
             }
             Direction::Down(i) => {
@@ -859,6 +886,60 @@ fn three_participants_receive_each_others_media_unchanged_and_gapless() {
         w.room.buffers_allocated() - before < 16,
         "buffers are reused: {} new for {more} packets",
         w.room.buffers_allocated() - before
+    );
+}
+
+/// ICE-TCP, as the core sees it: the driver hands over each datagram unframed with
+/// its path. A participant on TCP is answered on its TCP path only, and a UDP datagram
+/// from the same address and port is another path, which it never proved.
+#[test]
+fn a_participant_on_ice_tcp_is_answered_on_its_tcp_path_only() {
+    let mut w = World::advertising(
+        settings(10),
+        Advertised {
+            ip: room_addr().ip(),
+            udp_port: room_addr().port(),
+            tcp_port: Some(443),
+        },
+    );
+    let a = w.join("Ada", true, true);
+    let b = w.join_over("Bea", true, true, Transport::Tcp);
+    w.run(Duration::from_secs(3));
+    let answer = w.clients[b]
+        .messages
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Answer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    assert!(
+        answer.contains(&format!(
+            " 1 tcp 2124414719 {} 443 typ host tcptype passive\r\n",
+            room_addr().ip()
+        )),
+        "{answer}"
+    );
+    for (me, other) in [(a, b), (b, a)] {
+        let id = w.clients[other].id;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            let s = w.clients[me].stream(id, kind).expect("media arrives");
+            assert!(s.seqs.len() > 20 && gapless(&s.seqs), "{kind:?}");
+        }
+    }
+    assert_eq!(w.strays, 0, "nothing went to a path no one has");
+
+    // The same address and port on UDP: not Bea's path.
+    let before = w.room.stats();
+    let bea_on_udp = Remote::udp(w.clients[b].addr);
+    w.room.handle_datagram(
+        w.now,
+        bea_on_udp,
+        &mut [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
+    assert_eq!(
+        w.room.stats().datagrams_unrouted,
+        before.datagrams_unrouted + 1
     );
 }
 

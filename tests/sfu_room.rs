@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use peer::{Client, has};
 use raum::rooms::RoomSettings;
-use raum::rooms::room::{Command, Outbound, Room, Stats};
+use raum::rooms::room::{Advertised, Command, Outbound, Room, Stats};
 use raum::signaling::{ClientMessage, ServerMessage};
 use raum_testkit::wait::eventually;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -59,7 +59,7 @@ async fn start_room_with(
         ..RoomSettings::default()
     };
     change(&mut settings);
-    let room = Room::new(settings, advertised, socket).unwrap();
+    let room = Room::new(settings, Advertised::udp(advertised), socket, None).unwrap();
     tokio::spawn(room.run(rx, Default::default()));
     (tx, advertised)
 }
@@ -261,8 +261,14 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
 async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let advertised = socket.local_addr().unwrap();
-    let (handle, task, _sessions) =
-        raum::rooms::start(RoomSettings::default(), advertised, socket, String::new()).unwrap();
+    let (handle, task, _sessions) = raum::rooms::start(
+        RoomSettings::default(),
+        Advertised::udp(advertised),
+        socket,
+        None,
+        String::new(),
+    )
+    .unwrap();
     let room = handle.commands.clone();
     let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
@@ -414,4 +420,94 @@ async fn a_subscribers_nack_is_answered_from_the_sfus_buffer() {
         after.retransmits > before.retransmits,
         "the packet was sent again from the buffer: {after:?}"
     );
+}
+
+/// A room with ICE-TCP on a loopback port: its commands and that port.
+async fn start_room_with_tcp(max: u32) -> (mpsc::Sender<Command>, SocketAddr) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let udp = socket.local_addr().unwrap();
+    let advertised = Advertised {
+        ip: udp.ip(),
+        udp_port: udp.port(),
+        tcp_port: Some(tcp_addr.port()),
+    };
+    let (tx, rx) = mpsc::channel(raum::rooms::room::COMMAND_QUEUE);
+    let settings = RoomSettings {
+        max_participants: max,
+        ..RoomSettings::default()
+    };
+    let room = Room::new(settings, advertised, socket, Some(tcp)).unwrap();
+    tokio::spawn(room.run(rx, Default::default()));
+    (tx, tcp_addr)
+}
+
+/// Whether the room closes `stream` within two seconds (reads end or fail).
+async fn closed_by_room(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// A STUN binding request, framed (RFC 4571), for a ufrag the room never gave out.
+fn framed_binding_request() -> Vec<u8> {
+    let mut buf = [0u8; 200];
+    let n = raum::media::stun::Builder::new(&mut buf, raum::media::stun::BINDING_REQUEST, &[7; 12])
+        .username(b"nobody:x")
+        .finish(Some(b"password"));
+    let mut framed = (n as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&buf[..n]);
+    framed
+}
+
+/// What an ICE-TCP port gets from hostile or confused clients: a first frame that is
+/// no connectivity check, an impossible length, and more connections than the room
+/// has paths for are each closed; a connectivity check keeps its connection open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_closes_what_is_not_ice_and_bounds_its_connections() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let (room, tcp) = start_room_with_tcp(1).await;
+
+    let mut http = TcpStream::connect(tcp).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_by_room(&mut http).await, "HTTP is not ICE");
+
+    let mut huge = TcpStream::connect(tcp).await.unwrap();
+    huge.write_all(&[0xff, 0xff, 0, 1, 0, 0]).await.unwrap();
+    assert!(closed_by_room(&mut huge).await, "a 65535-byte frame");
+
+    let mut garbage = TcpStream::connect(tcp).await.unwrap();
+    garbage.write_all(&[0, 4, 0x80, 96, 0, 1]).await.unwrap();
+    assert!(closed_by_room(&mut garbage).await, "RTP before any check");
+
+    // One participant: 2 × 1 + 8 paths. Each holds a connection with a check.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(tcp).await.unwrap();
+        s.write_all(&framed_binding_request()).await.unwrap();
+        held.push(s);
+    }
+    let mut one_more = TcpStream::connect(tcp).await.unwrap();
+    let _ = one_more.write_all(&framed_binding_request()).await;
+    assert!(
+        closed_by_room(&mut one_more).await,
+        "the eleventh connection"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for s in &held {
+        let mut buf = [0u8; 64];
+        let open =
+            matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(open, "a connection with a check stays open");
+    }
+    // The unknown ufrag was counted, not answered; the room still works.
+    assert!(stats(&room).await.datagrams_unrouted >= 10);
+    drop(held);
 }

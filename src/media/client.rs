@@ -20,7 +20,9 @@ use super::dtls::{Certificate, Dtls, Role};
 use super::pool::{Buf, Pool};
 use super::rtcp::{self, Packet};
 use super::rtp::{self, Header};
-use super::sdp::{self, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup};
+use super::sdp::{
+    self, Candidate, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup,
+};
 use super::srtp::{self, StreamState};
 use super::stun;
 use super::twcc;
@@ -232,7 +234,7 @@ impl Client {
                     (Some(_), Role::Server) => Setup::Passive,
                 },
                 ice_lite: false,
-                candidates: vec![(self.local.ip(), self.local.port())],
+                candidates: vec![Candidate::udp(self.local.ip(), self.local.port())],
                 session_id: self.session_id,
                 version: self.version,
             },
@@ -404,7 +406,10 @@ impl Client {
             return;
         };
         buf.set_len(len);
-        self.transmits.push_back(Transmit { to: r.addr, buf });
+        self.transmits.push_back(Transmit {
+            to: r.addr.into(),
+            buf,
+        });
     }
 
     fn check(&mut self) {
@@ -423,7 +428,10 @@ impl Client {
             .use_candidate()
             .finish(Some(r.pwd.as_bytes()));
         buf.set_len(n);
-        self.transmits.push_back(Transmit { to: r.addr, buf });
+        self.transmits.push_back(Transmit {
+            to: r.addr.into(),
+            buf,
+        });
     }
 
     fn flush_dtls(&mut self) {
@@ -435,7 +443,10 @@ impl Client {
         }
         while let Some(p) = d.poll_transmit() {
             let b = self.pool.copy_of(&p);
-            self.transmits.push_back(Transmit { to: r.addr, buf: b });
+            self.transmits.push_back(Transmit {
+                to: r.addr.into(),
+                buf: b,
+            });
         }
     }
 
@@ -459,7 +470,10 @@ impl Client {
                     .xor_mapped(from)
                     .finish(Some(self.pwd.as_bytes()));
                 buf.set_len(n);
-                self.transmits.push_back(Transmit { to: from, buf });
+                self.transmits.push_back(Transmit {
+                    to: from.into(),
+                    buf,
+                });
             } else if let Some(r) = &self.remote
                 && m.kind == stun::BINDING_SUCCESS
                 && m.verify(r.pwd.as_bytes()).is_ok()
@@ -603,7 +617,10 @@ impl Client {
             return;
         };
         buf.set_len(n);
-        transmits.push_back(Transmit { to: r.addr, buf });
+        transmits.push_back(Transmit {
+            to: r.addr.into(),
+            buf,
+        });
     }
 }
 

@@ -39,11 +39,56 @@ pub mod vp8;
 
 use std::net::SocketAddr;
 
+/// How datagrams travel between a participant and the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP: one datagram per packet.
+    Udp,
+    /// ICE-TCP (RFC 6544): the driver frames each datagram with its length (RFC 4571)
+    /// on one TCP connection per participant path. The core never sees the framing.
+    Tcp,
+}
+
+/// A participant's end of a path: its address and how packets get there. A UDP and a
+/// TCP path from the same address and port are two different paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Remote {
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The address (the TCP connection's remote end).
+    pub addr: SocketAddr,
+}
+
+impl Remote {
+    /// A UDP address.
+    pub fn udp(addr: SocketAddr) -> Self {
+        Self {
+            transport: Transport::Udp,
+            addr,
+        }
+    }
+
+    /// The remote end of an ICE-TCP connection.
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Self {
+            transport: Transport::Tcp,
+            addr,
+        }
+    }
+}
+
+impl From<SocketAddr> for Remote {
+    /// A plain address is a UDP one.
+    fn from(addr: SocketAddr) -> Self {
+        Self::udp(addr)
+    }
+}
+
 /// A datagram to send.
 #[derive(Debug)]
 pub struct Transmit {
     /// Where to.
-    pub to: SocketAddr,
+    pub to: Remote,
     /// The datagram; give the buffer back with [`room::RoomCore::recycle`].
     pub buf: pool::Buf,
 }

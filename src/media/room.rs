@@ -1,13 +1,15 @@
 //! One meeting's room as a sans-IO state machine.
 //!
-//! Inputs: [`RoomCore::handle_datagram`] (from the meeting's one UDP port),
+//! Inputs: [`RoomCore::handle_datagram`] (from the meeting's one UDP port, or a
+//! length-framed ICE-TCP connection to its TCP port, unframed by the driver),
 //! [`RoomCore::join`], [`RoomCore::handle_message`] and [`RoomCore::leave`] (from the
 //! participants' signaling), [`RoomCore::handle_timeout`] (when
 //! [`RoomCore::poll_timeout`] says). Outputs: [`RoomCore::poll_transmit`] (datagrams)
 //! and [`RoomCore::poll_outbound`] (signaling messages). Every input takes the time;
 //! nothing in here reads a clock.
 //!
-//! The room is an ICE-lite agent with one candidate (the advertised address), the DTLS
+//! The room is an ICE-lite agent with one UDP candidate (the advertised address) and,
+//! where the driver listens for it, one passive ICE-TCP candidate, the DTLS
 //! server of every participant, and the SDP offerer once a participant's first offer
 //! (its own microphone and camera) is answered: it offers each participant one
 //! `sendonly` section per track the others publish, recycling sections of those who
@@ -21,7 +23,7 @@
 //! every [`KEYFRAME_REQUEST_INTERVAL`].
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -33,13 +35,15 @@ use super::forwarder::{self, Forwarder, Layer};
 use super::pool::{Buf, Pool};
 use super::rtcp::{self, Packet, ReportBlock, SenderInfo};
 use super::rtp::{self, Header, Unwrapper};
-use super::sdp::{self, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup};
+use super::sdp::{
+    self, Candidate, Codec, Description, Direction, Kind, Local, LocalMedia, Sending, Setup,
+};
 use super::speaker;
 use super::srtp::{self, StreamState};
 use super::stun;
 use super::twcc;
 use super::vp8::Descriptor;
-use super::{Transmit, random_bytes, random_token};
+use super::{Remote, Transmit, random_bytes, random_token};
 use crate::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
 
 /// The shortest time between two keyframe requests to one publisher's track.
@@ -226,10 +230,10 @@ struct Peer {
     ufrag: String,
     pwd: String,
     /// Where its media goes to (the nominated or latest checked address).
-    addr: Option<SocketAddr>,
+    addr: Option<Remote>,
     /// The addresses it proved with a connectivity check, oldest first (at most
     /// [`PROVEN_ADDRESSES`]); media is accepted from these.
-    proven: Vec<SocketAddr>,
+    proven: Vec<Remote>,
     last_check: Instant,
     remote_fingerprint: Option<String>,
     dtls_role: Role,
@@ -462,10 +466,40 @@ struct RtcpWork {
     srs: Vec<((TrackKey, Layer), SenderInfo)>,
 }
 
+/// Where participants reach the room: the address in its candidates, the UDP port and,
+/// if the driver accepts ICE-TCP, the TCP port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advertised {
+    /// The address (a load balancer's, the node's, or the host's).
+    pub ip: IpAddr,
+    /// The UDP port.
+    pub udp_port: u16,
+    /// The TCP port of the passive ICE-TCP candidate, if there is one.
+    pub tcp_port: Option<u16>,
+}
+
+impl Advertised {
+    /// UDP only, at `addr`.
+    pub fn udp(addr: std::net::SocketAddr) -> Self {
+        Self {
+            ip: addr.ip(),
+            udp_port: addr.port(),
+            tcp_port: None,
+        }
+    }
+
+    /// The candidates, UDP first (browsers prefer it by priority too).
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut c = vec![Candidate::udp(self.ip, self.udp_port)];
+        c.extend(self.tcp_port.map(|port| Candidate::tcp(self.ip, port)));
+        c
+    }
+}
+
 /// One meeting's media.
 pub struct RoomCore {
     settings: RoomSettings,
-    advertised: SocketAddr,
+    advertised: Advertised,
     cert: Certificate,
     epoch: Instant,
     session_id: u64,
@@ -473,7 +507,7 @@ pub struct RoomCore {
     ids: HashMap<PeerId, PeerKey>,
     next_id: PeerId,
     ufrags: HashMap<String, PeerKey>,
-    addrs: HashMap<SocketAddr, PeerKey>,
+    addrs: HashMap<Remote, PeerKey>,
     tracks: Slab<Track>,
     legs: Slab<Leg>,
     transmits: VecDeque<Transmit>,
@@ -556,10 +590,10 @@ fn accept_extmaps(offered: &[(u8, String)]) -> Vec<(u8, String)> {
 }
 
 impl RoomCore {
-    /// A room with `settings`, whose ICE candidate names `advertised`.
+    /// A room with `settings`, whose ICE candidates name `advertised`.
     pub fn new(
         settings: RoomSettings,
-        advertised: SocketAddr,
+        advertised: Advertised,
         now: Instant,
     ) -> Result<Self, Error> {
         Ok(Self {
@@ -587,6 +621,11 @@ impl RoomCore {
             next_feedback: now + twcc::INTERVAL,
             next_report: now + REPORT_INTERVAL,
         })
+    }
+
+    /// The most participants it admits.
+    pub fn max_participants(&self) -> u32 {
+        self.settings.max_participants
     }
 
     /// The room's counters now.
@@ -1254,7 +1293,7 @@ impl RoomCore {
                 Role::Client => Setup::Active,
             },
             ice_lite: true,
-            candidates: vec![(self.advertised.ip(), self.advertised.port())],
+            candidates: self.advertised.candidates(),
             session_id: self.session_id,
             version: p.sdp_version,
         };
@@ -1354,7 +1393,8 @@ impl RoomCore {
 
     /// A datagram arrived on the meeting's port from `from`. It is decrypted in place
     /// (so `datagram` is changed).
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+    pub fn handle_datagram(&mut self, now: Instant, from: impl Into<Remote>, datagram: &mut [u8]) {
+        let from = from.into();
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         if stun::is_stun(datagram) {
@@ -1372,7 +1412,7 @@ impl RoomCore {
         }
     }
 
-    fn stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    fn stun(&mut self, now: Instant, from: Remote, datagram: &[u8]) {
         let Ok(m) = stun::Message::parse(datagram) else {
             self.stats.datagrams_refused += 1;
             return;
@@ -1402,7 +1442,7 @@ impl RoomCore {
         }
         let mut buf = self.pool.take();
         let n = stun::Builder::new(buf.space(), stun::BINDING_SUCCESS, &m.transaction)
-            .xor_mapped(from)
+            .xor_mapped(from.addr)
             .finish(Some(p.pwd.as_bytes()));
         buf.set_len(n);
         self.transmits.push_back(Transmit { to: from, buf });

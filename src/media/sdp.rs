@@ -7,6 +7,47 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::Transport;
+
+/// One of our ICE candidates: a host candidate on UDP, or a passive ICE-TCP one
+/// (RFC 6544: the peer connects, we accept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The address.
+    pub ip: IpAddr,
+    /// The port.
+    pub port: u16,
+}
+
+impl Candidate {
+    /// A UDP host candidate.
+    pub fn udp(ip: IpAddr, port: u16) -> Self {
+        Self {
+            transport: Transport::Udp,
+            ip,
+            port,
+        }
+    }
+
+    /// A passive TCP host candidate.
+    pub fn tcp(ip: IpAddr, port: u16) -> Self {
+        Self {
+            transport: Transport::Tcp,
+            ip,
+            port,
+        }
+    }
+}
+
+/// Host type preference (RFC 8445, 5.1.2.1).
+const HOST_TYPE_PREFERENCE: u32 = 126;
+/// Local preference of a passive TCP candidate (RFC 6544, 4.2): direction preference
+/// 4 (passive) times 2^13, plus the highest other-preference. UDP candidates take
+/// 65535, so a peer that can reach both prefers UDP.
+const TCP_PASSIVE_LOCAL_PREFERENCE: u32 = (4 << 13) | 8191;
+
 /// A media section's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -426,8 +467,8 @@ pub struct Local {
     pub setup: Setup,
     /// Whether we are an ICE-lite agent (the SFU is; a load-test client is not).
     pub ice_lite: bool,
-    /// Our candidates: (address, port), UDP host candidates.
-    pub candidates: Vec<(IpAddr, u16)>,
+    /// Our candidates, UDP ones first (the first names the `m=` port).
+    pub candidates: Vec<Candidate>,
     /// The session id (`o=`).
     pub session_id: u64,
     /// The session version (`o=`), increased with every description.
@@ -467,6 +508,11 @@ pub struct LocalMedia {
     /// Simulcast layers (rids, lowest first): those it receives, in an answer, or
     /// those it sends, when it has [`LocalMedia::sending`].
     pub rids: Vec<String>,
+}
+
+/// A host candidate's priority for component 1 (RFC 8445, 5.1.2.1).
+fn priority(local_preference: u32) -> u32 {
+    (HOST_TYPE_PREFERENCE << 24) | (local_preference << 8) | 255
 }
 
 /// Writes a description of `local` with `media` (all bundled on the first section's
@@ -509,7 +555,7 @@ pub fn render(local: &Local, media: &[LocalMedia]) -> String {
             continue;
         }
         let codec = m.codec.as_ref().expect("an accepted section has a codec");
-        let port = local.candidates.first().map_or(9, |c| c.1);
+        let port = local.candidates.first().map_or(9, |c| c.port);
         let _ = write!(
             s,
             "m={} {port} UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\n",
@@ -534,13 +580,22 @@ pub fn render(local: &Local, media: &[LocalMedia]) -> String {
         );
         // Candidates once, in the first bundled section (the others share it).
         if !candidates_done.replace(true) {
-            for (i, (ip, port)) in local.candidates.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "a=candidate:{} 1 udp {} {ip} {port} typ host\r\n",
-                    i + 1,
-                    2_130_706_431u32 - i as u32
-                );
+            for (i, c) in local.candidates.iter().enumerate() {
+                let (ip, port, n) = (c.ip, c.port, i as u32);
+                let _ = match c.transport {
+                    Transport::Udp => write!(
+                        s,
+                        "a=candidate:{} 1 udp {} {ip} {port} typ host\r\n",
+                        n + 1,
+                        priority(65535 - n)
+                    ),
+                    Transport::Tcp => write!(
+                        s,
+                        "a=candidate:{} 1 tcp {} {ip} {port} typ host tcptype passive\r\n",
+                        n + 1,
+                        priority(TCP_PASSIVE_LOCAL_PREFERENCE - n)
+                    ),
+                };
             }
             s.push_str("a=end-of-candidates\r\n");
         }
@@ -746,7 +801,10 @@ a=ssrc:632943048 msid:stream1 video1\r
             fingerprint: "AA:BB".into(),
             setup: Setup::Passive,
             ice_lite: true,
-            candidates: vec![("203.0.113.4".parse().unwrap(), 50000)],
+            candidates: vec![
+                Candidate::udp("203.0.113.4".parse().unwrap(), 50000),
+                Candidate::tcp("203.0.113.4".parse().unwrap(), 50001),
+            ],
             session_id: 1,
             version: 2,
         };
@@ -808,6 +866,11 @@ a=ssrc:632943048 msid:stream1 video1\r
         let sdp = render(&local, &media);
         assert!(sdp.contains("a=group:BUNDLE 0 1\r\n"), "{sdp}");
         assert!(sdp.contains("a=candidate:1 1 udp 2130706431 203.0.113.4 50000 typ host\r\n"));
+        // RFC 6544's passive host candidate, below UDP: 126 << 24 | 40958 << 8 | 255.
+        assert!(sdp.contains(
+            "a=candidate:2 1 tcp 2124414719 203.0.113.4 50001 typ host tcptype passive\r\n"
+        ));
+        assert!(sdp.contains("m=audio 50000 "), "the first candidate's port");
         assert!(sdp.contains("b=AS:1500\r\n"));
         let d = Description::parse(&sdp).unwrap();
         assert!(d.ice_lite);
@@ -819,7 +882,7 @@ a=ssrc:632943048 msid:stream1 video1\r
         assert_eq!(d.media[2].port, 0);
         assert_eq!(
             sdp.matches("a=candidate").count(),
-            1,
+            2,
             "once, for the bundle"
         );
     }

@@ -11,6 +11,8 @@ use super::RoomSettings;
 pub const SIGNALING_PORT: u16 = 8080;
 /// The SFU's one UDP port for every participant's media, inside the pod.
 pub const MEDIA_PORT: u16 = 50000;
+/// The SFU's ICE-TCP port inside the pod: the same number as the media port, on TCP.
+pub const MEDIA_TCP_PORT: u16 = MEDIA_PORT;
 /// The environment variable with the hex SHA-256 of the meeting's join token.
 pub const ENV_TOKEN_SHA256: &str = "RAUM_TOKEN_SHA256";
 /// The environment variable with the address to advertise (when the pod takes the
@@ -42,8 +44,10 @@ pub struct Launch {
     pub settings: RoomSettings,
     /// The address in the ICE candidate.
     pub advertise: Advertise,
-    /// The port in the ICE candidate (a NodePort, or [`MEDIA_PORT`]).
+    /// The port in the UDP ICE candidate (a NodePort, or [`MEDIA_PORT`]).
     pub advertise_port: u16,
+    /// The port in the ICE-TCP candidate (its NodePort, or [`MEDIA_TCP_PORT`]).
+    pub advertise_tcp_port: u16,
     /// Hex SHA-256 of the meeting's join token.
     pub token_sha256: String,
 }
@@ -57,6 +61,8 @@ impl Launch {
             format!("--listen=0.0.0.0:{SIGNALING_PORT}"),
             format!("--media-port={MEDIA_PORT}"),
             format!("--advertise-port={}", self.advertise_port),
+            format!("--media-tcp-port={MEDIA_TCP_PORT}"),
+            format!("--advertise-tcp-port={}", self.advertise_tcp_port),
             format!("--max-participants={}", s.max_participants),
             format!("--max-video-bitrate-kbps={}", s.max_video_kbps),
             format!(

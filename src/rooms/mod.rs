@@ -4,16 +4,17 @@
 //! WebSocket to it.
 //!
 //! - [`room`]: the room task, the tokio driver of the sans-IO media core
-//!   ([`crate::media::room::RoomCore`]) on the meeting's one UDP socket;
+//!   ([`crate::media::room::RoomCore`]) on the meeting's one UDP socket and, with
+//!   [`ice_tcp`], its TCP port for participants whose network blocks UDP;
 //! - [`session`]: one participant's signaling WebSocket, relayed to the room;
 //! - [`contract`]: how a room runs as its own process, `raum sfu` in a meeting's pod
 //!   (ports, flags, environment), rendered by the operator and parsed by `raum sfu`.
 
 pub mod contract;
+pub mod ice_tcp;
 pub mod room;
 pub mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,17 +82,19 @@ impl Sessions {
     }
 }
 
-/// Starts a room with `settings` on `socket`, advertising `advertised` in its ICE
-/// candidate, for the meeting whose token has the digest `token_sha256`. Returns its
-/// handle, the room task and what tells when its sessions have ended.
+/// Starts a room with `settings` on `socket` (and ICE-TCP on `tcp`, if given),
+/// advertising `advertised` in its ICE candidates, for the meeting whose token has the
+/// digest `token_sha256`. Returns its handle, the room task and what tells when its
+/// sessions have ended.
 pub fn start(
     settings: RoomSettings,
-    advertised: SocketAddr,
+    advertised: room::Advertised,
     socket: tokio::net::UdpSocket,
+    tcp: Option<tokio::net::TcpListener>,
     token_sha256: String,
 ) -> Result<(RoomHandle, tokio::task::JoinHandle<()>, Sessions), room::Error> {
     let chat = settings.chat;
-    let room = room::Room::new(settings, advertised, socket)?;
+    let room = room::Room::new(settings, advertised, socket, tcp)?;
     let (commands, rx) = mpsc::channel(room::COMMAND_QUEUE);
     let stop = Arc::new(Notify::new());
     let task = tokio::spawn(room.run(rx, stop.clone()));

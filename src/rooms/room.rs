@@ -1,5 +1,6 @@
 //! The room task: the thin tokio driver of a [`RoomCore`]. It owns the meeting's UDP
 //! socket (batched receives through `quinn-udp`, with GRO where the kernel has it),
+//! the ICE-TCP connections to the meeting's TCP port when it has one ([`ice_tcp`]),
 //! one timer that is reset rather than recreated, the bounded command queue the
 //! sessions and status pages use, and each session's bounded outbound queue.
 //!
@@ -9,19 +10,20 @@
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::RoomSettings;
+use super::{RoomSettings, ice_tcp};
 use crate::media::room::{self, RoomCore};
-pub use crate::media::room::{KEYFRAME_REQUEST_INTERVAL, Outbound, PeerId, Stats};
+pub use crate::media::room::{Advertised, KEYFRAME_REQUEST_INTERVAL, Outbound, PeerId, Stats};
+use crate::media::{Remote, Transport};
 use crate::signaling::{ClientMessage, ErrorCode};
 
 /// How many signaling messages may wait for one participant's WebSocket; a session
@@ -35,6 +37,10 @@ const RECV_BATCH: usize = 32;
 const RECV_BUF: usize = 64 * 1024;
 /// Batches read before the room looks at its commands and timers again.
 const RECV_ROUNDS: usize = 8;
+/// ICE-TCP events taken at a time before the room sends what they produced.
+const TCP_ROUND: usize = 64;
+/// ICE-TCP events that may wait for the room (the connections wait when it is full).
+const TCP_EVENTS: usize = 4096;
 
 /// What a participant's session (or a status page) asks of the room.
 #[derive(Debug)]
@@ -82,6 +88,14 @@ pub struct Room {
     outgoing: Vec<crate::media::Transmit>,
     /// Segments of one GSO send (one destination, one size).
     batch: Vec<u8>,
+    /// The ICE-TCP listener, until `run` starts accepting on it.
+    tcp: Option<TcpListener>,
+    /// Open ICE-TCP connections: where their frames go.
+    tcp_paths: HashMap<Remote, mpsc::Sender<Bytes>>,
+    /// Where frames for them are written (shared by the frames split off it).
+    tcp_out: BytesMut,
+    /// A datagram from a connection, copied to be decrypted in place.
+    tcp_in: Vec<u8>,
 }
 
 /// Why a room could not start.
@@ -96,11 +110,13 @@ pub enum Error {
 }
 
 impl Room {
-    /// A room with `settings` on `socket`, whose ICE candidate names `advertised`.
+    /// A room with `settings` on `socket` and, if given, ICE-TCP on `tcp`; its ICE
+    /// candidates name `advertised` (whose TCP port is `tcp`'s, as seen from outside).
     pub fn new(
         settings: RoomSettings,
-        advertised: SocketAddr,
+        advertised: Advertised,
         socket: UdpSocket,
+        tcp: Option<TcpListener>,
     ) -> Result<Self, Error> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket)).map_err(Error::Socket)?;
         // Room for bursts (a keyframe to thirty subscribers at once).
@@ -113,6 +129,10 @@ impl Room {
             sessions: HashMap::new(),
             outgoing: Vec::with_capacity(4096),
             batch: Vec::with_capacity(64 * 1024),
+            tcp,
+            tcp_paths: HashMap::new(),
+            tcp_out: BytesMut::with_capacity(64 * 1024),
+            tcp_in: Vec::with_capacity(crate::media::pool::BUF_LEN),
         })
     }
 
@@ -125,6 +145,13 @@ impl Room {
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
         let timer = tokio::time::sleep_until(far());
         tokio::pin!(timer);
+        // The accepting task ends when the room does (its event queue closes).
+        let mut tcp_events = self.tcp.take().map(|listener| {
+            let (tx, rx) = mpsc::channel(TCP_EVENTS);
+            let max = self.core_max_paths();
+            tokio::spawn(ice_tcp::accept(listener, tx, max));
+            rx
+        });
         loop {
             self.flush();
             let deadline = self
@@ -154,6 +181,38 @@ impl Room {
                         self.receive(&mut bufs, &mut metas);
                     }
                 }
+                Some(event) = next_tcp(&mut tcp_events) => {
+                    self.tcp_event(event);
+                    if let Some(rx) = tcp_events.as_mut() {
+                        for _ in 1..TCP_ROUND {
+                            let Ok(event) = rx.try_recv() else { break };
+                            self.tcp_event(event);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// At most this many ICE-TCP connections at once: two paths per participant (a
+    /// browser may try two local interfaces), and a few being checked.
+    fn core_max_paths(&self) -> usize {
+        2 * self.core.max_participants() as usize + 8
+    }
+
+    fn tcp_event(&mut self, event: ice_tcp::Event) {
+        match event {
+            ice_tcp::Event::Opened { remote, frames } => {
+                self.tcp_paths.insert(remote, frames);
+            }
+            ice_tcp::Event::Datagram { remote, bytes } => {
+                self.tcp_in.clear();
+                self.tcp_in.extend_from_slice(&bytes);
+                self.core
+                    .handle_datagram(Instant::now(), remote, &mut self.tcp_in);
+            }
+            ice_tcp::Event::Closed { remote } => {
+                self.tcp_paths.remove(&remote);
             }
         }
     }
@@ -183,7 +242,8 @@ impl Room {
             for (meta, buf) in metas.iter().zip(bufs.iter_mut()).take(n) {
                 let stride = meta.stride.max(1);
                 for segment in buf[..meta.len].chunks_mut(stride) {
-                    self.core.handle_datagram(now, meta.addr, segment);
+                    self.core
+                        .handle_datagram(now, Remote::udp(meta.addr), segment);
                 }
             }
             // Send what those produced before reading more (keeps latency low and the
@@ -265,12 +325,29 @@ impl Room {
         let mut i = 0;
         while i < self.outgoing.len() {
             let to = self.outgoing[i].to;
+            if to.transport == Transport::Tcp {
+                let t = &self.outgoing[i];
+                let sent = self.tcp_paths.get(&to).is_some_and(|path| {
+                    let frame = ice_tcp::frame(&mut self.tcp_out, t.buf.as_slice());
+                    path.try_send(frame).is_ok()
+                });
+                if sent {
+                    self.core.note_sent(t.buf.len());
+                } else {
+                    // Its connection closed, or its queue is full (a slow TCP path):
+                    // dropped like a datagram a full socket buffer refuses.
+                    self.core.note_send_drop();
+                }
+                i += 1;
+                continue;
+            }
+            let to = to.addr;
             let size = self.outgoing[i].buf.len();
             // A run of equal sizes to one destination; the last may be shorter.
             let mut j = i + 1;
             while j < self.outgoing.len()
                 && j - i < max_segments
-                && self.outgoing[j].to == to
+                && self.outgoing[j].to == Remote::udp(to)
                 && (j - i + 1) * size <= u16::MAX as usize
                 && self.outgoing[j].buf.len() <= size
             {
@@ -322,5 +399,13 @@ impl Room {
         for t in self.outgoing.drain(..) {
             self.core.recycle(t.buf);
         }
+    }
+}
+
+/// The next ICE-TCP event, or never when the room has no TCP port.
+async fn next_tcp(events: &mut Option<mpsc::Receiver<ice_tcp::Event>>) -> Option<ice_tcp::Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,5 +1,6 @@
 //! `raum sfu`: the WebRTC SFU of one meeting, in the meeting's pod. It binds the
-//! meeting's signaling port and its one UDP media port, runs one room
+//! meeting's signaling port, its one UDP media port and the TCP port of its ICE-TCP
+//! candidate, runs one room
 //! ([`crate::rooms`]) and serves it over HTTP ([`server`]). Its flags are the
 //! operator's side of [`crate::rooms::contract`].
 
@@ -13,6 +14,7 @@ use clap::Args as ClapArgs;
 use tracing::info;
 
 use crate::rooms::contract::{ENV_ADVERTISE_IP, ENV_TOKEN_SHA256, MEDIA_PORT, SIGNALING_PORT};
+use crate::rooms::room::Advertised;
 use crate::rooms::{self, DEFAULT_ICE_TIMEOUT, RoomSettings};
 use crate::token::{is_digest, token_digest};
 
@@ -47,6 +49,21 @@ pub struct Args {
     /// media port.
     #[arg(long)]
     pub advertise_port: Option<u16>,
+
+    /// The TCP port of the passive ICE-TCP candidate (RFC 6544), for participants
+    /// whose network lets no UDP out. Bound to the media bind address. Default: the
+    /// media port's number (0 with an ephemeral media port).
+    #[arg(long, conflicts_with = "no_ice_tcp")]
+    pub media_tcp_port: Option<u16>,
+
+    /// The port participants reach the ICE-TCP port at (e.g. its NodePort). Default:
+    /// the ICE-TCP port.
+    #[arg(long, conflicts_with = "no_ice_tcp")]
+    pub advertise_tcp_port: Option<u16>,
+
+    /// No ICE-TCP candidate: media over UDP only.
+    #[arg(long)]
+    pub no_ice_tcp: bool,
 
     /// The most participants at once; one more is told the meeting is full.
     #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
@@ -152,7 +169,26 @@ pub async fn run(args: Args) -> Result<(), Error> {
             source,
         })?;
     let bound = socket.local_addr().unwrap_or(media_addr);
-    let advertised = SocketAddr::new(advertise_ip, args.advertise_port.unwrap_or(bound.port()));
+    let tcp = if args.no_ice_tcp {
+        None
+    } else {
+        let port = args.media_tcp_port.unwrap_or(args.media_port);
+        let addr = SocketAddr::new(args.media_bind, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "the ICE-TCP port",
+                addr,
+                source,
+            })?;
+        Some(listener)
+    };
+    let tcp_bound = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    let advertised = Advertised {
+        ip: advertise_ip,
+        udp_port: args.advertise_port.unwrap_or(bound.port()),
+        tcp_port: tcp_bound.map(|a| args.advertise_tcp_port.unwrap_or(a.port())),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -161,10 +197,19 @@ pub async fn run(args: Args) -> Result<(), Error> {
             source,
         })?;
     let listening = listener.local_addr().unwrap_or(args.listen);
-    info!(signaling = %listening, media = %bound, advertised = %advertised, "SFU listening");
+    // The SFU's own addresses, never a participant's.
+    info!(
+        signaling = %listening,
+        media = %bound,
+        ice_tcp = ?tcp_bound,
+        advertised = %advertise_ip,
+        advertised_udp = advertised.udp_port,
+        advertised_tcp = ?advertised.tcp_port,
+        "SFU listening"
+    );
 
     let (room, room_task, sessions) =
-        rooms::start(args.room_settings(), advertised, socket, token_sha256)?;
+        rooms::start(args.room_settings(), advertised, socket, tcp, token_sha256)?;
     let room = Arc::new(room);
     let app = server::router(room.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -262,6 +307,7 @@ mod tests {
                 settings: settings.clone(),
                 advertise: advertise.clone(),
                 advertise_port: 31000,
+                advertise_tcp_port: 31001,
                 token_sha256: digest.clone(),
             };
             let node: IpAddr = "198.51.100.4".parse().unwrap();
@@ -269,6 +315,9 @@ mod tests {
             assert_eq!(args.room_settings(), settings);
             assert_eq!(args.token_sha256().unwrap(), digest);
             assert_eq!(args.advertise_port, Some(31000));
+            assert_eq!(args.advertise_tcp_port, Some(31001));
+            assert_eq!(args.media_tcp_port, Some(MEDIA_PORT));
+            assert!(!args.no_ice_tcp);
             assert_eq!(args.media_port, MEDIA_PORT);
             assert_eq!(args.listen.port(), SIGNALING_PORT);
             let ips = match advertise {
@@ -289,6 +338,7 @@ mod tests {
                     settings: RoomSettings::default(),
                     advertise: Advertise::NodeIp,
                     advertise_port: 1,
+                    advertise_tcp_port: 1,
                     token_sha256: token_digest("x"),
                 },
                 "192.0.2.1".parse().unwrap(),

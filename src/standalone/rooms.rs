@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use super::files::{self, MeetingFile};
 use crate::gateway::{self, Backend, Directory, State};
 use crate::public_url::PublicUrl;
+use crate::rooms::room::Advertised;
 use crate::rooms::{self, RoomHandle, RoomSettings};
 use crate::schedule::{Plan, Timing, plan};
 use crate::token::{TokenKey, token_digest};
@@ -195,19 +196,35 @@ impl Rooms {
             }
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-        let (room, _task, _sessions) = match rooms::start(
-            wanted.0.clone(),
-            SocketAddr::new(self.advertise_ip, port),
-            socket,
-            wanted.1.clone(),
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(meeting = %name, error = %e, "cannot start the meeting's room");
-                return false;
-            }
+        // ICE-TCP on the same number if it is free (one port to open in a firewall),
+        // else on another; a meeting without it still runs over UDP.
+        let tcp = match tokio::net::TcpListener::bind(SocketAddr::new(bind, port)).await {
+            Ok(l) => Some(l),
+            Err(_) => tokio::net::TcpListener::bind(SocketAddr::new(bind, 0))
+                .await
+                .inspect_err(|e| {
+                    warn!(meeting = %name, error = %e, "cannot open an ICE-TCP port for the meeting");
+                })
+                .ok(),
         };
-        info!(meeting = %name, media_port = port, "meeting open");
+        let tcp_port = tcp
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port());
+        let advertised = Advertised {
+            ip: self.advertise_ip,
+            udp_port: port,
+            tcp_port,
+        };
+        let (room, _task, _sessions) =
+            match rooms::start(wanted.0.clone(), advertised, socket, tcp, wanted.1.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(meeting = %name, error = %e, "cannot start the meeting's room");
+                    return false;
+                }
+            };
+        info!(meeting = %name, media_port = port, ice_tcp_port = ?tcp_port, "meeting open");
         self.running.insert(
             name.to_owned(),
             RunningRoom {

@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
 //   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast" |
-//    "class", "url": "...", ...}
+//    "class" | "firewalled", "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -26,9 +26,9 @@ async function until(what, fn, timeout = TIMEOUT) {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(String(last))})`);
 }
 
-async function launch(grant = true) {
+async function launch(grant = true, executablePath = CHROMIUM) {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: [
       '--use-fake-device-for-media-stream',
@@ -40,6 +40,9 @@ async function launch(grant = true) {
       '--disable-component-update',
       '--disable-dev-shm-usage',
       '--no-first-run',
+      // A page served from a test network's address (not localhost) is no secure
+      // context, and without one there is no camera: the caller names its origin.
+      ...(args.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${args.secureOrigin}`] : []),
     ],
   });
 }
@@ -394,7 +397,46 @@ async function klass() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass };
+// The selected candidate pair of a page's connection: protocols and types of both ends.
+async function selectedPair(p) {
+  return p.page.evaluate(async () => {
+    const report = await window.raum.pc.getStats();
+    let transport;
+    report.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) transport = r; });
+    const pair = transport && report.get(transport.selectedCandidatePairId);
+    if (!pair) return null;
+    const end = (c) => c && {
+      protocol: c.protocol, candidateType: c.candidateType, tcpType: c.tcpType || null,
+      relayProtocol: c.relayProtocol || null, port: c.port,
+    };
+    return { state: pair.state, local: end(report.get(pair.localCandidateId)), remote: end(report.get(pair.remoteCandidateId)) };
+  });
+}
+
+// Two participants, each in a browser of its own: "Outside" on an open network and
+// "Inside" behind a firewall the caller made (both browsers are the caller's
+// wrappers, which run Chromium in its network namespace). Each must receive the
+// other's video and audio; the result names the pair Inside's connection chose.
+async function firewalled() {
+  const outside = await launch(true, args.outside);
+  const inside = await launch(true, args.inside);
+  try {
+    const o = await participant(outside, 'Outside', args.url);
+    const i = await participant(inside, 'Inside', args.url);
+    await join(o);
+    await join(i);
+    const result = { received: {} };
+    result.received.Inside = await receiving(i, 1);
+    result.received.Outside = await receiving(o, 1);
+    result.insidePair = await selectedPair(i);
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    await inside.close();
+    await outside.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

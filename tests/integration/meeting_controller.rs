@@ -202,6 +202,24 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
             .unwrap()
             .contains(&format!("--advertise-port={node_port}"))
     );
+    // ICE-TCP has a node port of its own, advertised as such.
+    let ice_tcp = sspec
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|p| p.name.as_deref() == Some("media-tcp"))
+        .expect("the ICE-TCP port");
+    assert_eq!(ice_tcp.protocol.as_deref(), Some("TCP"));
+    let tcp_node_port = ice_tcp.node_port.unwrap();
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&format!("--advertise-tcp-port={tcp_node_port}")),
+        "{:?}",
+        c.args
+    );
     assert_eq!(svc.metadata.owner_references.as_ref().unwrap()[0].uid, uid);
 
     // Each transition is announced once, even when a reconcile reads a cached Meeting

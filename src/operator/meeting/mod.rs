@@ -119,7 +119,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// The Service has no allocated media port.
-    #[error("Service {0} has no media port allocated")]
+    #[error("Service {0} has no media ports (UDP and ICE-TCP) allocated")]
     NoMediaPort(String),
     /// Reading the pod failed.
     #[error("cannot read Pod {name}: {source}")]
@@ -405,8 +405,8 @@ async fn ensure_sfu(
             name: name.to_owned(),
             source,
         })?;
-    let media_port =
-        objects::advertised_media_port(&svc).ok_or_else(|| Error::NoMediaPort(name.to_owned()))?;
+    let media_ports =
+        objects::advertised_media_ports(&svc).ok_or_else(|| Error::NoMediaPort(name.to_owned()))?;
     let existing = pods.get_opt(name).await.map_err(|source| Error::ReadPod {
         name: name.to_owned(),
         source,
@@ -435,7 +435,9 @@ async fn ensure_sfu(
             Ok(outcome(PodState::Failed(why), ip, None, Some(note)))
         }
         SfuStep::WaitToCreate(wait) => Ok(outcome(PodState::Absent, None, Some(wait), None)),
-        SfuStep::Create => create_pod(ctx, meeting, pods, uid, name, media_port, was_running).await,
+        SfuStep::Create => {
+            create_pod(ctx, meeting, pods, uid, name, media_ports, was_running).await
+        }
     }
 }
 
@@ -447,14 +449,14 @@ async fn create_pod(
     pods: &Api<Pod>,
     uid: &str,
     name: &str,
-    media_port: u16,
+    media_ports: objects::MediaPorts,
     was_running: bool,
 ) -> Result<SfuOutcome, Error> {
     let pod = objects::pod(
         meeting,
         &ctx.settings.sfu,
         &ctx.tokens.token(uid),
-        media_port,
+        media_ports,
     );
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),

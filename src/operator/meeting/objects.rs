@@ -33,6 +33,10 @@ pub const MEDIA_PORT: i32 = contract::MEDIA_PORT as i32;
 pub const SIGNALING_PORT_NAME: &str = "signaling";
 /// Name of the media port in the pod and the Service.
 pub const MEDIA_PORT_NAME: &str = "media";
+/// The SFU's ICE-TCP port (the same number as the media port, on TCP).
+pub const MEDIA_TCP_PORT: i32 = contract::MEDIA_TCP_PORT as i32;
+/// Name of the ICE-TCP port in the pod and the Service.
+pub const MEDIA_TCP_PORT_NAME: &str = "media-tcp";
 /// The label every object of a meeting carries, with the meeting's name.
 pub const MEETING_LABEL: &str = "raum.dev/meeting";
 /// Seconds the SFU gets to tell participants the meeting ended before it is killed.
@@ -106,7 +110,8 @@ fn metadata(meeting: &Meeting) -> ObjectMeta {
     }
 }
 
-/// The meeting's Service: signaling (TCP) for the gateway and the one media port (UDP).
+/// The meeting's Service: signaling (TCP) for the gateway, the one media port (UDP)
+/// and the ICE-TCP port for participants whose network blocks UDP.
 pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
     let port = |name: &str, protocol: &str, port: i32| ServicePort {
         name: Some(name.to_owned()),
@@ -130,6 +135,7 @@ pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
             ports: Some(vec![
                 port(SIGNALING_PORT_NAME, "TCP", SIGNALING_PORT),
                 port(MEDIA_PORT_NAME, "UDP", MEDIA_PORT),
+                port(MEDIA_TCP_PORT_NAME, "TCP", MEDIA_TCP_PORT),
             ]),
             ..Default::default()
         }),
@@ -138,7 +144,8 @@ pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
 }
 
 /// The SFU pod's NetworkPolicy: signaling (TCP 8080) only from raum's gateway and
-/// operator pods in the operator's namespace `from`; media (UDP 50000) from anywhere,
+/// operator pods in the operator's namespace `from`; media (UDP 50000, and ICE-TCP on
+/// TCP 50000) from anywhere,
 /// since participants are anywhere; nothing else in. Egress stays open: the SFU
 /// answers participants wherever they are.
 pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
@@ -179,7 +186,7 @@ pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
                 },
                 NetworkPolicyIngressRule {
                     from: None,
-                    ports: Some(vec![port("UDP", MEDIA_PORT)]),
+                    ports: Some(vec![port("UDP", MEDIA_PORT), port("TCP", MEDIA_TCP_PORT)]),
                 },
             ]),
             ..Default::default()
@@ -187,20 +194,33 @@ pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
     }
 }
 
-/// The media port participants reach, read back from the applied Service: the
-/// allocated node port with `nodePort` exposure, the service port otherwise.
-pub fn advertised_media_port(service: &Service) -> Option<u16> {
+/// The media ports participants reach (what the SFU advertises in its candidates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaPorts {
+    /// The UDP port.
+    pub udp: u16,
+    /// The ICE-TCP port.
+    pub tcp: u16,
+}
+
+/// The media ports participants reach, read back from the applied Service: the
+/// allocated node ports with `nodePort` exposure (UDP and TCP get one each), the
+/// service ports otherwise. `None` until both exist.
+pub fn advertised_media_ports(service: &Service) -> Option<MediaPorts> {
     let spec = service.spec.as_ref()?;
-    let port = spec
-        .ports
-        .as_ref()?
-        .iter()
-        .find(|p| p.name.as_deref() == Some(MEDIA_PORT_NAME))?;
-    let port = match spec.type_.as_deref() {
-        Some("NodePort") | Some("LoadBalancer") => port.node_port?,
-        _ => port.port,
+    let ports = spec.ports.as_ref()?;
+    let reachable = |name: &str| {
+        let port = ports.iter().find(|p| p.name.as_deref() == Some(name))?;
+        let port = match spec.type_.as_deref() {
+            Some("NodePort") | Some("LoadBalancer") => port.node_port?,
+            _ => port.port,
+        };
+        u16::try_from(port).ok()
     };
-    u16::try_from(port).ok()
+    Some(MediaPorts {
+        udp: reachable(MEDIA_PORT_NAME)?,
+        tcp: reachable(MEDIA_TCP_PORT_NAME)?,
+    })
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -219,7 +239,7 @@ fn default_resources() -> ResourceRequirements {
 /// said or shown can be written to disk; it passes the `restricted` Pod Security
 /// Standard; `restartPolicy: Never`, because a failed SFU is replaced by the operator
 /// with a fresh pod, never restarted with state.
-pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: u16) -> Pod {
+pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media: MediaPorts) -> Pod {
     let spec = &meeting.spec;
     let launch = Launch {
         settings: RoomSettings::from_spec(spec),
@@ -228,7 +248,8 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: u
         } else {
             Advertise::Ips(settings.advertise_ips.clone())
         },
-        advertise_port: media_port,
+        advertise_port: media.udp,
+        advertise_tcp_port: media.tcp,
         token_sha256: token_digest(token),
     };
     let args = launch.args();
@@ -293,6 +314,12 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media_port: u
                         name: Some(MEDIA_PORT_NAME.to_owned()),
                         container_port: MEDIA_PORT,
                         protocol: Some("UDP".to_owned()),
+                        ..Default::default()
+                    },
+                    ContainerPort {
+                        name: Some(MEDIA_TCP_PORT_NAME.to_owned()),
+                        container_port: MEDIA_TCP_PORT,
+                        protocol: Some("TCP".to_owned()),
                         ..Default::default()
                     },
                 ]),
@@ -366,6 +393,11 @@ mod network_policy_tests {
             (udp.protocol.as_deref(), udp.port.clone()),
             (Some("UDP"), Some(IntOrString::Int(50000)))
         );
+        let ice_tcp = &rules[1].ports.as_ref().unwrap()[1];
+        assert_eq!(
+            (ice_tcp.protocol.as_deref(), ice_tcp.port.clone()),
+            (Some("TCP"), Some(IntOrString::Int(50000)))
+        );
         assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
     }
 }
@@ -382,6 +414,11 @@ mod tests {
         m.metadata.uid = Some("0b9e0a3c-1111-2222-3333-444455556666".to_owned());
         m
     }
+
+    const PORTS: MediaPorts = MediaPorts {
+        udp: 50000,
+        tcp: 50000,
+    };
 
     fn settings(exposure: MediaExposure, ips: &[&str]) -> SfuSettings {
         SfuSettings {
@@ -402,7 +439,10 @@ mod tests {
             &meeting("title: t"),
             &settings(MediaExposure::NodePort, &[]),
             "tok",
-            31000,
+            MediaPorts {
+                udp: 31000,
+                tcp: 31001,
+            },
         );
         let spec = p.spec.as_ref().unwrap();
         assert!(spec.volumes.is_none());
@@ -433,7 +473,15 @@ mod tests {
         let m = meeting(
             "title: t\nmaxParticipants: 12\nmedia: {video: false, maxVideoBitrateKbps: 900}\nchat: {enabled: false}",
         );
-        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "tok", 31000);
+        let p = pod(
+            &m,
+            &settings(MediaExposure::NodePort, &[]),
+            "tok",
+            MediaPorts {
+                udp: 31000,
+                tcp: 31001,
+            },
+        );
         let c = &p.spec.as_ref().unwrap().containers[0];
         assert_eq!(c.image.as_deref(), Some("raum:test"));
         let a = args(&p);
@@ -443,6 +491,8 @@ mod tests {
             "--max-video-bitrate-kbps=900",
             "--advertise-port=31000",
             "--media-port=50000",
+            "--media-tcp-port=50000",
+            "--advertise-tcp-port=31001",
             "--no-video",
             "--no-chat",
         ] {
@@ -474,7 +524,7 @@ mod tests {
             &meeting("title: t"),
             &settings(MediaExposure::NodePort, &[]),
             "s3cret-token",
-            1,
+            PORTS,
         );
         let yaml = serde_yaml::to_string(&p).unwrap();
         assert!(!yaml.contains("s3cret-token"));
@@ -492,7 +542,7 @@ mod tests {
             &m,
             &settings(MediaExposure::NodePort, &["203.0.113.7", "2001:db8::7"]),
             "t",
-            1,
+            PORTS,
         );
         let a = args(&p);
         assert!(a.contains(&"--advertise-ip=203.0.113.7".to_owned()));
@@ -500,7 +550,7 @@ mod tests {
         let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
         assert!(!env.iter().any(|e| e.name == "RAUM_ADVERTISE_IP"));
 
-        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "t", 1);
+        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "t", PORTS);
         let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
         let host = env.iter().find(|e| e.name == "RAUM_ADVERTISE_IP").unwrap();
         let field = host
@@ -518,7 +568,7 @@ mod tests {
         let m = meeting(
             "title: t\nsfu:\n  resources: {requests: {cpu: '2'}}\n  nodeSelector: {media: 'yes'}\n  tolerations: [{key: media, operator: Exists}]",
         );
-        let p = pod(&m, &settings(MediaExposure::ClusterIp, &[]), "t", 50000);
+        let p = pod(&m, &settings(MediaExposure::ClusterIp, &[]), "t", PORTS);
         let spec = p.spec.unwrap();
         assert_eq!(spec.node_selector.unwrap()["media"], "yes");
         assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("media"));
@@ -529,7 +579,7 @@ mod tests {
             &meeting("title: t"),
             &settings(MediaExposure::ClusterIp, &[]),
             "t",
-            50000,
+            PORTS,
         );
         let res = p.spec.unwrap().containers[0].resources.clone().unwrap();
         assert_eq!(res.limits.unwrap()["memory"], Quantity("512Mi".to_owned()));
@@ -539,7 +589,7 @@ mod tests {
     fn pod_and_service_are_owned_by_the_meeting_and_labelled() {
         let m = meeting("title: t");
         let s = settings(MediaExposure::NodePort, &[]);
-        for meta in [pod(&m, &s, "t", 1).metadata, service(&m, &s).metadata] {
+        for meta in [pod(&m, &s, "t", PORTS).metadata, service(&m, &s).metadata] {
             assert_eq!(meta.name.as_deref(), Some("raum-elternabend"));
             assert_eq!(meta.namespace.as_deref(), Some("schule"));
             let owner = &meta.owner_references.unwrap()[0];
@@ -563,7 +613,7 @@ mod tests {
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
         let ports = spec.ports.as_ref().unwrap();
-        assert_eq!(ports.len(), 2);
+        assert_eq!(ports.len(), 3);
         assert_eq!(
             (ports[0].protocol.as_deref(), ports[0].port),
             (Some("TCP"), 8080)
@@ -571,6 +621,11 @@ mod tests {
         assert_eq!(
             (ports[1].protocol.as_deref(), ports[1].port),
             (Some("UDP"), 50000)
+        );
+        assert_eq!(
+            (ports[2].protocol.as_deref(), ports[2].port),
+            (Some("TCP"), 50000),
+            "ICE-TCP on the same number"
         );
         assert_eq!(
             spec.selector.as_ref().unwrap()["raum.dev/meeting"],
@@ -582,7 +637,13 @@ mod tests {
             svc.spec.as_ref().unwrap().type_.as_deref(),
             Some("ClusterIP")
         );
-        assert_eq!(advertised_media_port(&svc), Some(50000));
+        assert_eq!(
+            advertised_media_ports(&svc),
+            Some(MediaPorts {
+                udp: 50000,
+                tcp: 50000
+            })
+        );
     }
 
     #[test]
@@ -591,9 +652,17 @@ mod tests {
             &meeting("title: t"),
             &settings(MediaExposure::NodePort, &[]),
         );
-        assert_eq!(advertised_media_port(&svc), None, "not allocated yet");
+        assert_eq!(advertised_media_ports(&svc), None, "not allocated yet");
         svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].node_port = Some(31234);
-        assert_eq!(advertised_media_port(&svc), Some(31234));
+        assert_eq!(advertised_media_ports(&svc), None, "TCP not allocated yet");
+        svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[2].node_port = Some(31240);
+        assert_eq!(
+            advertised_media_ports(&svc),
+            Some(MediaPorts {
+                udp: 31234,
+                tcp: 31240
+            })
+        );
     }
 
     #[test]

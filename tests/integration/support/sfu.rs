@@ -33,12 +33,16 @@ impl Sfu {
             .clone()
             .expect("the container's arguments")
             .into_iter()
-            .filter(|a| !a.starts_with("--advertise-port="))
+            .filter(|a| {
+                !a.starts_with("--advertise-port=") && !a.starts_with("--advertise-tcp-port=")
+            })
             .map(|a| {
                 if let Some(port) = a.strip_prefix("--listen=0.0.0.0:") {
                     format!("--listen={ip}:{port}")
                 } else if a.starts_with("--media-port=") {
                     "--media-port=0".to_owned()
+                } else if a.starts_with("--media-tcp-port=") {
+                    "--media-tcp-port=0".to_owned()
                 } else {
                     a
                 }

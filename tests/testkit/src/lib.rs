@@ -6,9 +6,11 @@
 //! - [`web`]: HTTP and signaling clients, `raum standalone` as a process;
 //! - [`peer`]: a WebRTC participant on the async `webrtc` crate;
 //! - [`browser`]: headless Chromium driven by playwright-core;
+//! - [`netns`]: two network namespaces joined by a veth pair;
 //! - [`tools`]: helm and kubeconform.
 
 pub mod browser;
+pub mod netns;
 pub mod peer;
 pub mod process;
 pub mod tools;

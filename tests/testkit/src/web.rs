@@ -178,15 +178,55 @@ impl Standalone {
 
     /// The same with the raum binary `bin` (the release build, say).
     pub fn start_binary(bin: &Path, meetings: &[(&str, &str)], extra: &[&str]) -> Standalone {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let s = Self::launch(Command::new(bin), addr, meetings, extra);
+        crate::wait::eventually_blocking("standalone to listen", Duration::from_secs(10), || {
+            TcpStream::connect(&s.addr).is_ok()
+        });
+        s
+    }
+
+    /// The same in network namespace `ns`, listening on `addr` there (and advertising
+    /// its IP for media).
+    pub fn start_in_netns(
+        ns: &str,
+        addr: std::net::SocketAddr,
+        meetings: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Standalone {
+        let mut extra = extra.to_vec();
+        let advertise = format!("--advertise-ip={}", addr.ip());
+        extra.push(&advertise);
+        let s = Self::launch(
+            crate::netns::Pair::exec(ns, crate::process::raum_bin()),
+            addr.to_string(),
+            meetings,
+            &extra,
+        );
+        crate::wait::eventually_blocking("standalone to listen", Duration::from_secs(10), || {
+            crate::netns::Pair::exec(ns, "curl")
+                .args(["-s", "-o", "/dev/null"])
+                .arg(s.origin())
+                .status()
+                .is_ok_and(|st| st.success())
+        });
+        s
+    }
+
+    fn launch(
+        mut cmd: Command,
+        addr: String,
+        meetings: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Standalone {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("meetings")).unwrap();
         std::fs::write(dir.path().join("url-key"), base64_encode(KEY) + "\n").unwrap();
         for (name, yaml) in meetings {
             std::fs::write(dir.path().join("meetings").join(name), yaml).unwrap();
         }
-        let addr = format!("127.0.0.1:{}", free_port());
         let stderr = dir.path().join("stderr.log");
-        let child = Command::new(bin)
+        let child = cmd
             .arg("standalone")
             .arg(format!("--listen={addr}"))
             .arg(format!(
@@ -215,16 +255,12 @@ impl Standalone {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let s = Standalone {
+        Standalone {
             child,
             dir,
             addr,
             stderr,
-        };
-        crate::wait::eventually_blocking("standalone to listen", Duration::from_secs(10), || {
-            TcpStream::connect(&s.addr).is_ok()
-        });
-        s
+        }
     }
 
     /// The join token of a meeting file named `name` (metadata.name).

@@ -1,0 +1,124 @@
+//! Two network namespaces of a test's own, joined by a veth pair: a server side and a
+//! client side, for tests of what crosses a real network (a shaped downlink, a
+//! firewall that lets no UDP out).
+//!
+//! Addresses are from 198.18.0.0/15 (reserved for network tests) and exist only inside
+//! the two namespaces; nothing is routed off the machine. Both namespaces (and with
+//! them the veth pair, nftables rules and qdiscs inside) are deleted on drop, however
+//! the test ends, and namespaces an earlier run left behind (killed before its
+//! cleanup) are swept when the next one starts.
+
+use std::process::{Command, Output};
+
+/// The server side's address.
+pub const SERVER_IP: &str = "198.18.0.1";
+/// The client side's address.
+pub const CLIENT_IP: &str = "198.18.0.2";
+
+/// Runs `cmd` and panics with its stderr if it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The two namespaces and the pair between them.
+pub struct Pair {
+    /// The server namespace's name.
+    pub server: String,
+    /// The client namespace's name.
+    pub client: String,
+    /// The veth end in the server namespace (the client's end is this plus `c`).
+    pub dev: String,
+}
+
+impl Pair {
+    /// Makes the namespaces `raum-<tag>-<pid>-s` and `-c` with `lo` up and
+    /// [`SERVER_IP`]/30 and [`CLIENT_IP`]/30 on the pair. `tag` is short (interface
+    /// names have 15 bytes).
+    pub fn new(tag: &str) -> Pair {
+        sweep_stale(tag);
+        let id = std::process::id();
+        let pair = Pair {
+            server: format!("raum-{tag}-{id}-s"),
+            client: format!("raum-{tag}-{id}-c"),
+            dev: format!("r{tag}{id}"),
+        };
+        let peer = format!("{}c", pair.dev);
+        for ns in [&pair.server, &pair.client] {
+            run(Command::new("ip").args(["netns", "add", ns]));
+            run(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
+        }
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            &pair.dev,
+            "netns",
+            &pair.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &pair.client,
+        ]));
+        for (ns, dev, ip) in [
+            (&pair.server, &pair.dev, SERVER_IP),
+            (&pair.client, &peer, CLIENT_IP),
+        ] {
+            run(Command::new("ip").args([
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{ip}/30"),
+                "dev",
+                dev,
+            ]));
+            run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
+        }
+        pair
+    }
+
+    /// A command that runs `program` in namespace `ns`.
+    pub fn exec(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end in it, and with it the pair.
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Deletes `raum-<tag>-<pid>-*` namespaces whose process is gone.
+fn sweep_stale(tag: &str) {
+    let out = run(Command::new("ip").args(["netns", "list"]));
+    let prefix = format!("raum-{tag}-");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
