@@ -45,6 +45,9 @@ pub enum Command {
     /// Benchmark running SFUs with synthetic WebRTC participants (see
     /// docs/benchmarks.md).
     Loadtest(crate::loadtest::Args),
+    /// A TURN server (UDP, TCP and TLS) that relays only to raum's SFUs and logs
+    /// nothing personal, for participants behind firewalls.
+    Turn(crate::turn::Args),
     /// Print the CustomResourceDefinitions generated from raum's Rust types.
     Crd(CrdArgs),
     /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings

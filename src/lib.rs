@@ -5,9 +5,10 @@
 //!
 //! - the command line: [`cli`] (and `main.rs`);
 //! - the subsystems, beside each other: [`operator`], [`sfu`], [`gateway`],
-//!   [`standalone`], [`prune_job`], [`loadtest`];
+//!   [`standalone`], [`prune_job`], [`loadtest`], [`turn`];
 //! - the shared core: the resources ([`api`], [`crd`]), [`token`], [`schedule`],
 //!   [`public_url`], [`signaling`], [`media`] (the sans-IO media core), [`rooms`],
+//!   [`relay`] (TURN), [`turn_credentials`],
 //!   [`access_log`], [`kubeconfig`],
 //!   [`telemetry`], [`shutdown`], [`host`].
 
@@ -23,6 +24,7 @@ pub mod media;
 pub mod operator;
 pub mod prune_job;
 pub mod public_url;
+pub mod relay;
 pub mod rooms;
 pub mod schedule;
 pub mod sfu;
@@ -31,6 +33,7 @@ pub mod signaling;
 pub mod standalone;
 pub mod telemetry;
 pub mod token;
+pub mod turn;
 pub mod turn_credentials;
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Turn(args) => match raum::turn::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Loadtest(args) => match raum::loadtest::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

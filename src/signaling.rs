@@ -114,16 +114,41 @@ pub struct PeerInfo {
     pub video_muted: bool,
 }
 
+/// A TURN server the participant's browser may use (an `RTCIceServer`), with a
+/// credential for this participant alone.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    /// `turn:` and `turns:` URLs.
+    pub urls: Vec<String>,
+    /// The TURN REST username (expiry, an opaque participant id, the SFU's address).
+    pub username: String,
+    /// Its password.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    // Never the credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A message from the SFU.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerMessage {
-    /// Accepted: your id and who is here.
+    /// Accepted: your id, who is here, and the TURN servers to use if the meeting
+    /// has them (absent otherwise).
     Welcome {
         /// Your id.
         id: String,
         /// The others.
         peers: Vec<PeerInfo>,
+        /// TURN servers with this participant's credential.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Someone joined.
     PeerJoined {
@@ -585,6 +610,7 @@ mod tests {
                 audio_muted: false,
                 video_muted: true,
             }],
+            ice_servers: vec![],
         };
         assert_eq!(
             welcome.to_frame(),

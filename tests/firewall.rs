@@ -6,8 +6,11 @@
 //! joined by a veth pair on 198.18.0.0/30 (reserved for network tests); nothing is
 //! routed off the machine and both are deleted at the end (raum_testkit::netns).
 //!
-//! Inside can only reach the SFU over TCP: its media must take the SFU's passive
-//! ICE-TCP candidate, and both must see and hear each other.
+//! Three firewalls, each stricter: no UDP (Inside's media must take the SFU's passive
+//! ICE-TCP candidate); no UDP and TCP only to the web port and TURN's TCP port (its
+//! media must be relayed by the built-in TURN server over TCP); no UDP and TCP only
+//! to the web port and 443 (relayed over TURN over TLS). Each time both see and hear
+//! each other and the selected candidate pair says which way the media went.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,14 +20,29 @@ use raum_testkit::netns::{CLIENT_IP, Pair, SERVER_IP, run};
 use raum_testkit::web::{Standalone, meeting_yaml};
 use serde_json::{Value, json};
 
-/// Every UDP packet out of the namespace is dropped and counted; TCP passes.
-const NO_UDP_OUT: &str = "table inet raum_firewall {
-  chain output {
-    type filter hook output priority 0; policy accept;
-    meta l4proto udp counter drop
-  }
+/// Every UDP packet out of the namespace is dropped and counted, and TCP to ports
+/// other than `tcp_ports` (all, if empty) is rejected.
+fn firewall(tcp_ports: &[u16]) -> String {
+    let tcp = if tcp_ports.is_empty() {
+        String::new()
+    } else {
+        let ports: Vec<String> = tcp_ports.iter().map(u16::to_string).collect();
+        format!(
+            "    tcp dport != {{ {} }} counter reject with tcp reset\n",
+            ports.join(", ")
+        )
+    };
+    format!(
+        "table inet raum_firewall {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    meta l4proto udp counter drop\n{tcp}  }}\n}}\n"
+    )
 }
-";
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The web port, TURN's TCP port and its TLS port in the server's namespace.
+const WEB_PORT: u16 = 8080;
+const TURN_PORT: u16 = 3478;
+const TURN_TLS_PORT: u16 = 443;
 
 /// A script that runs Chromium in namespace `ns` (playwright-core starts it as its
 /// browser; `ip netns exec` execs, so the pipe to it stays the same).
@@ -56,59 +74,126 @@ fn side<'a>(v: &'a Value, who: &str) -> &'a Value {
     &v["received"][who]
 }
 
-#[test]
-fn a_participant_whose_network_drops_udp_gets_media_over_ice_tcp() {
+/// A test certificate for the TURN server's TLS port (and its key), made by openssl.
+fn certificate(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("turn.crt"), dir.join("turn.key"));
+    run(std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", &format!("/CN={SERVER_IP}")])
+        .args(["-addext", &format!("subjectAltName=IP:{SERVER_IP}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// Runs the two browsers through `raum standalone` with Inside behind a firewall
+/// that drops UDP and lets TCP out only to `tcp_ports` (any port, if empty).
+/// Returns the scenario's result, the UDP packets the firewall dropped and the
+/// standalone's process log.
+fn call_through(tcp_ports: &[u16]) -> (Value, u64, String) {
+    // One call at a time: four Chromiums at once would measure the two cores.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let pair = Pair::new("fw");
     let rules = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(rules.path(), NO_UDP_OUT).unwrap();
+    std::fs::write(rules.path(), firewall(tcp_ports)).unwrap();
     run(Pair::exec(&pair.client, "nft").arg("-f").arg(rules.path()));
 
-    let addr = format!("{SERVER_IP}:8080").parse().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(certs.path());
+    let addr = format!("{SERVER_IP}:{WEB_PORT}").parse().unwrap();
+    let turn = [
+        format!("--turn-port={TURN_PORT}"),
+        format!("--turn-tls-port={TURN_TLS_PORT}"),
+        format!("--turn-tls-cert={cert}"),
+        format!("--turn-tls-key={key}"),
+    ];
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
     let s = Standalone::start_in_netns(
         &pair.server,
         addr,
         &[("lesson.yaml", &meeting_yaml("lesson", "  title: Lesson\n"))],
-        &[],
+        &turn,
     );
     let token = Standalone::token("lesson");
     let url = format!("http://{addr}/j/{token}");
     let wrappers = tempfile::tempdir().unwrap();
-    let v = browser::run(
-        json!({
-            "scenario": "firewalled",
-            "url": url,
-            "secureOrigin": s.origin(),
-            "outside": chromium_in(wrappers.path(), &pair.server),
-            "inside": chromium_in(wrappers.path(), &pair.client),
-        }),
-        Duration::from_secs(180),
-    );
+    // On failure, the standalone's log says what the relay and the room saw.
+    let v = std::panic::catch_unwind(|| {
+        browser::run(
+            json!({
+                "scenario": "firewalled",
+                "url": url,
+                "secureOrigin": s.origin(),
+                "ignoreCertificateErrors": true,
+                "outside": chromium_in(wrappers.path(), &pair.server),
+                "inside": chromium_in(wrappers.path(), &pair.client),
+            }),
+            Duration::from_secs(180),
+        )
+    });
+    let v = v.unwrap_or_else(|e| {
+        eprintln!("raum standalone's log:\n{}", s.log());
+        std::panic::resume_unwind(e)
+    });
+    let dropped = dropped_udp(&pair.client);
+    (v, dropped, s.log())
+}
 
+/// Both see and hear each other, the firewall was there (Inside tried UDP and lost
+/// it), and the SFU's process log names no participant's address.
+fn assert_call(v: &Value, dropped: u64, log: &str) {
     for who in ["Inside", "Outside"] {
-        assert_eq!(side(&v, who)["videos"], 1, "{who} sees the other: {v}");
+        assert_eq!(side(v, who)["videos"], 1, "{who} sees the other: {v}");
         assert!(
-            side(&v, who)["audioPackets"].as_u64().unwrap_or(0) > 0,
+            side(v, who)["audioPackets"].as_u64().unwrap_or(0) > 0,
             "{who} hears the other: {v}"
         );
     }
+    assert_eq!(v["insidePair"]["state"], "succeeded", "{v}");
+    assert!(dropped > 0, "the firewall dropped no UDP: {v}");
+    assert!(
+        !log.contains(CLIENT_IP),
+        "the process log holds a client address:\n{log}"
+    );
+    // Nor a TURN username, nor anything of the TURN engine's own logging.
+    assert!(!log.contains("username"), "{log}");
+    assert!(!log.contains("turn_server_proto"), "{log}");
+}
+
+#[test]
+fn a_participant_whose_network_drops_udp_gets_media_over_ice_tcp() {
+    let (v, dropped, log) = call_through(&[]);
+    assert_call(&v, dropped, &log);
     let selected = &v["insidePair"];
-    assert_eq!(selected["state"], "succeeded", "{v}");
     assert_eq!(selected["local"]["protocol"], "tcp", "{v}");
     assert_eq!(selected["remote"]["protocol"], "tcp", "{v}");
     assert_eq!(
         selected["remote"]["candidateType"], "host",
         "the SFU's own: {v}"
     );
-    // The firewall was really there: Inside's browser tried UDP (its own candidates'
-    // checks, STUN) and lost it.
-    let dropped = dropped_udp(&pair.client);
-    assert!(dropped > 0, "the firewall dropped no UDP: {v}");
+    eprintln!("ICE-TCP: {v}; {dropped} UDP packets dropped");
+}
 
-    // The SFU's process log names no participant's address.
-    let log = s.log();
-    assert!(
-        !log.contains(CLIENT_IP),
-        "the process log holds a client address:\n{log}"
-    );
-    eprintln!("firewalled call: {v}; {dropped} UDP packets dropped");
+#[test]
+fn a_network_that_allows_only_the_web_and_turn_over_tcp_gets_relayed_media() {
+    let (v, dropped, log) = call_through(&[WEB_PORT, TURN_PORT]);
+    assert_call(&v, dropped, &log);
+    let selected = &v["insidePair"];
+    assert_eq!(selected["local"]["candidateType"], "relay", "{v}");
+    assert_eq!(selected["local"]["relayProtocol"], "tcp", "{v}");
+    eprintln!("TURN over TCP: {v}; {dropped} UDP packets dropped");
+}
+
+#[test]
+fn a_network_that_allows_only_443_gets_media_relayed_over_tls() {
+    let (v, dropped, log) = call_through(&[WEB_PORT, TURN_TLS_PORT]);
+    assert_call(&v, dropped, &log);
+    let selected = &v["insidePair"];
+    assert_eq!(selected["local"]["candidateType"], "relay", "{v}");
+    assert_eq!(selected["local"]["relayProtocol"], "tls", "{v}");
+    eprintln!("TURN over TLS: {v}; {dropped} UDP packets dropped");
 }

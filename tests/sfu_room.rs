@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peer::{Client, has};
-use raum::rooms::RoomSettings;
 use raum::rooms::room::{Advertised, Command, Outbound, Room, Stats};
+use raum::rooms::{Network, RoomSettings};
 use raum::signaling::{ClientMessage, ServerMessage};
 use raum_testkit::wait::eventually;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -59,7 +59,13 @@ async fn start_room_with(
         ..RoomSettings::default()
     };
     change(&mut settings);
-    let room = Room::new(settings, Advertised::udp(advertised), socket, None).unwrap();
+    let network = Network {
+        udp: socket,
+        tcp: None,
+        advertised: Advertised::udp(advertised),
+        turn: None,
+    };
+    let room = Room::new(settings, network).unwrap();
     tokio::spawn(room.run(rx, Default::default()));
     (tx, advertised)
 }
@@ -261,14 +267,14 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
 async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let advertised = socket.local_addr().unwrap();
-    let (handle, task, _sessions) = raum::rooms::start(
-        RoomSettings::default(),
-        Advertised::udp(advertised),
-        socket,
-        None,
-        String::new(),
-    )
-    .unwrap();
+    let network = Network {
+        udp: socket,
+        tcp: None,
+        advertised: Advertised::udp(advertised),
+        turn: None,
+    };
+    let (handle, task, _sessions) =
+        raum::rooms::start(RoomSettings::default(), network, String::new()).unwrap();
     let room = handle.commands.clone();
     let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
@@ -438,7 +444,13 @@ async fn start_room_with_tcp(max: u32) -> (mpsc::Sender<Command>, SocketAddr) {
         max_participants: max,
         ..RoomSettings::default()
     };
-    let room = Room::new(settings, advertised, socket, Some(tcp)).unwrap();
+    let network = Network {
+        udp: socket,
+        tcp: Some(tcp),
+        advertised,
+        turn: None,
+    };
+    let room = Room::new(settings, network).unwrap();
     tokio::spawn(room.run(rx, Default::default()));
     (tx, tcp_addr)
 }

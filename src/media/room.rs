@@ -44,7 +44,7 @@ use super::stun;
 use super::twcc;
 use super::vp8::Descriptor;
 use super::{Remote, Transmit, random_bytes, random_token};
-use crate::signaling::{ClientMessage, ErrorCode, PeerInfo, ServerMessage};
+use crate::signaling::{ClientMessage, ErrorCode, IceServer, PeerInfo, ServerMessage};
 
 /// The shortest time between two keyframe requests to one publisher's track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -705,6 +705,16 @@ impl RoomCore {
 
     /// A participant joins with its display name (its token was checked).
     pub fn join(&mut self, now: Instant, name: String) -> Result<PeerId, ErrorCode> {
+        self.join_with(now, name, Vec::new())
+    }
+
+    /// The same, with TURN servers for its `welcome` (its credential is its own).
+    pub fn join_with(
+        &mut self,
+        now: Instant,
+        name: String,
+        ice_servers: Vec<IceServer>,
+    ) -> Result<PeerId, ErrorCode> {
         if self.peers.len() as u32 >= self.settings.max_participants {
             return Err(ErrorCode::RoomFull);
         }
@@ -755,6 +765,7 @@ impl RoomCore {
             ServerMessage::Welcome {
                 id: id.to_string(),
                 peers: others,
+                ice_servers,
             },
         );
         if let Some(speaker) = self.speakers.speaker() {

@@ -15,6 +15,9 @@ pub const MEDIA_PORT: u16 = 50000;
 pub const MEDIA_TCP_PORT: u16 = MEDIA_PORT;
 /// The environment variable with the hex SHA-256 of the meeting's join token.
 pub const ENV_TOKEN_SHA256: &str = "RAUM_TOKEN_SHA256";
+/// The environment variable with the secret shared with the TURN server (from a
+/// Secret, when the chart has TURN).
+pub const ENV_TURN_SECRET: &str = "RAUM_TURN_SECRET";
 /// The environment variable with the address to advertise (when the pod takes the
 /// node's IP from the downward API).
 pub const ENV_ADVERTISE_IP: &str = "RAUM_ADVERTISE_IP";

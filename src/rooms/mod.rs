@@ -52,6 +52,97 @@ impl Default for RoomSettings {
     }
 }
 
+/// TURN for a room's participants: the secret the room shares with the TURN server,
+/// the server's URLs, and how long a credential lasts. Each participant gets a
+/// credential of its own at `welcome`, for this room's SFU address only.
+#[derive(Clone, Debug)]
+pub struct TurnOffer {
+    /// Shared with the TURN server.
+    pub secret: crate::turn_credentials::TurnSecret,
+    /// `turn:` and `turns:` URLs, as the browser is given them.
+    pub urls: Vec<String>,
+    /// How long a credential is valid: a whole meeting, since browsers refresh their
+    /// allocations with the credential they were given.
+    pub lifetime: Duration,
+}
+
+/// How long a TURN credential lasts: a school day, well within
+/// [`crate::turn_credentials::MAX_LIFETIME_SECS`].
+pub const TURN_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(10 * 3600);
+
+impl TurnOffer {
+    /// The `iceServers` for a participant `who` (an opaque id) of the room whose UDP
+    /// media address is `relay_to`, issued at `now`.
+    pub fn ice_servers(
+        &self,
+        who: &str,
+        relay_to: std::net::SocketAddr,
+        now: std::time::SystemTime,
+    ) -> Vec<crate::signaling::IceServer> {
+        let expires = now
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            + self.lifetime.as_secs();
+        let c = self.secret.issue(who, relay_to, expires);
+        vec![crate::signaling::IceServer {
+            urls: self.urls.clone(),
+            username: c.username,
+            credential: c.password,
+        }]
+    }
+}
+
+/// Whether `url` is a TURN URL raum hands to browsers: `turn:` or `turns:`, a host (a
+/// name, an IPv4 address or a bracketed IPv6 one), a port, and at most
+/// `?transport=udp|tcp`. Nothing else (browsers reject the whole configuration for
+/// one bad URL, which would cost every participant their media).
+pub fn valid_turn_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("turn:")
+        .or_else(|| url.strip_prefix("turns:"))
+    else {
+        return false;
+    };
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    if !matches!(query, None | Some("transport=udp") | Some("transport=tcp")) {
+        return false;
+    }
+    let Some((host, port)) = hostport.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    port_ok && host_ok
+}
+
+/// Where a room's media comes in: its UDP socket, its ICE-TCP listener, the address
+/// its candidates name, and the TURN servers its participants are offered.
+pub struct Network {
+    /// The UDP media socket.
+    pub udp: tokio::net::UdpSocket,
+    /// The ICE-TCP listener, if the room has one.
+    pub tcp: Option<tokio::net::TcpListener>,
+    /// What the candidates name (as seen from outside).
+    pub advertised: room::Advertised,
+    /// TURN, if participants are offered it.
+    pub turn: Option<TurnOffer>,
+}
+
 /// A running room, as sessions and status pages reach it. Cheap to share behind an
 /// `Arc`; dropping the last command sender ends the room.
 #[derive(Debug)]
@@ -82,19 +173,16 @@ impl Sessions {
     }
 }
 
-/// Starts a room with `settings` on `socket` (and ICE-TCP on `tcp`, if given),
-/// advertising `advertised` in its ICE candidates, for the meeting whose token has the
+/// Starts a room with `settings` on `network`, for the meeting whose token has the
 /// digest `token_sha256`. Returns its handle, the room task and what tells when its
 /// sessions have ended.
 pub fn start(
     settings: RoomSettings,
-    advertised: room::Advertised,
-    socket: tokio::net::UdpSocket,
-    tcp: Option<tokio::net::TcpListener>,
+    network: Network,
     token_sha256: String,
 ) -> Result<(RoomHandle, tokio::task::JoinHandle<()>, Sessions), room::Error> {
     let chat = settings.chat;
-    let room = room::Room::new(settings, advertised, socket, tcp)?;
+    let room = room::Room::new(settings, network)?;
     let (commands, rx) = mpsc::channel(room::COMMAND_QUEUE);
     let stop = Arc::new(Notify::new());
     let task = tokio::spawn(room.run(rx, stop.clone()));
@@ -143,6 +231,36 @@ impl RoomHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_urls_are_checked_before_a_browser_sees_them() {
+        for good in [
+            "turn:198.18.0.1:3478?transport=udp",
+            "turn:turn.example.org:3478?transport=tcp",
+            "turns:turn.example.org:443?transport=tcp",
+            "turn:[2001:db8::1]:3478",
+        ] {
+            assert!(valid_turn_url(good), "{good}");
+        }
+        for bad in [
+            "",
+            "stun:198.18.0.1:3478",
+            "turn:",
+            "turn:198.18.0.1",
+            "turn:198.18.0.1:",
+            "turn:198.18.0.1:0",
+            "turn:198.18.0.1:99999",
+            "turn:198.18.0.1:3478?transport=sctp",
+            "turn:198.18.0.1:3478?transport=udp&x=1",
+            "turn:user@host:3478",
+            "turn:2001:db8::1:3478",
+            "turn:[not-v6]:3478",
+            "turn:host name:3478",
+            "https://turn.example.org:443",
+        ] {
+            assert!(!valid_turn_url(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn settings_come_from_the_spec_with_the_crds_defaults() {

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
+use std::net::SocketAddr;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::{RoomSettings, ice_tcp};
+use super::{Network, RoomSettings, TurnOffer, ice_tcp};
 use crate::media::room::{self, RoomCore};
 pub use crate::media::room::{Advertised, KEYFRAME_REQUEST_INTERVAL, Outbound, PeerId, Stats};
 use crate::media::{Remote, Transport};
@@ -96,6 +97,9 @@ pub struct Room {
     tcp_out: BytesMut,
     /// A datagram from a connection, copied to be decrypted in place.
     tcp_in: Vec<u8>,
+    /// The TURN participants are offered, and the address its relays may reach.
+    turn: Option<TurnOffer>,
+    relay_to: SocketAddr,
 }
 
 /// Why a room could not start.
@@ -110,20 +114,23 @@ pub enum Error {
 }
 
 impl Room {
-    /// A room with `settings` on `socket` and, if given, ICE-TCP on `tcp`; its ICE
-    /// candidates name `advertised` (whose TCP port is `tcp`'s, as seen from outside).
-    pub fn new(
-        settings: RoomSettings,
-        advertised: Advertised,
-        socket: UdpSocket,
-        tcp: Option<TcpListener>,
-    ) -> Result<Self, Error> {
+    /// A room with `settings` on `network`: its UDP socket, its ICE-TCP listener (if
+    /// any), the address its candidates name and the TURN it offers.
+    pub fn new(settings: RoomSettings, network: Network) -> Result<Self, Error> {
+        let Network {
+            udp: socket,
+            tcp,
+            advertised,
+            turn,
+        } = network;
         let state = UdpSocketState::new(UdpSockRef::from(&socket)).map_err(Error::Socket)?;
         // Room for bursts (a keyframe to thirty subscribers at once).
         let _ = state.set_send_buffer_size(UdpSockRef::from(&socket), 4 << 20);
         let _ = state.set_recv_buffer_size(UdpSockRef::from(&socket), 4 << 20);
         Ok(Self {
             core: RoomCore::new(settings, advertised, Instant::now())?,
+            relay_to: SocketAddr::new(advertised.ip, advertised.udp_port),
+            turn,
             socket,
             state,
             sessions: HashMap::new(),
@@ -260,7 +267,15 @@ impl Room {
                 outbound,
                 reply,
             } => {
-                let result = self.core.join(now, name);
+                // An opaque id per participant for its TURN credential (never its name).
+                let ice = self.turn.as_ref().map_or_else(Vec::new, |t| {
+                    t.ice_servers(
+                        &crate::media::random_token(12),
+                        self.relay_to,
+                        std::time::SystemTime::now(),
+                    )
+                });
+                let result = self.core.join_with(now, name, ice);
                 if let Ok(id) = result {
                     self.sessions.insert(id, outbound);
                 }

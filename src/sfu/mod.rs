@@ -65,6 +65,16 @@ pub struct Args {
     #[arg(long)]
     pub no_ice_tcp: bool,
 
+    /// A TURN server participants are offered (`turn:host:3478?transport=udp`,
+    /// `turns:host:443?transport=tcp`, ...); repeatable. Each participant gets a
+    /// credential of its own at `welcome`, under the secret in RAUM_TURN_SECRET.
+    #[arg(long = "turn-url", value_name = "URL", requires = "turn_secret")]
+    pub turn_urls: Vec<String>,
+
+    /// The secret shared with the TURN server (at least 16 bytes).
+    #[arg(long, env = crate::rooms::contract::ENV_TURN_SECRET, hide_env_values = true, hide = true)]
+    pub turn_secret: Option<String>,
+
     /// The most participants at once; one more is told the meeting is full.
     #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
     pub max_participants: u32,
@@ -113,6 +123,27 @@ impl Args {
         }
     }
 
+    /// The TURN participants are offered, if any.
+    pub fn turn_offer(&self) -> Result<Option<rooms::TurnOffer>, Error> {
+        let Some(secret) = &self.turn_secret else {
+            return Ok(None);
+        };
+        if self.turn_urls.is_empty() {
+            return Ok(None);
+        }
+        if secret.len() < 16 {
+            return Err(Error::ShortTurnSecret);
+        }
+        if let Some(bad) = self.turn_urls.iter().find(|u| !rooms::valid_turn_url(u)) {
+            return Err(Error::BadTurnUrl(bad.clone()));
+        }
+        Ok(Some(rooms::TurnOffer {
+            secret: crate::turn_credentials::TurnSecret::from_bytes(secret.as_bytes()),
+            urls: self.turn_urls.clone(),
+            lifetime: rooms::TURN_CREDENTIAL_LIFETIME,
+        }))
+    }
+
     /// The token's digest (lower-case hex), from `--token` or `--token-sha256`.
     pub fn token_sha256(&self) -> Result<String, Error> {
         match (&self.token, &self.token_sha256) {
@@ -131,6 +162,12 @@ pub enum Error {
         "--advertise-ip (or {ENV_ADVERTISE_IP}) is required when the media port is bound to {0}"
     )]
     NoAdvertiseIp(IpAddr),
+    /// The TURN secret is too short.
+    #[error("the TURN secret (RAUM_TURN_SECRET) must be at least 16 bytes")]
+    ShortTurnSecret,
+    /// A TURN URL is not one.
+    #[error("--turn-url {0:?} is not a turn: or turns: URL with a host and port")]
+    BadTurnUrl(String),
     /// The token digest is not 64 hex digits.
     #[error("--token-sha256 must be 64 hexadecimal digits")]
     BadDigest,
@@ -208,8 +245,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
         "SFU listening"
     );
 
-    let (room, room_task, sessions) =
-        rooms::start(args.room_settings(), advertised, socket, tcp, token_sha256)?;
+    let turn = args.turn_offer()?;
+    let network = rooms::Network {
+        udp: socket,
+        tcp,
+        advertised,
+        turn,
+    };
+    let (room, room_task, sessions) = rooms::start(args.room_settings(), network, token_sha256)?;
     let room = Arc::new(room);
     let app = server::router(room.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

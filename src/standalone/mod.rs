@@ -59,6 +59,30 @@ pub struct Args {
     #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
     pub default_length: Duration,
 
+    /// Run a TURN server on this port (UDP and TCP) at the advertised address, for
+    /// participants whose network blocks UDP or other ports; each participant gets a
+    /// credential of its own. Off unless given.
+    #[arg(long, value_name = "PORT")]
+    pub turn_port: Option<u16>,
+
+    /// TURN over TLS on this port (443 for networks that allow nothing else), with
+    /// --turn-tls-cert and --turn-tls-key.
+    #[arg(long, value_name = "PORT", requires_all = ["turn_tls_cert", "turn_tls_key"])]
+    pub turn_tls_port: Option<u16>,
+
+    /// The TLS certificate chain (PEM) for --turn-tls-port.
+    #[arg(long, value_name = "FILE", requires = "turn_tls_port")]
+    pub turn_tls_cert: Option<PathBuf>,
+
+    /// The TLS private key (PEM) for --turn-tls-port.
+    #[arg(long, value_name = "FILE", requires = "turn_tls_port")]
+    pub turn_tls_key: Option<PathBuf>,
+
+    /// The host name browsers reach TURN over TLS at (the certificate's name).
+    /// Default: the advertised address.
+    #[arg(long, value_name = "HOST", requires = "turn_tls_port")]
+    pub turn_tls_host: Option<String>,
+
     /// Create (or renew) a meeting called "demo" and print its URL.
     #[arg(long)]
     pub demo: bool,
@@ -98,6 +122,12 @@ pub enum Error {
         "{0}: not a raum URL key (base64 of 32 bytes); move it away to create a new one, which changes every URL"
     )]
     BadKey(PathBuf),
+    /// The TURN relay cannot start.
+    #[error(transparent)]
+    Relay(#[from] crate::relay::Error),
+    /// A TURN host name is not one.
+    #[error("--turn-tls-host {0:?} is not a host name")]
+    BadTurnHost(String),
     /// No address to advertise for media.
     #[error(
         "--advertise-ip is required when listening on {0} (the address browsers send media to)"
@@ -197,6 +227,57 @@ fn write_demo(dir: &Path) -> Result<(), Error> {
     std::fs::rename(&tmp, &path).map_err(io("cannot write", &path))
 }
 
+/// Starts the TURN relay if asked for: a secret of this process's own (the rooms in
+/// it issue the credentials), listeners on the rooms' bind address, relayed sockets
+/// on the advertised one (where the rooms are reached).
+async fn start_turn(
+    args: &Args,
+    advertise_ip: IpAddr,
+    stop: Arc<tokio::sync::Notify>,
+) -> Result<Option<crate::rooms::TurnOffer>, Error> {
+    if args.turn_port.is_none() && args.turn_tls_port.is_none() {
+        return Ok(None);
+    }
+    let bind = rooms::bind_ip(advertise_ip);
+    let tls = match (args.turn_tls_port, &args.turn_tls_cert, &args.turn_tls_key) {
+        (Some(port), Some(cert), Some(key)) => Some((
+            std::net::SocketAddr::new(bind, port),
+            crate::relay::tls_config(cert, key)?,
+        )),
+        _ => None,
+    };
+    let plain = args.turn_port.map(|p| std::net::SocketAddr::new(bind, p));
+    let listeners = crate::relay::bind(plain, plain, tls).await?;
+    let host = match advertise_ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let mut urls = Vec::new();
+    if let Some(p) = args.turn_port {
+        urls.push(format!("turn:{host}:{p}?transport=udp"));
+        urls.push(format!("turn:{host}:{p}?transport=tcp"));
+    }
+    if let Some(p) = args.turn_tls_port {
+        let name = args.turn_tls_host.clone().unwrap_or_else(|| host.clone());
+        let url = format!("turns:{name}:{p}?transport=tcp");
+        if !crate::rooms::valid_turn_url(&url) {
+            return Err(Error::BadTurnHost(name));
+        }
+        urls.push(url);
+    }
+    let secret = crate::media::random_bytes::<32>();
+    let secret = crate::turn_credentials::TurnSecret::from_bytes(&secret);
+    let policy = crate::relay::policy::Policy::new(secret.clone(), Default::default());
+    let (_counters, _task) =
+        crate::relay::start(listeners, advertise_ip, policy, "raum".to_owned(), stop);
+    info!(port = ?args.turn_port, tls_port = ?args.turn_tls_port, "TURN relay listening");
+    Ok(Some(crate::rooms::TurnOffer {
+        secret,
+        urls,
+        lifetime: crate::rooms::TURN_CREDENTIAL_LIFETIME,
+    }))
+}
+
 /// Runs `raum standalone` until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<(), Error> {
     let advertise_ip = match args.advertise_ip {
@@ -236,6 +317,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .join("access-log")
     });
 
+    let stop_relay = Arc::new(tokio::sync::Notify::new());
+    let turn = start_turn(&args, advertise_ip, stop_relay.clone()).await?;
     let mut web = args.web;
     web.access_log_dir = Some(log_dir.clone());
     if web.instance.is_none() {
@@ -256,7 +339,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         default_length: SignedDuration::try_from(args.default_length)
             .unwrap_or(SignedDuration::from_hours(8)),
     };
-    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url, timing);
+    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url, timing, turn);
     let gateway_state = front.gateway.clone();
     rooms
         .rescan(&args.meetings_dir, &directory, Timestamp::now())
@@ -307,6 +390,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     gateway::serve(listener, front, stop).await;
     let _ = watcher.await;
     pruner.abort();
+    stop_relay.notify_one();
     info!("standalone stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@ use super::files::{self, MeetingFile};
 use crate::gateway::{self, Backend, Directory, State};
 use crate::public_url::PublicUrl;
 use crate::rooms::room::Advertised;
-use crate::rooms::{self, RoomHandle, RoomSettings};
+use crate::rooms::{self, RoomHandle, RoomSettings, TurnOffer};
 use crate::schedule::{Plan, Timing, plan};
 use crate::token::{TokenKey, token_digest};
 
@@ -38,12 +38,23 @@ impl Drop for RunningRoom {
     }
 }
 
+/// Where rooms (and the TURN relay) bind for media reached at `advertise_ip`: that
+/// address if it is loopback, every interface otherwise.
+pub fn bind_ip(advertise_ip: IpAddr) -> IpAddr {
+    match advertise_ip {
+        ip if ip.is_loopback() => ip,
+        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
+
 /// The rooms and what was last reported about the directory.
 pub struct Rooms {
     advertise_ip: IpAddr,
     key: TokenKey,
     public_url: PublicUrl,
     timing: Timing,
+    turn: Option<TurnOffer>,
     running: HashMap<String, RunningRoom>,
     urls: HashMap<String, String>,
     reported: BTreeMap<PathBuf, String>,
@@ -52,12 +63,19 @@ pub struct Rooms {
 
 impl Rooms {
     /// No rooms yet.
-    pub fn new(advertise_ip: IpAddr, key: TokenKey, public_url: PublicUrl, timing: Timing) -> Self {
+    pub fn new(
+        advertise_ip: IpAddr,
+        key: TokenKey,
+        public_url: PublicUrl,
+        timing: Timing,
+        turn: Option<TurnOffer>,
+    ) -> Self {
         Self {
             advertise_ip,
             key,
             public_url,
             timing,
+            turn,
             running: HashMap::new(),
             urls: HashMap::new(),
             reported: BTreeMap::new(),
@@ -183,11 +201,7 @@ impl Rooms {
             }
             None => {}
         }
-        let bind = match self.advertise_ip {
-            ip if ip.is_loopback() => ip,
-            IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
-        };
+        let bind = bind_ip(self.advertise_ip);
         let socket = match tokio::net::UdpSocket::bind(SocketAddr::new(bind, 0)).await {
             Ok(s) => s,
             Err(e) => {
@@ -216,8 +230,14 @@ impl Rooms {
             udp_port: port,
             tcp_port,
         };
+        let network = rooms::Network {
+            udp: socket,
+            tcp,
+            advertised,
+            turn: self.turn.clone(),
+        };
         let (room, _task, _sessions) =
-            match rooms::start(wanted.0.clone(), advertised, socket, tcp, wanted.1.clone()) {
+            match rooms::start(wanted.0.clone(), network, wanted.1.clone()) {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(meeting = %name, error = %e, "cannot start the meeting's room");

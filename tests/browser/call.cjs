@@ -43,6 +43,8 @@ async function launch(grant = true, executablePath = CHROMIUM) {
       // A page served from a test network's address (not localhost) is no secure
       // context, and without one there is no camera: the caller names its origin.
       ...(args.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${args.secureOrigin}`] : []),
+      // The TURN server's test certificate is self-signed.
+      ...(args.ignoreCertificateErrors ? ['--ignore-certificate-errors'] : []),
     ],
   });
 }
@@ -382,6 +384,7 @@ async function klass() {
     await sleep(args.windowMs);
     const after = await Promise.all(ps.map(classFigures));
     const secs = (Date.now() - t0) / 1000;
+    const pairs = await Promise.all(ps.map(selectedPair));
     const out = ps.map((p, i) => ({
       name: p.name,
       tiles: after[i].visible.length,
@@ -389,6 +392,7 @@ async function klass() {
       decoded: Object.fromEntries(after[i].visible.map((id) => [id,
         (after[i].tiles[id].frames || 0) - ((before[i].tiles[id] || {}).frames || 0)])),
       widths: Object.fromEntries(after[i].visible.map((id) => [id, after[i].tiles[id].width])),
+      pair: pairs[i],
       detail: args.detail ? after[i].tiles : undefined,
     }));
     process.stdout.write(JSON.stringify({ pages: out, seconds: secs }) + '\n');

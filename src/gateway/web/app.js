@@ -415,6 +415,11 @@
     switch (msg.type) {
       case 'welcome': {
         myId = msg.id;
+        // TURN for networks that block UDP or most ports: this participant's own
+        // credential, set before the offer starts gathering candidates.
+        if (Array.isArray(msg.ice_servers) && msg.ice_servers.length) {
+          conn.setConfiguration({ bundlePolicy: 'max-bundle', iceServers: msg.ice_servers });
+        }
         lastLayout = '';
         peers.clear();
         for (const p of msg.peers) peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted });

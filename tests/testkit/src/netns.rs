@@ -37,16 +37,18 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Makes the namespaces `raum-<tag>-<pid>-s` and `-c` with `lo` up and
-    /// [`SERVER_IP`]/30 and [`CLIENT_IP`]/30 on the pair. `tag` is short (interface
-    /// names have 15 bytes).
+    /// Makes the namespaces `raum-<tag>-<pid>-<n>-s` and `-c` (`n` counts the pairs
+    /// of this process) with `lo` up and [`SERVER_IP`]/30 and [`CLIENT_IP`]/30 on the
+    /// pair. `tag` is two or three letters (interface names have 15 bytes).
     pub fn new(tag: &str) -> Pair {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         sweep_stale(tag);
         let id = std::process::id();
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
         let pair = Pair {
-            server: format!("raum-{tag}-{id}-s"),
-            client: format!("raum-{tag}-{id}-c"),
-            dev: format!("r{tag}{id}"),
+            server: format!("raum-{tag}-{id}-{n}-s"),
+            client: format!("raum-{tag}-{id}-{n}-c"),
+            dev: format!("r{tag}{id}x{n}"),
         };
         let peer = format!("{}c", pair.dev);
         for ns in [&pair.server, &pair.client] {
