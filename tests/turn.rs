@@ -1,9 +1,11 @@
 //! `raum turn` as a process, against what a hostile or broken client sends: garbage,
 //! truncated and oversized messages over UDP and TCP, and a flood of allocation
 //! attempts from one address. It must answer well-formed requests afterwards, count
-//! what it dropped, and log no client address. (Credentials, permissions and quotas
-//! are decided by `relay::policy`, tested in the library; Chromium's relayed calls
-//! through it are in tests/firewall.rs.)
+//! what it dropped, and log no client address. And a real TURN client
+//! (`turn-client-proto`, an implementation of its own) with credentials the way an SFU
+//! issues them: relayed to its SFU and back; refused towards anything else, with an
+//! expired credential, a wrong HMAC, or another meeting's credential. Chromium's
+//! relayed calls through it are in tests/firewall.rs.
 //!
 //! Loopback only: the server on 127.0.0.1, the client on 127.0.0.5, so the log can
 //! be searched for the client's address.
@@ -249,4 +251,231 @@ fn bad_settings_are_refused_with_the_reason() {
     .concat();
     let e = run(&missing, SECRET);
     assert!(e.contains("/nonexistent/cert.pem"), "{e}");
+}
+
+mod client {
+    //! A blocking driver of `turn-client-proto`'s UDP client.
+    use std::net::{IpAddr, SocketAddr, UdpSocket};
+    use std::time::{Duration, Instant as StdInstant};
+
+    use turn_client_proto::api::{TurnConfig, TurnEvent, TurnRecvRet};
+    use turn_client_proto::prelude::*;
+    use turn_client_proto::types::stun::TransportType;
+    use turn_client_proto::types::{Instant, TurnCredentials};
+    use turn_client_proto::udp::TurnClientUdp;
+
+    pub struct Client {
+        socket: UdpSocket,
+        turn: TurnClientUdp,
+        epoch: StdInstant,
+        pub events: Vec<TurnEvent>,
+        pub received: Vec<(SocketAddr, Vec<u8>)>,
+    }
+
+    impl Client {
+        /// A client that names its user as browsers do (USERNAME), or, with
+        /// `userhash`, by RFC 8489's USERHASH when the server offers it.
+        pub fn allocate(
+            from: &str,
+            server: SocketAddr,
+            username: &str,
+            password: &str,
+            userhash: bool,
+        ) -> Client {
+            let socket = UdpSocket::bind(from).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let mut config = TurnConfig::new(TurnCredentials::new(username, password));
+            if !userhash {
+                config.set_anonymous_username(turn_client_proto::stun::auth::Feature::Disabled);
+            }
+            let turn = TurnClientUdp::allocate(socket.local_addr().unwrap(), server, config);
+            Client {
+                socket,
+                turn,
+                epoch: StdInstant::now(),
+                events: Vec::new(),
+                received: Vec::new(),
+            }
+        }
+
+        fn now(&self) -> Instant {
+            Instant::from_nanos(self.epoch.elapsed().as_nanos() as i64)
+        }
+
+        /// Runs the client until `done` holds for its events, or `limit` passes.
+        pub fn run_until(&mut self, limit: Duration, done: impl Fn(&[TurnEvent]) -> bool) -> bool {
+            let end = StdInstant::now() + limit;
+            let mut buf = [0u8; 2048];
+            while StdInstant::now() < end {
+                let now = self.now();
+                let _ = self.turn.poll(now);
+                while let Some(t) = self.turn.poll_transmit(now) {
+                    let _ = self.socket.send_to(t.data.as_ref(), t.to);
+                }
+                while let Some(e) = self.turn.poll_event() {
+                    self.events.push(e);
+                }
+                if done(&self.events) {
+                    return true;
+                }
+                if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+                    let local = self.socket.local_addr().unwrap();
+                    let t = turn_client_proto::stun::agent::Transmit::new(
+                        &buf[..n],
+                        TransportType::Udp,
+                        from,
+                        local,
+                    );
+                    if let TurnRecvRet::PeerData(d) = self.turn.recv(t, self.now()) {
+                        self.received.push((d.peer, d.data().to_vec()));
+                    }
+                    while let Some(d) = self.turn.poll_recv(self.now()) {
+                        self.received.push((d.peer, d.data().to_vec()));
+                    }
+                }
+            }
+            false
+        }
+
+        pub fn allocated(&mut self) -> bool {
+            self.run_until(Duration::from_secs(3), |e| {
+                e.iter().any(|e| {
+                    matches!(
+                        e,
+                        TurnEvent::AllocationCreated(..) | TurnEvent::AllocationCreateFailed(_)
+                    )
+                })
+            });
+            self.events
+                .iter()
+                .any(|e| matches!(e, TurnEvent::AllocationCreated(..)))
+        }
+
+        /// Asks for a permission to `ip`; whether the server granted it.
+        pub fn permission(&mut self, ip: IpAddr) -> bool {
+            let now = self.now();
+            self.turn
+                .create_permission(TransportType::Udp, ip, now)
+                .unwrap();
+            self.run_until(Duration::from_secs(3), |e| {
+                e.iter().any(|e| {
+                    matches!(e, TurnEvent::PermissionCreated(_, a) | TurnEvent::PermissionCreateFailed(_, a) if *a == ip)
+                })
+            });
+            self.events
+                .iter()
+                .any(|e| matches!(e, TurnEvent::PermissionCreated(_, a) if *a == ip))
+        }
+
+        /// Asks for a channel to `peer`; whether the server bound it.
+        pub fn channel(&mut self, peer: SocketAddr) -> bool {
+            let now = self.now();
+            self.turn
+                .bind_channel(TransportType::Udp, peer, now)
+                .unwrap();
+            self.run_until(Duration::from_secs(3), |e| {
+                e.iter().any(|e| {
+                    matches!(e, TurnEvent::ChannelCreated(_, a) | TurnEvent::ChannelCreateFailed(_, a) if *a == peer)
+                })
+            });
+            self.events
+                .iter()
+                .any(|e| matches!(e, TurnEvent::ChannelCreated(_, a) if *a == peer))
+        }
+
+        /// Sends `data` to `peer` through the relay.
+        pub fn send(&mut self, peer: SocketAddr, data: &[u8]) {
+            let now = self.now();
+            if let Ok(Some(t)) = self.turn.send_to(TransportType::Udp, peer, data, now) {
+                let t = t.build();
+                let _ = self.socket.send_to(&t.data, t.to);
+            }
+        }
+
+        /// The relayed address (where the SFU sees the client come from).
+        pub fn relayed(&self) -> Option<SocketAddr> {
+            self.turn.relayed_addresses().next().map(|(_, a)| a)
+        }
+    }
+}
+
+/// A credential as an SFU at `sfu` issues it, `valid_for` seconds from now (negative:
+/// expired that long ago).
+fn credential(sfu: SocketAddr, valid_for: i64) -> (String, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let c = raum::turn_credentials::TurnSecret::from_bytes(SECRET.as_bytes()).issue(
+        "pupil7",
+        sfu,
+        (now + valid_for) as u64,
+    );
+    (c.username, c.password)
+}
+
+#[test]
+fn a_real_turn_client_reaches_its_sfu_and_nothing_else() {
+    let turn = Turn::start();
+    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sfu_addr = sfu.local_addr().unwrap();
+    sfu.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let from = format!("{CLIENT_IP}:0");
+
+    let (user, pass) = credential(sfu_addr, 600);
+    let mut c = client::Client::allocate(&from, turn.server(), &user, &pass, false);
+    assert!(c.allocated(), "allocated: {:?}\n{}", c.events, turn.log());
+    // To its SFU and back.
+    assert!(c.permission(sfu_addr.ip()));
+    c.send(sfu_addr, b"a binding request, say");
+    let mut buf = [0u8; 64];
+    let (n, relayed) = sfu.recv_from(&mut buf).expect("the SFU receives");
+    assert_eq!(&buf[..n], b"a binding request, say");
+    assert_eq!(Some(relayed), c.relayed(), "from the relayed address");
+    sfu.send_to(b"and its answer", relayed).unwrap();
+    c.run_until(Duration::from_secs(3), |_| false);
+    assert!(
+        c.received
+            .iter()
+            .any(|(p, d)| *p == sfu_addr && d == b"and its answer"),
+        "the answer comes back: {:?}",
+        c.received.len()
+    );
+    // Nothing else: other loopback addresses, link-local metadata, a cluster service.
+    for elsewhere in ["127.0.0.2", "169.254.169.254", "10.96.0.1"] {
+        assert!(!c.permission(elsewhere.parse().unwrap()), "{elsewhere}");
+    }
+    // A channel to its SFU's address but another port.
+    let other_port = SocketAddr::new(sfu_addr.ip(), sfu_addr.port().wrapping_add(1).max(1));
+    assert!(!c.channel(other_port));
+    assert!(c.channel(sfu_addr), "the SFU's own port");
+
+    // An expired credential, a wrong HMAC: no allocation.
+    let (user, pass) = credential(sfu_addr, -10);
+    let mut expired = client::Client::allocate(&from, turn.server(), &user, &pass, false);
+    assert!(!expired.allocated());
+    let (user, _) = credential(sfu_addr, 600);
+    let mut forged = client::Client::allocate(&from, turn.server(), &user, "not the HMAC", false);
+    assert!(!forged.allocated());
+    // A client that hides its username behind USERHASH: refused (its expiry and SFU
+    // could not be read).
+    let (user, pass) = credential(sfu_addr, 600);
+    let mut hashed = client::Client::allocate(&from, turn.server(), &user, &pass, true);
+    assert!(!hashed.allocated());
+    // Another meeting's credential (for the SFU at 127.0.0.3) allocates, but cannot
+    // reach this meeting's SFU.
+    let (user, pass) = credential("127.0.0.3:40000".parse().unwrap(), 600);
+    let mut other = client::Client::allocate(&from, turn.server(), &user, &pass, false);
+    assert!(other.allocated());
+    assert!(!other.permission(sfu_addr.ip()));
+
+    let log = turn.log();
+    assert!(
+        !log.contains(CLIENT_IP),
+        "a client address in the log:\n{log}"
+    );
+    assert!(!log.contains("pupil7"), "a username in the log:\n{log}");
+    assert!(turn.metric("raum_turn_refused_total") >= 6);
 }

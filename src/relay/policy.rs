@@ -56,6 +56,8 @@ pub struct Request {
     pub peers: Vec<SocketAddr>,
     /// REQUESTED-TRANSPORT's protocol number, if present (17 UDP, 6 TCP).
     pub requested_transport: Option<u8>,
+    /// Whether it names its user by USERHASH (RFC 8489) instead of USERNAME.
+    pub userhash: bool,
 }
 
 /// What to do with a request.
@@ -212,6 +214,12 @@ impl Policy {
         }
         if req.method == Method::Allocate && !self.attempt(client, now) {
             return Verdict::Drop;
+        }
+        // A hashed username cannot be read, so neither its expiry nor its SFU could be
+        // checked, and the engine would accept it for any user it once knew. Browsers
+        // send USERNAME.
+        if req.userhash {
+            return Verdict::Refuse(code::UNAUTHORIZED, "send USERNAME, not USERHASH");
         }
         let Some(username) = req.username.as_deref() else {
             // The first Allocate has no credential: the engine answers 401 with its
@@ -384,6 +392,7 @@ mod tests {
             username: username.map(str::to_owned),
             peers: peers.to_vec(),
             requested_transport: Some(17),
+            userhash: false,
         }
     }
 
@@ -493,7 +502,15 @@ mod tests {
             Verdict::Pass(Some(u)) => assert_ne!(u.password, other.password),
             v => panic!("{v:?}"),
         }
-        assert_eq!(p.refused, 5);
+        let hashed = Request {
+            userhash: true,
+            ..req(Method::Refresh, None, &[])
+        };
+        assert!(matches!(
+            p.decide(&hashed, client(), now, UNIX),
+            Verdict::Refuse(code::UNAUTHORIZED, _)
+        ));
+        assert_eq!(p.refused, 6);
     }
 
     #[test]

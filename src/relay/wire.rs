@@ -9,7 +9,7 @@ use turn_server_proto::types::attribute::{RequestedTransport, XorPeerAddress};
 use turn_server_proto::types::message::{
     ALLOCATE, CHANNEL_BIND, CONNECT, CONNECTION_BIND, CREATE_PERMISSION, REFRESH,
 };
-use turn_server_proto::types::stun::attribute::{ErrorCode, Username};
+use turn_server_proto::types::stun::attribute::{ErrorCode, Userhash, Username};
 use turn_server_proto::types::stun::message::{Message, MessageClass, MessageWriteVec};
 use turn_server_proto::types::stun::prelude::*;
 
@@ -83,6 +83,7 @@ pub fn request(msg: &Message<'_>) -> Option<Request> {
             .attribute::<RequestedTransport>()
             .ok()
             .map(|t| t.protocol()),
+        userhash: msg.has_attribute(Userhash::TYPE),
     })
 }
 
