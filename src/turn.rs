@@ -74,6 +74,13 @@ pub struct Args {
     #[arg(long, default_value_t = Limits::default().allocations)]
     pub max_allocations: usize,
 
+    /// A network SFU media addresses are in (the nodes' or load balancers'
+    /// addresses); repeatable. A credential naming an address outside every one is
+    /// refused, so even someone holding the secret cannot aim the relay elsewhere.
+    /// Default: none (the credential alone decides).
+    #[arg(long = "sfu-network", value_name = "CIDR")]
+    pub sfu_networks: Vec<ipnet::IpNet>,
+
     /// What one allocation may relay, in kbit/s.
     #[arg(long, default_value_t = Limits::default().bytes_per_second * 8 / 1000)]
     pub max_kbps_per_allocation: u64,
@@ -126,6 +133,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         allocations_per_credential: args.max_allocations_per_credential,
         allocations: args.max_allocations,
         bytes_per_second: args.max_kbps_per_allocation * 1000 / 8,
+        sfu_networks: args.sfu_networks.clone(),
         ..Limits::default()
     };
     let policy = Policy::new(TurnSecret::from_bytes(args.secret.as_bytes()), limits);

@@ -45,12 +45,17 @@ const TURN_PORT: u16 = 3478;
 const TURN_TLS_PORT: u16 = 443;
 
 /// A script that runs Chromium in namespace `ns` (playwright-core starts it as its
-/// browser; `ip netns exec` execs, so the pipe to it stays the same).
-fn chromium_in(dir: &Path, ns: &str) -> String {
+/// browser; `ip netns exec` execs, so the pipe to it stays the same), with `home` as
+/// its HOME: where Chromium on Linux finds the NSS database of certificates its user
+/// trusts.
+fn chromium_in(dir: &Path, ns: &str, home: &Path) -> String {
     let path = dir.join(format!("chromium-{ns}"));
     std::fs::write(
         &path,
-        format!("#!/bin/sh\nexec ip netns exec {ns} /usr/bin/chromium \"$@\"\n"),
+        format!(
+            "#!/bin/sh\nHOME={} exec ip netns exec {ns} /usr/bin/chromium \"$@\"\n",
+            home.display()
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -90,6 +95,27 @@ fn certificate(dir: &Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// A HOME whose NSS database trusts `cert` (as a user who installed the TURN
+/// server's certificate would have it).
+fn home_trusting(dir: &Path, cert: &str) -> std::path::PathBuf {
+    let db = dir.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    run(std::process::Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]));
+    run(std::process::Command::new("certutil").args([
+        "-A",
+        "-d",
+        &db,
+        "-t",
+        "C,,",
+        "-n",
+        "raum-test-turn",
+        "-i",
+        cert,
+    ]));
+    dir.to_owned()
+}
+
 /// Runs the two browsers through `raum standalone` with Inside behind a firewall
 /// that drops UDP and lets TCP out only to `tcp_ports` (any port, if empty).
 /// Returns the scenario's result, the UDP packets the firewall dropped and the
@@ -121,6 +147,7 @@ fn call_through(tcp_ports: &[u16]) -> (Value, u64, String) {
     let token = Standalone::token("lesson");
     let url = format!("http://{addr}/j/{token}");
     let wrappers = tempfile::tempdir().unwrap();
+    let home = home_trusting(wrappers.path(), &cert);
     // On failure, the standalone's log says what the relay and the room saw.
     let v = std::panic::catch_unwind(|| {
         browser::run(
@@ -128,9 +155,8 @@ fn call_through(tcp_ports: &[u16]) -> (Value, u64, String) {
                 "scenario": "firewalled",
                 "url": url,
                 "secureOrigin": s.origin(),
-                "ignoreCertificateErrors": true,
-                "outside": chromium_in(wrappers.path(), &pair.server),
-                "inside": chromium_in(wrappers.path(), &pair.client),
+                "outside": chromium_in(wrappers.path(), &pair.server, &home),
+                "inside": chromium_in(wrappers.path(), &pair.client, &home),
             }),
             Duration::from_secs(180),
         )

@@ -251,6 +251,9 @@ fn bad_settings_are_refused_with_the_reason() {
     .concat();
     let e = run(&missing, SECRET);
     assert!(e.contains("/nonexistent/cert.pem"), "{e}");
+    let network = [&here[..], &["--sfu-network=10.0.0.0/33"]].concat();
+    let e = run(&network, SECRET);
+    assert!(e.contains("--sfu-network"), "{e}");
 }
 
 mod client {

@@ -104,6 +104,11 @@ pub struct Limits {
     pub allocate_refill: Duration,
     /// Bytes per second one allocation may relay (each way, counted together).
     pub bytes_per_second: u64,
+    /// Networks an SFU media address may be in (the nodes' or the load balancers'
+    /// addresses). A credential naming an address outside them is refused, so even a
+    /// leaked secret cannot turn the relay towards anything else. Empty: the
+    /// credential alone decides.
+    pub sfu_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -115,6 +120,7 @@ impl Default for Limits {
             allocate_refill: Duration::from_millis(500),
             // 8 Mbit/s: a participant's whole call (the class of 30 needs under 6).
             bytes_per_second: 1_000_000,
+            sfu_networks: Vec::new(),
         }
     }
 }
@@ -238,6 +244,15 @@ impl Policy {
         let Accepted {
             relay_to, password, ..
         } = accepted;
+        if !self.limits.sfu_networks.is_empty()
+            && !self
+                .limits
+                .sfu_networks
+                .iter()
+                .any(|n| n.contains(&relay_to.ip()))
+        {
+            return Verdict::Refuse(code::FORBIDDEN, "the credential names no SFU network");
+        }
         match req.method {
             Method::Allocate => {
                 if req.requested_transport.is_some_and(|p| p != 17) {
@@ -602,6 +617,42 @@ mod tests {
         );
         p.sweep(now + Duration::from_secs(60));
         assert!(p.attempts.is_empty(), "full buckets are forgotten");
+    }
+
+    #[test]
+    fn a_credential_outside_the_sfu_networks_is_refused_even_with_the_secret() {
+        let secret = TurnSecret::from_bytes(b"secret");
+        let limits = Limits {
+            sfu_networks: vec!["198.18.0.0/24".parse().unwrap()],
+            ..Limits::default()
+        };
+        let mut p = Policy::new(secret.clone(), limits);
+        let now = Instant::now();
+        let inside = secret.issue("p1", sfu(), UNIX + 600).username;
+        assert!(matches!(
+            p.decide(
+                &req(Method::Allocate, Some(&inside), &[]),
+                client(),
+                now,
+                UNIX
+            ),
+            Verdict::Pass(Some(_))
+        ));
+        for elsewhere in ["169.254.169.254:80", "10.0.0.1:50000", "127.0.0.1:6443"] {
+            let forged = secret
+                .issue("p1", elsewhere.parse().unwrap(), UNIX + 600)
+                .username;
+            assert_eq!(
+                p.decide(
+                    &req(Method::Allocate, Some(&forged), &[]),
+                    client(),
+                    now,
+                    UNIX
+                ),
+                Verdict::Refuse(code::FORBIDDEN, "the credential names no SFU network"),
+                "{elsewhere}"
+            );
+        }
     }
 
     #[test]

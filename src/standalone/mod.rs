@@ -267,7 +267,12 @@ async fn start_turn(
     }
     let secret = crate::media::random_bytes::<32>();
     let secret = crate::turn_credentials::TurnSecret::from_bytes(&secret);
-    let policy = crate::relay::policy::Policy::new(secret.clone(), Default::default());
+    // The rooms are all at the advertised address: the relay reaches nothing else.
+    let limits = crate::relay::policy::Limits {
+        sfu_networks: vec![ipnet::IpNet::from(advertise_ip)],
+        ..Default::default()
+    };
+    let policy = crate::relay::policy::Policy::new(secret.clone(), limits);
     let (_counters, _task) =
         crate::relay::start(listeners, advertise_ip, policy, "raum".to_owned(), stop);
     info!(port = ?args.turn_port, tls_port = ?args.turn_tls_port, "TURN relay listening");

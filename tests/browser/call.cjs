@@ -43,8 +43,6 @@ async function launch(grant = true, executablePath = CHROMIUM) {
       // A page served from a test network's address (not localhost) is no secure
       // context, and without one there is no camera: the caller names its origin.
       ...(args.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${args.secureOrigin}`] : []),
-      // The TURN server's test certificate is self-signed.
-      ...(args.ignoreCertificateErrors ? ['--ignore-certificate-errors'] : []),
     ],
   });
 }
