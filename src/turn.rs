@@ -4,7 +4,6 @@
 //! address its allocations may reach. It logs nothing personal: no client address,
 //! no username; counts only.
 //!
-//!
 //! The relay itself is [`crate::relay`] (standalone mode runs it too); this is its
 //! command line, its listeners and its metrics.
 

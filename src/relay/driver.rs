@@ -350,6 +350,9 @@ impl Relay {
             self.route(i, out.from, out.to, out.data);
         }
         self.poll_instance(i);
+        // The engine asks for an allocation's socket while handling the request, so
+        // whatever was not taken (a refused Allocate) goes now.
+        self.pending.remove(&(i, client));
     }
 
     /// A datagram from `from` to the allocation at `relayed`.
@@ -386,7 +389,7 @@ impl Relay {
         if !self.policy.relay(from, to, data.len(), Instant::now()) {
             return;
         }
-        match relay.socket.try_send_to(&data, to) {
+        match relay.socket.try_send(&data) {
             Ok(_) => self.counters.relayed += 1,
             Err(_) => self.counters.relay_dropped += 1,
         }
@@ -489,7 +492,9 @@ impl Relay {
         transport: TransportType,
         family: AddressFamily,
     ) -> Result<SocketAddr, SocketAllocateError> {
-        let Some(user) = self.pending.remove(&(i, client)) else {
+        // Taken only on success: with ADDITIONAL-ADDRESS-FAMILY the engine asks for
+        // another family first.
+        let Some(user) = self.pending.get(&(i, client)).cloned() else {
             return Err(SocketAllocateError::InsufficientCapacity);
         };
         let ours = match self.relay_ip {
@@ -502,8 +507,11 @@ impl Relay {
         if transport != TransportType::Udp {
             return Err(SocketAllocateError::InsufficientCapacity);
         }
+        // Connected to the credential's SFU: the kernel drops what anyone else sends
+        // to the relayed address before it costs the relay anything.
         let socket = std::net::UdpSocket::bind(SocketAddr::new(self.relay_ip, 0))
             .and_then(|s| {
+                s.connect(user.relay_to)?;
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
@@ -525,6 +533,7 @@ impl Relay {
                 reader,
             },
         );
+        self.pending.remove(&(i, client));
         self.policy.allocated(relayed, &user, Instant::now());
         debug!(allocations = self.relays.len(), "turn allocation made");
         Ok(relayed)

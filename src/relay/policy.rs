@@ -15,6 +15,8 @@ use crate::turn_credentials::{Accepted, Refused, TurnSecret};
 
 /// STUN error codes the policy answers with (RFC 8489, RFC 8656).
 pub mod code {
+    /// An attribute the policy reads appears more than once.
+    pub const BAD_REQUEST: u16 = 400;
     /// The credential is missing, malformed, expired or wrong.
     pub const UNAUTHORIZED: u16 = 401;
     /// The peer is not the credential's SFU, or the request is one raum never serves.
@@ -58,6 +60,9 @@ pub struct Request {
     pub requested_transport: Option<u8>,
     /// Whether it names its user by USERHASH (RFC 8489) instead of USERNAME.
     pub userhash: bool,
+    /// Whether USERNAME, USERHASH or REQUESTED-TRANSPORT appears more than once (the
+    /// policy would read the first, the engine the last).
+    pub repeated: bool,
 }
 
 /// What to do with a request.
@@ -81,6 +86,8 @@ pub struct User {
     pub password: String,
     /// Where its allocations may relay to.
     pub relay_to: SocketAddr,
+    /// How long the credential is still valid: its allocations relay no longer.
+    pub valid_for: Duration,
 }
 
 impl std::fmt::Debug for User {
@@ -139,6 +146,8 @@ struct Budget {
     /// The credential it was made with (quotas), by index into `credentials`.
     username: usize,
     relay_to: SocketAddr,
+    /// When its credential expires: nothing is relayed after.
+    ends: Instant,
     window: Instant,
     bytes: u64,
 }
@@ -153,7 +162,7 @@ pub struct Policy {
     /// Usernames with allocations, and how many each holds.
     credentials: slab::Slab<(String, usize)>,
     by_username: HashMap<String, usize>,
-    /// Requests refused, by reason, and attempts dropped (metrics).
+    /// Requests refused (metrics).
     pub refused: u64,
     /// Allocate requests dropped by the per-address limit.
     pub dropped: u64,
@@ -174,6 +183,7 @@ impl std::fmt::Debug for Policy {
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => ip.to_canonical(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
@@ -215,6 +225,9 @@ impl Policy {
     }
 
     fn verdict(&mut self, req: &Request, client: IpAddr, now: Instant, unix: u64) -> Verdict {
+        if req.repeated {
+            return Verdict::Refuse(code::BAD_REQUEST, "an attribute appears twice");
+        }
         if req.method == Method::TcpRelay {
             return Verdict::Refuse(code::FORBIDDEN, "only UDP relays to the SFU");
         }
@@ -242,7 +255,9 @@ impl Policy {
             }
         };
         let Accepted {
-            relay_to, password, ..
+            relay_to,
+            password,
+            expires,
         } = accepted;
         if !self.limits.sfu_networks.is_empty()
             && !self
@@ -288,6 +303,7 @@ impl Policy {
             username: username.to_owned(),
             password,
             relay_to,
+            valid_for: Duration::from_secs(expires.saturating_sub(unix)),
         }))
     }
 
@@ -334,6 +350,7 @@ impl Policy {
             Budget {
                 username: key,
                 relay_to: user.relay_to,
+                ends: now + user.valid_for,
                 window: now,
                 bytes: 0,
             },
@@ -364,7 +381,7 @@ impl Policy {
         now: Instant,
     ) -> bool {
         let ok = match self.allocations.get_mut(&relayed) {
-            Some(b) if b.relay_to == peer => {
+            Some(b) if b.relay_to == peer && now < b.ends => {
                 if now.saturating_duration_since(b.window) >= Duration::from_secs(1) {
                     b.window = now;
                     b.bytes = 0;
@@ -408,6 +425,7 @@ mod tests {
             peers: peers.to_vec(),
             requested_transport: Some(17),
             userhash: false,
+            repeated: false,
         }
     }
 
@@ -525,7 +543,15 @@ mod tests {
             p.decide(&hashed, client(), now, UNIX),
             Verdict::Refuse(code::UNAUTHORIZED, _)
         ));
-        assert_eq!(p.refused, 6);
+        let twice = Request {
+            repeated: true,
+            ..req(Method::Allocate, Some(&user), &[])
+        };
+        assert!(matches!(
+            p.decide(&twice, client(), now, UNIX),
+            Verdict::Refuse(code::BAD_REQUEST, _)
+        ));
+        assert_eq!(p.refused, 7);
     }
 
     #[test]
@@ -606,6 +632,23 @@ mod tests {
                 Verdict::Pass(None)
             );
         }
+        // IPv4 clients of a dual-stack listener (::ffff:a.b.c.d) each have their own.
+        let mapped =
+            |last: u8| IpAddr::from(std::net::Ipv4Addr::new(198, 18, 0, last).to_ipv6_mapped());
+        for _ in 0..20 {
+            assert_eq!(
+                p.decide(&req(Method::Allocate, None, &[]), mapped(7), now, UNIX),
+                Verdict::Pass(None)
+            );
+        }
+        assert_eq!(
+            p.decide(&req(Method::Allocate, None, &[]), mapped(7), now, UNIX),
+            Verdict::Drop
+        );
+        assert_eq!(
+            p.decide(&req(Method::Allocate, None, &[]), mapped(8), now, UNIX),
+            Verdict::Pass(None)
+        );
         let same_prefix = IpAddr::from([0x2001, 0xdb8, 0, 1, 9, 9, 9, 9]);
         assert_eq!(
             p.decide(&req(Method::Allocate, None, &[]), same_prefix, now, UNIX),
@@ -685,6 +728,9 @@ mod tests {
         }
         assert!(sent <= 1_000_000 && sent > 990_000, "{sent}");
         assert!(p.relay(relayed, sfu(), 1200, now + Duration::from_secs(1)));
+        // Nothing after the credential expires (600 s from its issue).
+        assert!(p.relay(relayed, sfu(), 1, now + Duration::from_secs(599)));
+        assert!(!p.relay(relayed, sfu(), 1, now + Duration::from_secs(600)));
         p.released(relayed);
         assert!(!p.relay(relayed, sfu(), 1, now + Duration::from_secs(1)));
         assert_eq!(p.allocations(), 0);

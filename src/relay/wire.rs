@@ -84,6 +84,14 @@ pub fn request(msg: &Message<'_>) -> Option<Request> {
             .ok()
             .map(|t| t.protocol()),
         userhash: msg.has_attribute(Userhash::TYPE),
+        repeated: [Username::TYPE, Userhash::TYPE, RequestedTransport::TYPE]
+            .iter()
+            .any(|t| {
+                msg.iter_attributes()
+                    .filter(|(_, a)| a.get_type() == *t)
+                    .count()
+                    > 1
+            }),
     })
 }
 
@@ -152,6 +160,47 @@ mod tests {
         assert_eq!(kind(&[0x50, 0x00]), Kind::Other);
         assert_eq!(kind(&[0x80]), Kind::Other, "RTP is not TURN");
         assert_eq!(kind(&[]), Kind::Other);
+    }
+
+    /// An Allocate carrying `attrs` (type, value), by hand: no builder would write
+    /// an attribute twice.
+    fn allocate_with(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (t, v) in attrs {
+            body.extend_from_slice(&t.to_be_bytes());
+            body.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            body.extend_from_slice(v);
+            body.resize(body.len().div_ceil(4) * 4, 0);
+        }
+        let mut m = vec![0x00, 0x03];
+        m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[9; 12]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    #[test]
+    fn a_repeated_username_or_transport_is_noticed() {
+        let once = allocate_with(&[
+            (0x0006, b"1800000600:p1:192.0.2.7:50000"),
+            (0x0019, &[17, 0, 0, 0]),
+        ]);
+        let r = request(&Message::from_bytes(&once).unwrap()).unwrap();
+        assert_eq!(r.username.as_deref(), Some("1800000600:p1:192.0.2.7:50000"));
+        assert_eq!(r.requested_transport, Some(17));
+        assert!(!r.repeated && !r.userhash);
+        // Two USERNAMEs: the policy would read one, the engine the other.
+        let twice = allocate_with(&[
+            (0x0006, b"1800000600:p1:192.0.2.7:50000"),
+            (0x0006, b"1800000600:p1:192.0.2.8:50000"),
+        ]);
+        // (stun-types parses it, so the driver would pass it on: the policy must see it.)
+        let m = Message::from_bytes(&twice).expect("a repeated attribute parses");
+        assert!(request(&m).unwrap().repeated);
+        let transports = allocate_with(&[(0x0019, &[17, 0, 0, 0]), (0x0019, &[6, 0, 0, 0])]);
+        let m = Message::from_bytes(&transports).expect("a repeated attribute parses");
+        assert!(request(&m).unwrap().repeated);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! one [`Remote`] (`Tcp` and its remote address), its frames go to the room as
 //! datagrams, and what the room sends there goes back framed. The tasks here only move
 //! bytes; whether a connection belongs to anyone is the core's decision (its STUN
-//! checks), so a connection that never becomes a participant's path is closed after
-//! [`FIRST_CHECK`], and one that falls silent after [`IDLE`].
+//! checks). A connection whose first frame is not STUN within [`FIRST_CHECK`] is
+//! closed, and one that falls silent for [`IDLE`]; one that keeps sending checks the
+//! core refuses is not (yet): the room's connection limit bounds them.
 //!
 //! Nothing here logs an address: connections are counted, not named.
 
