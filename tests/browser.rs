@@ -110,7 +110,10 @@ fn a_full_meeting_is_explained_in_the_browsers_language() {
 
 #[test]
 fn the_waiting_page_joins_by_itself_when_the_meeting_starts() {
-    let starts = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5);
+    // Far enough ahead that the page is still waiting when it first loads: starting
+    // Chromium beside four other browser tests once took over 5 s (the page opened on
+    // the join page already).
+    let starts = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(15);
     let spec = format!(
         "  title: Soon\n  startsAt: '{}'\n",
         starts.strftime("%Y-%m-%dT%H:%M:%SZ")
