@@ -147,6 +147,7 @@ fn main() {
         .arg(format!("--listen-tcp=127.0.0.1:{port}"))
         .arg(format!("--metrics-listen=127.0.0.1:{metrics}"))
         .arg("--relay-ip=127.0.0.1")
+        .arg("--sfu-network=127.0.0.0/8")
         .arg("--max-kbps-per-allocation=100000")
         .env("RAUM_TURN_SECRET", SECRET)
         .stdout(Stdio::null())

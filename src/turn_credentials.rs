@@ -15,6 +15,15 @@
 //! and coturn's REST credentials use it (its HMAC is not weakened by SHA-1's
 //! collisions), and the password is only ever the key of TURN's long-term-credential
 //! MESSAGE-INTEGRITY.
+//!
+//! Meeting keys: on Kubernetes the TURN server's secret never leaves raum's own
+//! namespace. Each meeting's SFU gets a key of its own instead, derived from the
+//! secret and a key id (the Meeting's UID): [`TurnSecret::meeting_key`], the lower-case
+//! hex of HMAC-SHA256(secret, `raum-turn-meeting-key:` + key id). An SFU holding a
+//! meeting key writes the key id into the username, `<expiry>:<key id>:<participant>:
+//! <SFU media address>`, and signs with the meeting key; the TURN server derives the
+//! same key from the id. So reading one meeting's key (a Secret in that meeting's
+//! namespace) gives neither the secret nor another meeting's key.
 
 use std::net::SocketAddr;
 
@@ -22,18 +31,31 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::hmac;
 
-/// The longest username accepted: an expiry (20 digits), a participant id (at most
-/// 32 bytes), an IPv6 socket address (at most 47 bytes) and two colons.
-pub const MAX_USERNAME: usize = 101;
+/// The longest username accepted: an expiry (20 digits), a key id (at most 40 bytes),
+/// a participant id (at most 32 bytes), an IPv6 socket address (at most 47 bytes) and
+/// three colons.
+pub const MAX_USERNAME: usize = 142;
 /// The longest participant id.
 pub const MAX_PARTICIPANT: usize = 32;
+/// The longest meeting key id (a Kubernetes UID has 36 bytes).
+pub const MAX_KEY_ID: usize = 40;
+/// What a meeting key is derived under, before the key id.
+const MEETING_KEY_CONTEXT: &[u8] = b"raum-turn-meeting-key:";
 /// The farthest expiry accepted, from now: a credential is handed out for one
 /// meeting and "a little longer", never for days.
 pub const MAX_LIFETIME_SECS: u64 = 24 * 3600;
 
-/// A secret shared by whoever hands out credentials and the TURN server.
+/// A secret shared by whoever hands out credentials and the TURN server: the TURN
+/// server's own secret, or a meeting key derived from it together with its key id.
 #[derive(Clone)]
-pub struct TurnSecret(hmac::Key);
+pub struct TurnSecret {
+    /// Signs usernames (HMAC-SHA1).
+    sign: hmac::Key,
+    /// Derives meeting keys (HMAC-SHA256 under the same bytes).
+    derive: hmac::Key,
+    /// Set for a meeting key: the id written into every username it issues.
+    key_id: Option<String>,
+}
 
 impl std::fmt::Debug for TurnSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,8 +104,8 @@ impl std::fmt::Debug for Accepted {
 /// (usernames stay out of logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    /// Not `<expiry>:<participant>:<address>`, too long, or with characters a
-    /// participant id has not.
+    /// Not `<expiry>:[<key id>:]<participant>:<address>`, too long, or with
+    /// characters an id has not.
     #[error("the TURN username is malformed")]
     Malformed,
     /// Its expiry has passed.
@@ -94,22 +116,63 @@ pub enum Refused {
     TooLong,
 }
 
-/// A participant id: letters, digits, `-` and `_`, at most [`MAX_PARTICIPANT`] bytes.
-fn valid_participant(p: &str) -> bool {
+/// An id of letters, digits, `-` and `_`, at most `max` bytes.
+fn valid_id(p: &str, max: usize) -> bool {
     !p.is_empty()
-        && p.len() <= MAX_PARTICIPANT
+        && p.len() <= max
         && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A participant id: letters, digits, `-` and `_`, at most [`MAX_PARTICIPANT`] bytes.
+fn valid_participant(p: &str) -> bool {
+    valid_id(p, MAX_PARTICIPANT)
+}
+
+/// Whether `id` can be a meeting key id: letters, digits, `-` and `_`, at most
+/// [`MAX_KEY_ID`] bytes (a Kubernetes UID is one).
+pub fn valid_key_id(id: &str) -> bool {
+    valid_id(id, MAX_KEY_ID)
 }
 
 impl TurnSecret {
     /// A secret from raw bytes (read from a Secret or a file).
     pub fn from_bytes(bytes: &[u8]) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, bytes))
+        Self {
+            sign: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, bytes),
+            derive: hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            key_id: None,
+        }
+    }
+
+    /// A meeting key (as [`TurnSecret::meeting_key`] gives it) and its id: what an
+    /// SFU issues credentials with on Kubernetes.
+    ///
+    /// # Panics
+    ///
+    /// If `key_id` is not one ([`valid_key_id`]): callers check it first.
+    pub fn for_meeting(meeting_key: &[u8], key_id: &str) -> Self {
+        assert!(valid_key_id(key_id), "not a key id");
+        Self {
+            key_id: Some(key_id.to_owned()),
+            ..Self::from_bytes(meeting_key)
+        }
+    }
+
+    /// The meeting key for `key_id` under this secret, as text (64 hex digits): what
+    /// the operator writes into a meeting's Secret and the TURN server derives again.
+    pub fn meeting_key(&self, key_id: &str) -> String {
+        let mut input = MEETING_KEY_CONTEXT.to_vec();
+        input.extend_from_slice(key_id.as_bytes());
+        hmac::sign(&self.derive, &input)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn password(&self, username: &str) -> String {
-        STANDARD.encode(hmac::sign(&self.0, username.as_bytes()).as_ref())
+        STANDARD.encode(hmac::sign(&self.sign, username.as_bytes()).as_ref())
     }
 
     /// A credential for `participant` to relay to `relay_to` (the SFU's advertised
@@ -122,22 +185,38 @@ impl TurnSecret {
     /// characters other than letters, digits, `-` and `_`): the issuer's never are.
     pub fn issue(&self, participant: &str, relay_to: SocketAddr, expires: u64) -> Credential {
         assert!(valid_participant(participant), "not a participant id");
-        let username = format!("{expires}:{participant}:{relay_to}");
+        let username = match &self.key_id {
+            None => format!("{expires}:{participant}:{relay_to}"),
+            Some(key_id) => format!("{expires}:{key_id}:{participant}:{relay_to}"),
+        };
         let password = self.password(&username);
         Credential { username, password }
     }
 
     /// Checks a username a TURN client sent at `now` (Unix seconds) and gives the
-    /// password it must have proven (the caller checks MESSAGE-INTEGRITY with it).
+    /// password it must have proven (the caller checks MESSAGE-INTEGRITY with it). A
+    /// username with a key id is checked under that meeting's key.
     pub fn accept(&self, username: &str, now: u64) -> Result<Accepted, Refused> {
         if username.len() > MAX_USERNAME {
             return Err(Refused::Malformed);
         }
         let mut parts = username.splitn(3, ':');
-        let (Some(expiry), Some(participant), Some(relay_to)) =
-            (parts.next(), parts.next(), parts.next())
+        let (Some(expiry), Some(first), Some(rest)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(Refused::Malformed);
+        };
+        // Three fields or four: an address has a `.` or a `[` before its port, an id
+        // has neither, so `rest` is either the address or `<participant>:<address>`.
+        let (key_id, participant, relay_to) = if rest.parse::<SocketAddr>().is_ok() {
+            (None, first, rest)
+        } else {
+            let Some((participant, relay_to)) = rest.split_once(':') else {
+                return Err(Refused::Malformed);
+            };
+            if !valid_key_id(first) {
+                return Err(Refused::Malformed);
+            }
+            (Some(first), participant, relay_to)
         };
         // Digits only: no sign, no spaces, no leading `+` that `parse` would take.
         if expiry.is_empty() || expiry.len() > 20 || !expiry.bytes().all(|b| b.is_ascii_digit()) {
@@ -159,10 +238,14 @@ impl TurnSecret {
         if expires - now > MAX_LIFETIME_SECS {
             return Err(Refused::TooLong);
         }
+        let password = match key_id {
+            None => self.password(username),
+            Some(id) => TurnSecret::from_bytes(self.meeting_key(id).as_bytes()).password(username),
+        };
         Ok(Accepted {
             relay_to,
             expires,
-            password: self.password(username),
+            password,
         })
     }
 }
@@ -270,6 +353,61 @@ mod tests {
         assert!(s.accept(&at(NOW + MAX_LIFETIME_SECS), NOW).is_ok());
         // The refusal never carries the input.
         assert!(!Refused::Malformed.to_string().contains("p1"));
+    }
+
+    #[test]
+    fn a_meeting_key_issues_credentials_the_turn_servers_secret_accepts() {
+        let server = TurnSecret::from_bytes(b"the TURN server's own secret");
+        let uid = "0b6f7a52-9d1e-4c3a-8f21-5e6d7c8b9a01";
+        let key = server.meeting_key(uid);
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key, server.meeting_key("another-meeting"));
+        let sfu_side = TurnSecret::for_meeting(key.as_bytes(), uid);
+        let c = sfu_side.issue("p1", sfu(), NOW + 60);
+        assert_eq!(
+            c.username,
+            format!("{}:{uid}:p1:203.0.113.10:31000", NOW + 60)
+        );
+        let a = server.accept(&c.username, NOW).unwrap();
+        assert_eq!(
+            (a.relay_to, a.password.as_str()),
+            (sfu(), c.password.as_str())
+        );
+        // The same meeting key under another id, or another meeting's key under this
+        // id, signs credentials the server does not accept.
+        let renamed = c.username.replace(uid, "another-meeting");
+        assert_ne!(server.accept(&renamed, NOW).unwrap().password, c.password);
+        let other = TurnSecret::for_meeting(server.meeting_key("x").as_bytes(), uid);
+        assert_ne!(other.issue("p1", sfu(), NOW + 60).password, c.password);
+        // Nor does the meeting key stand in for the server's secret: a three-field
+        // username signed with it is checked under the secret.
+        let plain = TurnSecret::from_bytes(key.as_bytes()).issue("p1", sfu(), NOW + 60);
+        assert_ne!(
+            server.accept(&plain.username, NOW).unwrap().password,
+            plain.password
+        );
+        // IPv6 works with a key id too.
+        let v6: SocketAddr = "[2001:db8::1]:50000".parse().unwrap();
+        let c = sfu_side.issue("p1", v6, NOW + 60);
+        assert_eq!(server.accept(&c.username, NOW).unwrap().relay_to, v6);
+    }
+
+    #[test]
+    fn malformed_key_ids_are_refused() {
+        let s = TurnSecret::from_bytes(b"k");
+        for bad in [
+            "1800000600:k.1:p1:192.0.2.7:50000",
+            "1800000600::p1:192.0.2.7:50000",
+            "1800000600:k1::192.0.2.7:50000",
+            "1800000600:k1:p1:p2:192.0.2.7:50000",
+            "1800000600:k1:p1:192.0.2.7",
+            "1800000600:k 1:p1:192.0.2.7:50000",
+            &format!("1800000600:{}:p1:192.0.2.7:50000", "k".repeat(41)),
+        ] {
+            assert_eq!(s.accept(bad, NOW), Err(Refused::Malformed), "{bad:?}");
+        }
+        assert!(s.accept("1800000600:k-1_A:p1:192.0.2.7:50000", NOW).is_ok());
     }
 
     #[test]

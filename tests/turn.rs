@@ -38,6 +38,9 @@ impl Turn {
             .arg(format!("--listen-tcp=127.0.0.1:{port}"))
             .arg(format!("--metrics-listen=127.0.0.1:{metrics}"))
             .arg("--relay-ip=127.0.0.1")
+            // The test's SFUs are on loopback, which the relay never reaches unless
+            // told so.
+            .arg("--sfu-network=127.0.0.0/8")
             .env("RAUM_TURN_SECRET", SECRET)
             // Everything a person could switch on: the privacy check reads it all.
             .env("RAUM_LOG", "trace")
@@ -473,6 +476,44 @@ fn a_real_turn_client_reaches_its_sfu_and_nothing_else() {
     let mut other = client::Client::allocate(&from, turn.server(), &user, &pass, false);
     assert!(other.allocated());
     assert!(!other.permission(sfu_addr.ip()));
+    // Even signed with the secret, a credential naming the metadata address or
+    // another loopback network's address allocates nothing.
+    for never in ["169.254.169.254:80", "[::1]:50000"] {
+        let (user, pass) = credential(never.parse().unwrap(), 600);
+        let mut c = client::Client::allocate(&from, turn.server(), &user, &pass, false);
+        assert!(!c.allocated(), "{never}");
+    }
+
+    // What an SFU on Kubernetes holds: its meeting's key, derived from the secret by
+    // the operator. Its credentials reach its SFU; the key signing for another
+    // meeting's id does not.
+    let server = raum::turn_credentials::TurnSecret::from_bytes(SECRET.as_bytes());
+    let uid = "5d0c1f7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f";
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let meeting =
+        raum::turn_credentials::TurnSecret::for_meeting(server.meeting_key(uid).as_bytes(), uid);
+    let mc = meeting.issue("pupil7", sfu_addr, expires);
+    let mut keyed =
+        client::Client::allocate(&from, turn.server(), &mc.username, &mc.password, false);
+    assert!(keyed.allocated(), "a meeting key's credential allocates");
+    assert!(keyed.permission(sfu_addr.ip()));
+    let stolen = raum::turn_credentials::TurnSecret::for_meeting(
+        server.meeting_key(uid).as_bytes(),
+        "another-meeting",
+    )
+    .issue("pupil7", sfu_addr, expires);
+    let mut stolen = client::Client::allocate(
+        &from,
+        turn.server(),
+        &stolen.username,
+        &stolen.password,
+        false,
+    );
+    assert!(!stolen.allocated(), "one meeting's key signs for no other");
 
     let log = turn.log();
     assert!(

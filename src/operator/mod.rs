@@ -95,6 +95,19 @@ pub struct Args {
     /// from. Created with a random key if missing. Changing the key changes every URL.
     #[arg(long, default_value = "raum-url-key")]
     pub url_key_secret: String,
+
+    /// A TURN server participants are offered (`turn:turn.example.org:3478?transport=udp`,
+    /// `turns:turn.example.org:443?transport=tcp`, ...); repeatable. Each meeting's SFU
+    /// gets a key of its own, derived from the TURN secret, in a Secret
+    /// `raum-<meeting>-turn` owned by the Meeting.
+    #[arg(long = "turn-url", value_name = "URL")]
+    pub turn_urls: Vec<String>,
+
+    /// The Secret (in the operator's namespace) holding the TURN server's secret, which
+    /// `raum turn` reads too. Created with a random secret if missing; read only with
+    /// --turn-url.
+    #[arg(long, default_value = "raum-turn-key")]
+    pub turn_key_secret: String,
 }
 
 /// The Lease the replicas compete for, in the operator's namespace.
@@ -131,6 +144,9 @@ pub enum Error {
     /// The join-URL key is not available.
     #[error(transparent)]
     Token(#[from] url_key::Error),
+    /// A TURN URL is not one.
+    #[error("--turn-url {0:?} is not a turn: or turns: URL with a host and port")]
+    BadTurnUrl(String),
     /// Another replica took over.
     #[error("lost leadership of Lease {0}/{LEASE_NAME}; exiting to restart as standby")]
     LostLeadership(String),
@@ -138,6 +154,15 @@ pub enum Error {
 
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<(), Error> {
+    // Browsers reject a whole configuration for one bad URL: refuse it here, before
+    // any meeting's participants would lose their media to it.
+    if let Some(bad) = args
+        .turn_urls
+        .iter()
+        .find(|u| !crate::rooms::valid_turn_url(u))
+    {
+        return Err(Error::BadTurnUrl(bad.clone()));
+    }
     let client = args.cluster.client().await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         format!(
@@ -230,6 +255,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
     }
 
     let tokens = url_key::load_or_create(client.clone(), &namespace, &args.url_key_secret).await?;
+    let turn = if args.turn_urls.is_empty() {
+        None
+    } else {
+        Some(meeting::objects::TurnSettings {
+            urls: args.turn_urls.clone(),
+            secret: url_key::load_or_create_turn(client.clone(), &namespace, &args.turn_key_secret)
+                .await?,
+        })
+    };
     let ctx = Arc::new(meeting::Context {
         client: client.clone(),
         settings: meeting::Settings {
@@ -246,6 +280,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 network_policy_from: args
                     .network_policies
                     .then(|| args.operator_namespace.clone()),
+                turn,
             },
         },
         tokens,

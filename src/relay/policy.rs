@@ -114,7 +114,7 @@ pub struct Limits {
     /// Networks an SFU media address may be in (the nodes' or the load balancers'
     /// addresses). A credential naming an address outside them is refused, so even a
     /// leaked secret cannot turn the relay towards anything else. Empty: the
-    /// credential alone decides.
+    /// credential alone decides, except for the [`NEVER_RELAYED`] ranges.
     pub sfu_networks: Vec<ipnet::IpNet>,
 }
 
@@ -131,6 +131,24 @@ impl Default for Limits {
         }
     }
 }
+
+/// Ranges a credential may never name, whoever signed it: loopback, link-local (the
+/// cloud metadata address 169.254.169.254 among them), "this network", multicast and
+/// reserved space, and the metadata addresses clouds put elsewhere (AWS's IPv6 one,
+/// Alibaba's). Only an `--sfu-network` inside one of them opens it (a test's SFU on
+/// loopback, standalone on 127.0.0.1): a wide one such as 0.0.0.0/0 does not.
+pub const NEVER_RELAYED: &[&str] = &[
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/3",
+    "100.100.100.200/32",
+    "::/128",
+    "::1/128",
+    "fe80::/10",
+    "ff00::/8",
+    "fd00:ec2::254/128",
+];
 
 /// Token bucket of Allocate requests per client address (IPv6 per /64, as a host
 /// there can pick any address in its prefix).
@@ -156,6 +174,7 @@ struct Budget {
 pub struct Policy {
     secret: TurnSecret,
     limits: Limits,
+    never: Vec<ipnet::IpNet>,
     attempts: HashMap<IpAddr, Attempts>,
     /// Allocations by relayed address.
     allocations: HashMap<SocketAddr, Budget>,
@@ -197,6 +216,10 @@ impl Policy {
         Self {
             secret,
             limits,
+            never: NEVER_RELAYED
+                .iter()
+                .map(|n| n.parse().expect("a CIDR"))
+                .collect(),
             attempts: HashMap::new(),
             allocations: HashMap::new(),
             credentials: slab::Slab::new(),
@@ -259,13 +282,19 @@ impl Policy {
             password,
             expires,
         } = accepted;
-        if !self.limits.sfu_networks.is_empty()
-            && !self
-                .limits
-                .sfu_networks
+        let ip = relay_to.ip().to_canonical();
+        let networks = &self.limits.sfu_networks;
+        if let Some(never) = self.never.iter().find(|r| r.contains(&ip)) {
+            if !networks
                 .iter()
-                .any(|n| n.contains(&relay_to.ip()))
-        {
+                .any(|n| never.contains(n) && n.contains(&ip))
+            {
+                return Verdict::Refuse(
+                    code::FORBIDDEN,
+                    "the credential names an address the relay never reaches",
+                );
+            }
+        } else if !networks.is_empty() && !networks.iter().any(|n| n.contains(&ip)) {
             return Verdict::Refuse(code::FORBIDDEN, "the credential names no SFU network");
         }
         match req.method {
@@ -663,6 +692,66 @@ mod tests {
     }
 
     #[test]
+    fn loopback_link_local_and_metadata_addresses_are_never_relayed_to() {
+        let secret = TurnSecret::from_bytes(b"secret");
+        let now = Instant::now();
+        let allocate = |p: &mut Policy, to: &str| {
+            let user = secret.issue("p1", to.parse().unwrap(), UNIX + 600).username;
+            p.decide(
+                &req(Method::Allocate, Some(&user), &[]),
+                client(),
+                now,
+                UNIX,
+            )
+        };
+        let never = Verdict::Refuse(
+            code::FORBIDDEN,
+            "the credential names an address the relay never reaches",
+        );
+        let wide = Limits {
+            sfu_networks: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            ..Limits::default()
+        };
+        for limits in [Limits::default(), wide] {
+            let mut p = Policy::new(secret.clone(), limits);
+            for to in [
+                "127.0.0.1:6443",
+                "127.1.2.3:50000",
+                "169.254.169.254:80",
+                "0.0.0.0:50000",
+                "224.0.0.1:50000",
+                "255.255.255.255:50000",
+                "100.100.100.200:80",
+                "[::1]:50000",
+                "[::ffff:127.0.0.1]:50000",
+                "[::ffff:169.254.169.254]:80",
+                "[fe80::1]:50000",
+                "[fd00:ec2::254]:80",
+                "[ff02::1]:50000",
+            ] {
+                assert_eq!(allocate(&mut p, to), never, "{to}");
+            }
+            assert!(matches!(
+                allocate(&mut p, "198.18.0.1:40000"),
+                Verdict::Pass(Some(_))
+            ));
+        }
+        // A network inside loopback opens loopback (a test's SFU, standalone's demo).
+        let mut p = Policy::new(
+            secret.clone(),
+            Limits {
+                sfu_networks: vec!["127.0.0.1/32".parse().unwrap()],
+                ..Limits::default()
+            },
+        );
+        assert!(matches!(
+            allocate(&mut p, "127.0.0.1:50000"),
+            Verdict::Pass(Some(_))
+        ));
+        assert_eq!(allocate(&mut p, "127.0.0.2:50000"), never);
+    }
+
+    #[test]
     fn a_credential_outside_the_sfu_networks_is_refused_even_with_the_secret() {
         let secret = TurnSecret::from_bytes(b"secret");
         let limits = Limits {
@@ -681,7 +770,7 @@ mod tests {
             ),
             Verdict::Pass(Some(_))
         ));
-        for elsewhere in ["169.254.169.254:80", "10.0.0.1:50000", "127.0.0.1:6443"] {
+        for elsewhere in ["10.0.0.1:50000", "203.0.113.9:443"] {
             let forged = secret
                 .issue("p1", elsewhere.parse().unwrap(), UNIX + 600)
                 .username;

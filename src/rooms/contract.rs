@@ -38,6 +38,28 @@ pub enum EnvValue {
     Literal(String),
     /// The node's IP (`status.hostIP` through the downward API).
     NodeIp,
+    /// A key of a Secret in the pod's namespace.
+    Secret {
+        /// The Secret.
+        name: String,
+        /// The key in its data.
+        key: &'static str,
+    },
+}
+
+/// The key in a meeting's TURN Secret that holds its meeting key.
+pub const TURN_SECRET_KEY: &str = "key";
+
+/// TURN for a meeting's participants, as the SFU is started with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchTurn {
+    /// The TURN server's URLs, as browsers are given them.
+    pub urls: Vec<String>,
+    /// The meeting key's id (the Meeting's UID).
+    pub key_id: String,
+    /// The Secret (in the meeting's namespace) whose [`TURN_SECRET_KEY`] holds the
+    /// meeting key.
+    pub secret_name: String,
 }
 
 /// Everything a `raum sfu` process is started with.
@@ -53,6 +75,8 @@ pub struct Launch {
     pub advertise_tcp_port: u16,
     /// Hex SHA-256 of the meeting's join token.
     pub token_sha256: String,
+    /// TURN, when the cluster has it.
+    pub turn: Option<LaunchTurn>,
 }
 
 impl Launch {
@@ -85,6 +109,10 @@ impl Launch {
         if let Advertise::Ips(ips) = &self.advertise {
             args.extend(ips.iter().map(|ip| format!("--advertise-ip={ip}")));
         }
+        if let Some(turn) = &self.turn {
+            args.extend(turn.urls.iter().map(|u| format!("--turn-url={u}")));
+            args.push(format!("--turn-key-id={}", turn.key_id));
+        }
         args
     }
 
@@ -97,6 +125,15 @@ impl Launch {
         )];
         if self.advertise == Advertise::NodeIp {
             env.push((ENV_ADVERTISE_IP, EnvValue::NodeIp));
+        }
+        if let Some(turn) = &self.turn {
+            env.push((
+                ENV_TURN_SECRET,
+                EnvValue::Secret {
+                    name: turn.secret_name.clone(),
+                    key: TURN_SECRET_KEY,
+                },
+            ));
         }
         env
     }

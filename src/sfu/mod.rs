@@ -75,6 +75,12 @@ pub struct Args {
     #[arg(long, env = crate::rooms::contract::ENV_TURN_SECRET, hide_env_values = true, hide = true)]
     pub turn_secret: Option<String>,
 
+    /// The TURN secret is this meeting's key, derived from the TURN server's secret
+    /// for this id (the Meeting's UID, on Kubernetes): credentials name it, so the
+    /// TURN server derives the same key.
+    #[arg(long, value_name = "ID", requires = "turn_urls")]
+    pub turn_key_id: Option<String>,
+
     /// The most participants at once; one more is told the meeting is full.
     #[arg(long, default_value_t = crate::api::meeting::DEFAULT_MAX_PARTICIPANTS)]
     pub max_participants: u32,
@@ -137,8 +143,14 @@ impl Args {
         if let Some(bad) = self.turn_urls.iter().find(|u| !rooms::valid_turn_url(u)) {
             return Err(Error::BadTurnUrl(bad.clone()));
         }
+        use crate::turn_credentials::{TurnSecret, valid_key_id};
+        let secret = match &self.turn_key_id {
+            None => TurnSecret::from_bytes(secret.as_bytes()),
+            Some(id) if valid_key_id(id) => TurnSecret::for_meeting(secret.as_bytes(), id),
+            Some(_) => return Err(Error::BadTurnKeyId),
+        };
         Ok(Some(rooms::TurnOffer {
-            secret: crate::turn_credentials::TurnSecret::from_bytes(secret.as_bytes()),
+            secret,
             urls: self.turn_urls.clone(),
             lifetime: rooms::TURN_CREDENTIAL_LIFETIME,
         }))
@@ -168,6 +180,12 @@ pub enum Error {
     /// A TURN URL is not one.
     #[error("--turn-url {0:?} is not a turn: or turns: URL with a host and port")]
     BadTurnUrl(String),
+    /// The TURN key id is not one.
+    #[error(
+        "--turn-key-id must be 1 to {} letters, digits, '-' or '_'",
+        crate::turn_credentials::MAX_KEY_ID
+    )]
+    BadTurnKeyId,
     /// The token digest is not 64 hex digits.
     #[error("--token-sha256 must be 64 hexadecimal digits")]
     BadDigest,
@@ -284,7 +302,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rooms::contract::{Advertise, EnvValue, Launch};
+    use crate::rooms::contract::{Advertise, EnvValue, Launch, LaunchTurn};
     use clap::{CommandFactory, FromArgMatches};
 
     #[derive(Debug, clap::Parser)]
@@ -313,6 +331,8 @@ mod tests {
             let value = match value {
                 EnvValue::Literal(v) => v,
                 EnvValue::NodeIp => node_ip.to_string(),
+                // What the operator writes into that Secret: a meeting key.
+                EnvValue::Secret { .. } => "0".repeat(64),
             };
             argv.push(format!("--{}={value}", flag.get_long().unwrap()));
         }
@@ -326,7 +346,15 @@ mod tests {
     #[test]
     fn what_the_operator_renders_is_what_raum_sfu_parses() {
         let digest = token_digest("t");
-        for (settings, advertise) in [
+        let turn = LaunchTurn {
+            urls: vec![
+                "turn:turn.example.org:3478?transport=udp".to_owned(),
+                "turns:turn.example.org:443?transport=tcp".to_owned(),
+            ],
+            key_id: "0b6f7a52-9d1e-4c3a-8f21-5e6d7c8b9a01".to_owned(),
+            secret_name: "raum-standup-turn".to_owned(),
+        };
+        for ((settings, advertise), turn) in [
             (
                 RoomSettings::default(),
                 Advertise::Ips(vec![
@@ -345,13 +373,17 @@ mod tests {
                 },
                 Advertise::NodeIp,
             ),
-        ] {
+        ]
+        .into_iter()
+        .zip([None, Some(turn.clone())])
+        {
             let launch = Launch {
                 settings: settings.clone(),
                 advertise: advertise.clone(),
                 advertise_port: 31000,
                 advertise_tcp_port: 31001,
                 token_sha256: digest.clone(),
+                turn: turn.clone(),
             };
             let node: IpAddr = "198.51.100.4".parse().unwrap();
             let args = parse_launch(&launch, node);
@@ -368,6 +400,18 @@ mod tests {
                 Advertise::NodeIp => vec![node],
             };
             assert_eq!(args.advertise_ips, ips);
+            let offer = args.turn_offer().unwrap();
+            assert_eq!(offer.is_some(), turn.is_some());
+            if let (Some(offer), Some(turn)) = (offer, &turn) {
+                assert_eq!(offer.urls, turn.urls);
+                assert_eq!(args.turn_key_id.as_deref(), Some(turn.key_id.as_str()));
+                let to: SocketAddr = "203.0.113.10:31000".parse().unwrap();
+                let servers = offer.ice_servers("p1", to, std::time::SystemTime::now());
+                assert!(
+                    servers[0].username.contains(&turn.key_id),
+                    "a meeting key's id"
+                );
+            }
         }
     }
 
@@ -383,6 +427,7 @@ mod tests {
                     advertise_port: 1,
                     advertise_tcp_port: 1,
                     token_sha256: token_digest("x"),
+                    turn: None,
                 },
                 "192.0.2.1".parse().unwrap(),
             )

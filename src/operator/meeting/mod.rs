@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -129,6 +129,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// Creating the meeting's TURN key Secret failed.
+    #[error("cannot create Secret {name}: {source}")]
+    CreateTurnSecret {
+        /// The Secret.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// Creating the pod failed for a reason other than the API server's refusal.
     #[error("cannot create Pod {name}: {source}")]
     CreatePod {
@@ -162,6 +170,7 @@ impl Error {
             | Self::ApplyNetworkPolicy { .. }
             | Self::NoMediaPort(_)
             | Self::ReadPod { .. }
+            | Self::CreateTurnSecret { .. }
             | Self::CreatePod { .. } => "apply",
             Self::Delete { .. } => "cleanup",
             Self::Status(_) => "status",
@@ -462,6 +471,25 @@ async fn create_pod(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
+    if let Some(secret) = objects::turn_secret(meeting, &ctx.settings.sfu) {
+        // Before the pod, which reads it. Created, never read, updated or deleted:
+        // its content follows from the Meeting's UID, so one that exists is right,
+        // and it goes with its Meeting.
+        let secrets: Api<Secret> = Api::namespaced(
+            ctx.client.clone(),
+            meeting.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        match secrets.create(&params, &secret).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(source) => {
+                return Err(Error::CreateTurnSecret {
+                    name: secret.metadata.name.unwrap_or_default(),
+                    source,
+                });
+            }
+        }
+    }
     let outcome = |state, retry, note| SfuOutcome {
         state,
         ip: None,

@@ -1,13 +1,16 @@
 //! The objects a running meeting needs, built as pure functions of the Meeting and the
-//! operator's settings: its SFU pod, its Service and its NetworkPolicy. Nothing here talks to the API
+//! operator's settings: its SFU pod, its Service, its NetworkPolicy and, with TURN,
+//! the Secret with its TURN key. Nothing here talks to the API
 //! server, so every property is unit-tested.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod,
-    PodSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+    PodSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort,
+    ServiceSpec,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -22,8 +25,9 @@ use crate::api::Meeting;
 use crate::operator::names::{OPERATOR, managed_labels};
 use crate::operator::pod_security;
 use crate::rooms::RoomSettings;
-use crate::rooms::contract::{self, Advertise, EnvValue, Launch};
+use crate::rooms::contract::{self, Advertise, EnvValue, Launch, LaunchTurn};
 use crate::token::token_digest;
+use crate::turn_credentials::TurnSecret;
 
 /// The SFU's HTTP port: WebSocket signaling, health, status and metrics.
 pub const SIGNALING_PORT: i32 = contract::SIGNALING_PORT as i32;
@@ -68,6 +72,42 @@ pub struct SfuSettings {
     /// gateway and operator pods of this namespace (media from anywhere). `None`: no
     /// NetworkPolicies.
     pub network_policy_from: Option<String>,
+    /// TURN for participants, when the cluster runs `raum turn`.
+    pub turn: Option<TurnSettings>,
+}
+
+/// The TURN server participants are offered, and the secret meeting keys derive from.
+#[derive(Clone, Debug)]
+pub struct TurnSettings {
+    /// Its `turn:` and `turns:` URLs.
+    pub urls: Vec<String>,
+    /// The TURN server's secret (never leaves the operator: SFUs get meeting keys).
+    pub secret: TurnSecret,
+}
+
+/// The name of a meeting's TURN key Secret: the SFU's name plus `-turn`.
+pub fn turn_secret_name(meeting: &str) -> String {
+    format!("{}-turn", sfu_name(meeting))
+}
+
+/// The Secret holding the meeting's TURN key (derived from the TURN secret and the
+/// Meeting's UID), which the SFU pod reads into its environment. Immutable: the key of
+/// a UID never changes, so a second create's conflict means it is already right.
+/// Owned by the Meeting, so it goes with it. `None` without TURN or without a UID.
+pub fn turn_secret(meeting: &Meeting, settings: &SfuSettings) -> Option<Secret> {
+    let turn = settings.turn.as_ref()?;
+    let uid = meeting.uid()?;
+    let mut meta = metadata(meeting);
+    meta.name = Some(turn_secret_name(&meeting.name_any()));
+    Some(Secret {
+        metadata: meta,
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            contract::TURN_SECRET_KEY.to_owned(),
+            ByteString(turn.secret.meeting_key(&uid).into_bytes()),
+        )])),
+        ..Default::default()
+    })
 }
 
 /// The name of a meeting's SFU pod and Service: `raum-<meeting>` as a DNS label.
@@ -251,6 +291,15 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media: MediaP
         advertise_port: media.udp,
         advertise_tcp_port: media.tcp,
         token_sha256: token_digest(token),
+        turn: settings
+            .turn
+            .as_ref()
+            .zip(meeting.uid())
+            .map(|(turn, uid)| LaunchTurn {
+                urls: turn.urls.clone(),
+                key_id: uid,
+                secret_name: turn_secret_name(&meeting.name_any()),
+            }),
     };
     let args = launch.args();
     let env = launch
@@ -270,6 +319,18 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media: MediaP
                     field_ref: Some(ObjectFieldSelector {
                         field_path: "status.hostIP".to_owned(),
                         api_version: None,
+                    }),
+                    ..Default::default()
+                }),
+            },
+            EnvValue::Secret { name: secret, key } => EnvVar {
+                name: name.to_owned(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret,
+                        key: key.to_owned(),
+                        optional: Some(false),
                     }),
                     ..Default::default()
                 }),
@@ -426,7 +487,69 @@ mod tests {
             media_exposure: exposure,
             advertise_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
             network_policy_from: None,
+            turn: None,
         }
+    }
+
+    #[test]
+    fn with_turn_the_pod_reads_its_meetings_key_from_a_secret_of_the_meeting() {
+        let m = meeting("title: t");
+        let plain = settings(MediaExposure::NodePort, &[]);
+        assert!(turn_secret(&m, &plain).is_none());
+        let server = TurnSecret::from_bytes(b"the TURN server's own secret");
+        let with_turn = SfuSettings {
+            turn: Some(TurnSettings {
+                urls: vec!["turns:turn.example.org:443?transport=tcp".to_owned()],
+                secret: server.clone(),
+            }),
+            ..plain.clone()
+        };
+        let uid = m.uid().unwrap();
+        let s = turn_secret(&m, &with_turn).unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("raum-elternabend-turn"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("schule"));
+        assert_eq!(s.immutable, Some(true));
+        let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Meeting", uid.as_str())
+        );
+        let key = &s.data.as_ref().unwrap()[contract::TURN_SECRET_KEY].0;
+        assert_eq!(key, server.meeting_key(&uid).as_bytes());
+        assert!(
+            !key.windows(6).any(|w| w == b"server"),
+            "the TURN server's secret itself is not in it"
+        );
+
+        let p = pod(&m, &with_turn, "tok", PORTS);
+        let a = args(&p);
+        for want in [
+            "--turn-url=turns:turn.example.org:443?transport=tcp".to_owned(),
+            format!("--turn-key-id={uid}"),
+        ] {
+            assert!(a.contains(&want), "{want} missing from {a:?}");
+        }
+        let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        let secret = env
+            .iter()
+            .find(|e| e.name == contract::ENV_TURN_SECRET)
+            .unwrap();
+        assert!(secret.value.is_none(), "never a literal");
+        let from = secret
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("raum-elternabend-turn", contract::TURN_SECRET_KEY)
+        );
+        let p = pod(&m, &plain, "tok", PORTS);
+        let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        assert!(env.iter().all(|e| e.name != contract::ENV_TURN_SECRET));
+        assert!(args(&p).iter().all(|a| !a.starts_with("--turn")));
     }
 
     fn args(p: &Pod) -> Vec<String> {
