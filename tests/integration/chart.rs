@@ -13,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, PostParams};
 use raum::api::{Meeting, MeetingPhase, RetentionPolicy};
 use serde_json::json;
@@ -579,6 +580,230 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
         "the policy is left alone"
     );
 
+    // 5b. TURN switched on: the relay's Deployment is admitted under the restricted
+    // standard (its pod runs, through kwok), its Service and NetworkPolicy exist, and
+    // the operator, as the chart's ServiceAccount with the flags the chart gives it,
+    // creates the TURN server's secret and each meeting's derived key Secret, which
+    // the SFU pod reads.
+    ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "create",
+                "secret",
+                "generic",
+                "turn-tls",
+                "--type=kubernetes.io/tls",
+                "--from-literal=tls.crt=placeholder",
+                "--from-literal=tls.key=placeholder",
+            ],
+            None,
+        ),
+        "TURN TLS secret",
+    );
+    helm.ok(&[
+        "upgrade",
+        "raum",
+        "charts/raum",
+        "-n",
+        NS,
+        "--reuse-values",
+        "--set",
+        "turn.enabled=true",
+        "--set",
+        "turn.host=turn.example.org",
+        "--set",
+        "turn.tls.secret=turn-tls",
+    ]);
+    // Not `--wait`: that waits for the LoadBalancer's address, and the test cluster
+    // has no load balancer.
+    until(
+        "the TURN pod to be admitted and run",
+        Duration::from_secs(90),
+        async || {
+            let st = deployments.get("raum-turn").await.ok()?.status?;
+            (st.ready_replicas == Some(1)).then_some(())
+        },
+    )
+    .await;
+    let ports = ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "get",
+                "service",
+                "raum-turn",
+                "-o",
+                "jsonpath={range .spec.ports[*]}{.port}/{.protocol} {end}{.spec.type}",
+            ],
+            None,
+        ),
+        "TURN Service",
+    );
+    assert_eq!(ports.trim(), "3478/UDP 3478/TCP 443/TCP LoadBalancer");
+    let egress = ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "get",
+                "networkpolicy",
+                "raum-turn",
+                "-o",
+                "jsonpath={.spec.egress}",
+            ],
+            None,
+        ),
+        "TURN NetworkPolicy",
+    );
+    let egress: serde_json::Value = serde_json::from_str(&egress).unwrap();
+    assert_eq!(
+        egress,
+        json!([{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "raum-sfu"}}}],
+                "ports": [{"port": 50000, "protocol": "UDP"}]}]),
+        "out to the SFU pods' media port only"
+    );
+    let turn_args = ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "get",
+                "deployment",
+                "raum-turn",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].args}",
+            ],
+            None,
+        ),
+        "TURN args",
+    );
+    assert!(
+        turn_args.contains("--sfu-network=203.0.113.5/32"),
+        "the advertised IP fences the relay: {turn_args}"
+    );
+    let op_args: Vec<String> = serde_json::from_str(&ok(
+        kubectl(
+            &[
+                "-n",
+                NS,
+                "get",
+                "deployment",
+                "raum-operator",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].args}",
+            ],
+            None,
+        ),
+        "operator args",
+    ))
+    .unwrap();
+    let turn_flags: Vec<&str> = op_args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--turn"))
+        .collect();
+    assert_eq!(
+        turn_flags,
+        [
+            "--turn-url=turn:turn.example.org:3478?transport=udp",
+            "--turn-url=turn:turn.example.org:3478?transport=tcp",
+            "--turn-url=turns:turn.example.org:443?transport=tcp",
+            "--turn-key-secret=raum-turn-key",
+        ]
+    );
+    let op_log = scratch_dir("chart-operator-turn.log");
+    let mut op = vec![
+        "operator".to_owned(),
+        format!(
+            "--kubeconfig={}",
+            kubeconfig_as(&c, "raum-operator").display()
+        ),
+        format!("--public-url=http://127.0.0.1:{port}"),
+        format!("--operator-namespace={NS}"),
+        "--metrics-addr=127.0.0.1:0".to_owned(),
+        "--network-policies".to_owned(),
+        "--warm-up=0s".to_owned(),
+    ];
+    op.extend(turn_flags.iter().map(|f| f.to_string()));
+    let op: Vec<&str> = op.iter().map(String::as_str).collect();
+    let _operator = spawn(&op, &op_log);
+    let m: Meeting = serde_json::from_value(json!({
+        "apiVersion": "raum.dev/v1alpha1", "kind": "Meeting",
+        "metadata": {"name": "lesson"}, "spec": {"title": "Maths"},
+    }))
+    .unwrap();
+    let created = meetings.create(&PostParams::default(), &m).await.unwrap();
+    let uid = created.metadata.uid.clone().unwrap();
+    until(
+        "the TURN meeting to run",
+        Duration::from_secs(60),
+        async || {
+            let st = meetings.get("lesson").await.ok()?.status?;
+            (st.phase == Some(MeetingPhase::Running)).then_some(())
+        },
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team");
+    let key = secrets.get("raum-lesson-turn").await.unwrap();
+    let master = Api::<Secret>::namespaced(client.clone(), NS)
+        .get("raum-turn-key")
+        .await
+        .expect("the operator created the TURN server's secret");
+    let master = &master.data.unwrap()["key"].0;
+    assert_eq!(master.len(), 64, "32 random bytes as hex");
+    let derived = raum::turn_credentials::TurnSecret::from_bytes(master).meeting_key(&uid);
+    assert_eq!(
+        key.data.unwrap()["key"].0,
+        derived.as_bytes(),
+        "the meeting's key, not the TURN server's secret"
+    );
+    assert_eq!(
+        key.metadata.owner_references.unwrap()[0].uid,
+        uid,
+        "owned by its Meeting"
+    );
+    let pod = Api::<Pod>::namespaced(client.clone(), "team")
+        .get("raum-lesson")
+        .await
+        .unwrap();
+    let container = &pod.spec.unwrap().containers[0];
+    let args = container.args.clone().unwrap();
+    assert!(args.contains(&format!("--turn-key-id={uid}")), "{args:?}");
+    assert!(
+        args.contains(&"--turn-url=turns:turn.example.org:443?transport=tcp".to_owned()),
+        "{args:?}"
+    );
+    let env = container.env.clone().unwrap();
+    let from = env
+        .iter()
+        .find(|e| e.name == "RAUM_TURN_SECRET")
+        .and_then(|e| e.value_from.clone()?.secret_key_ref)
+        .expect("the key from the Secret");
+    assert_eq!(
+        (from.name.as_str(), from.key.as_str()),
+        ("raum-lesson-turn", "key")
+    );
+    // The operator reads no Secret in the meeting's namespace, and none but its own
+    // keys in raum's.
+    for (ns, name) in [("team", "raum-lesson-turn"), (NS, "turn-tls")] {
+        let out = c.kubectl(
+            &[
+                "-n",
+                ns,
+                "get",
+                "secret",
+                name,
+                &format!("--as=system:serviceaccount:{NS}:raum-operator"),
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "the operator may read {ns}/{name}");
+    }
+    drop(_operator);
+
     // 6. helm uninstall removes everything but what it keeps on purpose, and says so.
     let out = helm.run(&["uninstall", "raum", "-n", NS, "--wait"]);
     let said = format!(
@@ -598,6 +823,8 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
     for (kind, name) in [
         ("deployment", "raum-operator"),
         ("deployment", "raum-gateway"),
+        ("deployment", "raum-turn"),
+        ("networkpolicy", "raum-turn"),
         ("clusterrole", "raum-operator"),
         ("clusterrole", "raum-hold-editor"),
         ("serviceaccount", "raum-gateway"),

@@ -44,3 +44,17 @@ runAsGroup: 65532
 fsGroup: 65532
 seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+
+{{/* The TURN URLs participants are offered, one per line: UDP and TCP on 3478 (or
+their NodePorts), TLS on 443 when there is a certificate. */}}
+{{- define "raum.turnUrls" -}}
+{{- $t := .Values.turn -}}
+{{- $np := eq $t.service.type "NodePort" -}}
+{{- $host := $t.host -}}
+{{- if and (contains ":" $host) (not (hasPrefix "[" $host)) }}{{ $host = printf "[%s]" $host }}{{ end -}}
+turn:{{ $host }}:{{ ternary $t.service.nodePorts.udp 3478 $np }}?transport=udp
+turn:{{ $host }}:{{ ternary $t.service.nodePorts.tcp 3478 $np }}?transport=tcp
+{{- if $t.tls.secret }}
+turns:{{ $host }}:{{ ternary $t.service.nodePorts.tls 443 $np }}?transport=tcp
+{{- end }}
+{{- end -}}
