@@ -189,6 +189,11 @@ pub fn metrics_text(c: &Counters) -> String {
         "Allocations now",
         ConstGauge::new(c.allocations as i64),
     );
+    registry.register(
+        "engine_users",
+        "Credentials the protocol engines hold (each proved its password)",
+        ConstGauge::new(c.engine_users as i64),
+    );
     for (name, help, v) in [
         (
             "malformed",

@@ -465,6 +465,27 @@ fn a_real_turn_client_reaches_its_sfu_and_nothing_else() {
     let (user, _) = credential(sfu_addr, 600);
     let mut forged = client::Client::allocate(&from, turn.server(), &user, "not the HMAC", false);
     assert!(!forged.allocated());
+    // Made-up credentials that do not prove their password are not remembered: the
+    // engines know only the users that did (this test's client, so far).
+    let known = turn.metric("raum_turn_engine_users");
+    // From an address of their own, within its Allocate burst (two requests each).
+    let made_up_from = "127.0.0.6:0";
+    for n in 0..8 {
+        let c = raum::turn_credentials::TurnSecret::from_bytes(SECRET.as_bytes()).issue(
+            &format!("made-up-{n}"),
+            sfu_addr,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 600,
+        );
+        let mut c =
+            client::Client::allocate(made_up_from, turn.server(), &c.username, "wrong", false);
+        assert!(!c.allocated());
+    }
+    assert_eq!(turn.metric("raum_turn_engine_users"), known);
+    assert!(known >= 1, "the client that proved its password is known");
     // A client that hides its username behind USERHASH: refused (its expiry and SFU
     // could not be read).
     let (user, pass) = credential(sfu_addr, 600);
@@ -516,10 +537,10 @@ fn a_real_turn_client_reaches_its_sfu_and_nothing_else() {
     assert!(!stolen.allocated(), "one meeting's key signs for no other");
 
     let log = turn.log();
-    assert!(
-        !log.contains(CLIENT_IP),
-        "a client address in the log:\n{log}"
-    );
+    for ip in [CLIENT_IP, "127.0.0.6"] {
+        assert!(!log.contains(ip), "a client address in the log:\n{log}");
+    }
     assert!(!log.contains("pupil7"), "a username in the log:\n{log}");
+    assert!(!log.contains("made-up"), "a username in the log:\n{log}");
     assert!(turn.metric("raum_turn_refused_total") >= 6);
 }

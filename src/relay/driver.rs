@@ -23,7 +23,7 @@ use turn_server_proto::api::{
 };
 use turn_server_proto::server::TurnServer;
 use turn_server_proto::stun::agent::Transmit;
-use turn_server_proto::types::stun::message::Message;
+use turn_server_proto::types::stun::message::{LongTermCredentials, Message};
 use turn_server_proto::types::{AddressFamily, TransportType};
 
 use super::policy::{Method, Policy, User, Verdict};
@@ -48,6 +48,8 @@ const UDP_ROUND: usize = 64;
 pub struct Counters {
     /// Allocations now.
     pub allocations: u64,
+    /// Usernames the protocol engines know now (each proved its password once).
+    pub engine_users: u64,
     /// Messages from clients dropped unread: not TURN, too large, or malformed.
     pub malformed: u64,
     /// Requests refused by the policy.
@@ -76,8 +78,12 @@ struct Instance {
     listen: SocketAddr,
     transport: TransportType,
     /// Usernames the engine knows (it cannot forget one; the instance is made anew
-    /// when it holds many and no allocation).
+    /// when it holds many and no allocation). Only usernames whose request proved
+    /// the password get here, so a stream of made-up ones does not fill it.
     users: HashSet<String>,
+    /// Requests without a username handed to the engine since it was made: each new
+    /// client address costs the engine a nonce it never forgets.
+    anonymous: u64,
     /// When the engine wants to be polled again.
     wake: Option<Instant>,
 }
@@ -113,6 +119,9 @@ enum Event {
 
 /// Usernames an engine may know before it is made anew (once it holds no allocation).
 const USERS_BEFORE_RENEWAL: usize = 10_000;
+/// Requests without a username an engine may see before it is made anew (once it
+/// holds no allocation).
+const ANONYMOUS_BEFORE_RENEWAL: u64 = 100_000;
 
 /// The relay: listeners, engines, policy, allocations.
 pub struct Relay {
@@ -185,6 +194,7 @@ impl Relay {
     pub fn counters(&self) -> Counters {
         Counters {
             allocations: self.relays.len() as u64,
+            engine_users: self.instances.iter().map(|i| i.users.len() as u64).sum(),
             refused: self.policy.refused,
             flood_dropped: self.policy.dropped,
             relay_dropped: self.counters.relay_dropped + self.policy.relay_dropped,
@@ -326,10 +336,14 @@ impl Relay {
                             self.send_to_client(i, client, out);
                             return;
                         }
-                        Verdict::Pass(user) => {
-                            if let Some(user) = user {
+                        Verdict::Pass(None) => self.instances[i].anonymous += 1,
+                        Verdict::Pass(Some(user)) => {
+                            // The engine learns a user only from a request that proves
+                            // the password; one that does not, it answers 401 itself.
+                            if proves(&msg, &user, &self.realm) {
                                 let inst = &mut self.instances[i];
-                                if inst.users.insert(user.username.clone()) {
+                                if !inst.users.contains(&user.username) {
+                                    inst.users.insert(user.username.clone());
                                     inst.server
                                         .add_user(user.username.clone(), user.password.clone());
                                 }
@@ -545,8 +559,14 @@ impl Relay {
         for i in 0..self.instances.len() {
             let busy = self.relays.values().any(|r| r.instance == i);
             let inst = &mut self.instances[i];
-            if inst.users.len() > USERS_BEFORE_RENEWAL && !busy {
-                info!(users = inst.users.len(), "renewing a TURN engine");
+            let full = inst.users.len() > USERS_BEFORE_RENEWAL
+                || inst.anonymous > ANONYMOUS_BEFORE_RENEWAL;
+            if full && !busy {
+                info!(
+                    users = inst.users.len(),
+                    anonymous = inst.anonymous,
+                    "renewing a TURN engine"
+                );
                 *inst = new_instance(inst.transport, inst.listen, &self.realm);
             }
         }
@@ -562,8 +582,17 @@ fn new_instance(transport: TransportType, listen: SocketAddr, realm: &str) -> In
         listen,
         transport,
         users: HashSet::new(),
+        anonymous: 0,
         wake: None,
     }
+}
+
+/// Whether `msg` carries a MESSAGE-INTEGRITY (or -SHA256) made with `user`'s password
+/// in `realm`: the long-term credential the engine will check too.
+fn proves(msg: &Message<'_>, user: &User, realm: &str) -> bool {
+    let key = LongTermCredentials::new(user.username.clone(), user.password.clone())
+        .to_key(realm.to_owned());
+    msg.validate_integrity(&key.into()).is_ok()
 }
 
 async fn readable(udp: &Option<Arc<UdpSocket>>) -> bool {
