@@ -544,3 +544,80 @@ fn a_real_turn_client_reaches_its_sfu_and_nothing_else() {
     assert!(!log.contains("made-up"), "a username in the log:\n{log}");
     assert!(turn.metric("raum_turn_refused_total") >= 6);
 }
+
+/// Allocates over TCP (turn-client-proto's TCP client); the allocation's connection
+/// is the returned stream. `None` when the server refused.
+fn tcp_allocate(server: SocketAddr, username: &str, password: &str) -> Option<TcpStream> {
+    use turn_client_proto::api::{TurnConfig, TurnEvent};
+    use turn_client_proto::prelude::*;
+    use turn_client_proto::tcp::TurnClientTcp;
+    use turn_client_proto::types::stun::TransportType;
+    use turn_client_proto::types::{Instant as TurnInstant, TurnCredentials};
+
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    let mut config = TurnConfig::new(TurnCredentials::new(username, password));
+    config.set_anonymous_username(turn_client_proto::stun::auth::Feature::Disabled);
+    let mut turn = TurnClientTcp::allocate(local, server, config);
+    let epoch = Instant::now();
+    let mut buf = [0u8; 2048];
+    while epoch.elapsed() < Duration::from_secs(3) {
+        let now = TurnInstant::from_nanos(epoch.elapsed().as_nanos() as i64);
+        let _ = turn.poll(now);
+        while let Some(t) = turn.poll_transmit(now) {
+            stream.write_all(t.data.as_ref()).unwrap();
+        }
+        while let Some(e) = turn.poll_event() {
+            match e {
+                TurnEvent::AllocationCreated(..) => return Some(stream),
+                TurnEvent::AllocationCreateFailed(_) => return None,
+                _ => {}
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => {
+                let t = turn_client_proto::stun::agent::Transmit::new(
+                    &buf[..n],
+                    TransportType::Tcp,
+                    server,
+                    local,
+                );
+                let _ = turn.recv(t, now);
+            }
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn a_tcp_allocation_ends_with_its_connection() {
+    let turn = Turn::start();
+    let (user, pass) = credential("127.0.0.1:40000".parse().unwrap(), 600);
+    let held: Vec<TcpStream> = (0..6)
+        .map(|n| {
+            tcp_allocate(turn.server(), &user, &pass)
+                .unwrap_or_else(|| panic!("allocation {n}: {}", turn.log()))
+        })
+        .collect();
+    assert!(
+        tcp_allocate(turn.server(), &user, &pass).is_none(),
+        "a seventh is over the credential's quota"
+    );
+    // A browser that lost its connections (a network change, an ICE restart) can
+    // allocate again at once, not only when the old allocations would have expired.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let again = (0..3).find_map(|_| {
+        let s = tcp_allocate(turn.server(), &user, &pass);
+        if s.is_none() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        s
+    });
+    assert!(again.is_some(), "the quota is free again: {}", turn.log());
+}

@@ -92,6 +92,8 @@ struct Instance {
 struct RelaySocket {
     socket: Arc<UdpSocket>,
     instance: usize,
+    /// The client it was made for (over TCP: its connection).
+    client: SocketAddr,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -285,6 +287,17 @@ impl Relay {
             } => self.client_message(instance, client, &bytes),
             Event::Closed { instance, client } => {
                 self.conns.remove(&(instance, client));
+                // Over TCP an allocation lives as long as its connection (RFC 8656,
+                // 3.1): it stops relaying and leaves its credential's quota now. The
+                // engine cannot be told, so its socket stays bound (its port not
+                // reused) until the engine lets the allocation expire.
+                let now = Instant::now();
+                for (relayed, r) in &self.relays {
+                    if r.instance == instance && r.client == client {
+                        r.reader.abort();
+                        self.policy.orphaned(*relayed, now);
+                    }
+                }
             }
             Event::Peer {
                 relayed,
@@ -544,6 +557,7 @@ impl Relay {
             RelaySocket {
                 socket,
                 instance: i,
+                client,
                 reader,
             },
         );

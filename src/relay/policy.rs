@@ -161,8 +161,9 @@ struct Attempts {
 /// Bytes an allocation may still relay this second.
 #[derive(Clone, Copy, Debug)]
 struct Budget {
-    /// The credential it was made with (quotas), by index into `credentials`.
-    username: usize,
+    /// The credential it was made with (quotas), by index into `credentials`;
+    /// `None` once its client has gone ([`Policy::orphaned`]).
+    username: Option<usize>,
     relay_to: SocketAddr,
     /// When its credential expires: nothing is relayed after.
     ends: Instant,
@@ -377,7 +378,7 @@ impl Policy {
         self.allocations.insert(
             relayed,
             Budget {
-                username: key,
+                username: Some(key),
                 relay_to: user.relay_to,
                 ends: now + user.valid_for,
                 window: now,
@@ -388,13 +389,31 @@ impl Policy {
 
     /// The allocation at `relayed` ended.
     pub fn released(&mut self, relayed: SocketAddr) {
-        let Some(b) = self.allocations.remove(&relayed) else {
-            return;
-        };
-        let c = &mut self.credentials[b.username];
+        if let Some(b) = self.allocations.remove(&relayed) {
+            self.uncount(b.username);
+        }
+    }
+
+    /// The client of the allocation at `relayed` has gone (its TCP connection
+    /// closed) before the allocation ended: from `now` it relays nothing and no longer
+    /// counts against its credential, so the participant can allocate again at once.
+    /// It counts against the server's total until [`Policy::released`], since its
+    /// socket stays bound until then (a new allocation must not get its port while the
+    /// engine still knows it).
+    pub fn orphaned(&mut self, relayed: SocketAddr, now: Instant) {
+        if let Some(b) = self.allocations.get_mut(&relayed) {
+            b.ends = now;
+            let key = b.username.take();
+            self.uncount(key);
+        }
+    }
+
+    fn uncount(&mut self, key: Option<usize>) {
+        let Some(key) = key else { return };
+        let c = &mut self.credentials[key];
         c.1 -= 1;
         if c.1 == 0 {
-            let (name, _) = self.credentials.remove(b.username);
+            let (name, _) = self.credentials.remove(key);
             self.by_username.remove(&name);
         }
     }
@@ -619,6 +638,32 @@ mod tests {
         p.released("198.18.0.1:50000".parse().unwrap());
         let u = pass(&mut p, now);
         p.allocated("198.18.0.1:50000".parse().unwrap(), &u, now);
+        // An allocation whose TCP connection closed leaves its credential's quota at
+        // once and relays nothing more, but still counts against the server's total
+        // until the engine lets it go; released then, it is not uncounted twice.
+        let orphan: SocketAddr = "198.18.0.1:50001".parse().unwrap();
+        assert!(p.relay(orphan, sfu(), 100, now));
+        p.orphaned(orphan, now);
+        assert!(
+            !p.relay(orphan, sfu(), 100, now),
+            "an orphan relays nothing"
+        );
+        assert_eq!(p.allocations(), 6);
+        let u = pass(&mut p, now);
+        p.allocated("198.18.0.1:50100".parse().unwrap(), &u, now);
+        assert_eq!(p.allocations(), 7);
+        p.released(orphan);
+        p.orphaned(orphan, now);
+        assert_eq!(p.allocations(), 6);
+        assert!(matches!(
+            p.decide(
+                &req(Method::Allocate, Some(&user), &[]),
+                client(),
+                now,
+                UNIX
+            ),
+            Verdict::Refuse(code::ALLOCATION_QUOTA_REACHED, _)
+        ));
         // TCP relays are not offered.
         let tcp = Request {
             requested_transport: Some(6),
