@@ -1402,6 +1402,13 @@ impl RoomCore {
 
     // ---- datagrams ------------------------------------------------------------------
 
+    /// Whether media from `remote` reaches a participant: a path some participant
+    /// proved with a connectivity check and still uses. The driver closes an ICE-TCP
+    /// connection whose path is not (or no longer) one.
+    pub fn knows(&self, remote: Remote) -> bool {
+        self.addrs.contains_key(&remote)
+    }
+
     /// A datagram arrived on the meeting's port from `from`. It is decrypted in place
     /// (so `datagram` is changed).
     pub fn handle_datagram(&mut self, now: Instant, from: impl Into<Remote>, datagram: &mut [u8]) {

@@ -91,8 +91,9 @@ pub struct Room {
     batch: Vec<u8>,
     /// The ICE-TCP listener, until `run` starts accepting on it.
     tcp: Option<TcpListener>,
-    /// Open ICE-TCP connections: where their frames go.
-    tcp_paths: HashMap<Remote, mpsc::Sender<Bytes>>,
+    /// Open ICE-TCP connections: where their frames go (dropping a sender closes its
+    /// connection), and whether a participant proved the path.
+    tcp_paths: HashMap<Remote, (mpsc::Sender<Bytes>, bool)>,
     /// Where frames for them are written (shared by the frames split off it).
     tcp_out: BytesMut,
     /// A datagram from a connection, copied to be decrypted in place.
@@ -201,6 +202,14 @@ impl Room {
         }
     }
 
+    /// Closes the ICE-TCP connections of paths no participant uses any more (its
+    /// participant left). Those still awaiting their first check stay.
+    fn close_unused_tcp_paths(&mut self) {
+        let core = &self.core;
+        self.tcp_paths
+            .retain(|remote, (_, proven)| !*proven || core.knows(*remote));
+    }
+
     /// At most this many ICE-TCP connections at once: two paths per participant (a
     /// browser may try two local interfaces), and a few being checked.
     fn core_max_paths(&self) -> usize {
@@ -210,13 +219,21 @@ impl Room {
     fn tcp_event(&mut self, event: ice_tcp::Event) {
         match event {
             ice_tcp::Event::Opened { remote, frames } => {
-                self.tcp_paths.insert(remote, frames);
+                self.tcp_paths.insert(remote, (frames, false));
             }
             ice_tcp::Event::Datagram { remote, bytes } => {
                 self.tcp_in.clear();
                 self.tcp_in.extend_from_slice(&bytes);
                 self.core
                     .handle_datagram(Instant::now(), remote, &mut self.tcp_in);
+                // A connection is for one participant's path: one whose check nobody
+                // proved, or whose participant has gone, is closed rather than left to
+                // hold one of the room's few connections until it idles out.
+                if !self.core.knows(remote) {
+                    self.tcp_paths.remove(&remote);
+                } else if let Some(path) = self.tcp_paths.get_mut(&remote) {
+                    path.1 = true;
+                }
             }
             ice_tcp::Event::Closed { remote } => {
                 self.tcp_paths.remove(&remote);
@@ -285,6 +302,7 @@ impl Room {
             Command::Gone { peer } => {
                 self.sessions.remove(&peer);
                 self.core.leave(now, peer);
+                self.close_unused_tcp_paths();
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.core.stats());
@@ -344,7 +362,7 @@ impl Room {
                 let t = &self.outgoing[i];
                 let sent = self.tcp_paths.get(&to).is_some_and(|path| {
                     let frame = ice_tcp::frame(&mut self.tcp_out, t.buf.as_slice());
-                    path.try_send(frame).is_ok()
+                    path.0.try_send(frame).is_ok()
                 });
                 if sent {
                     self.core.note_sent(t.buf.len());
