@@ -53,6 +53,12 @@ pub struct Args {
     #[arg(long, value_name = "IP")]
     pub relay_ip: Option<IpAddr>,
 
+    /// The public address a 1:1 NAT maps --relay-ip to (a cloud VM's public IP):
+    /// clients are told their relayed address with it, and an SFU advertising it is
+    /// reached at --relay-ip. Default: --relay-ip as it is.
+    #[arg(long, value_name = "IP", requires = "relay_ip")]
+    pub public_ip: Option<IpAddr>,
+
     /// The secret shared with the SFUs (at least 16 bytes).
     #[arg(long, env = ENV_SECRET, hide_env_values = true)]
     pub secret: String,
@@ -91,6 +97,9 @@ pub enum Error {
     /// The secret is too short to be one.
     #[error("the TURN secret must be at least 16 bytes (from --secret or {ENV_SECRET})")]
     ShortSecret,
+    /// The public address is of another family than the relayed sockets'.
+    #[error("--public-ip and --relay-ip must both be IPv4 or both IPv6")]
+    PublicIpFamily,
     /// No address to bind relayed sockets to.
     #[error("--relay-ip is required when --listen-udp is {0}")]
     NoRelayIp(IpAddr),
@@ -117,6 +126,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
         None if !args.listen_udp.ip().is_unspecified() => args.listen_udp.ip(),
         None => return Err(Error::NoRelayIp(args.listen_udp.ip())),
     };
+    let public_ip = args.public_ip.unwrap_or(relay_ip);
+    if public_ip.is_ipv4() != relay_ip.is_ipv4() {
+        return Err(Error::PublicIpFamily);
+    }
+    let relay_ip = relay::RelayAddress {
+        local: relay_ip,
+        public: public_ip,
+    };
     let tls = match (&args.listen_tls, &args.tls_cert, &args.tls_key) {
         (Some(a), Some(c), Some(k)) => Some((*a, relay::tls_config(c, k)?)),
         _ => None,
@@ -140,7 +157,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
         udp = %args.listen_udp,
         tcp = %args.listen_tcp,
         tls = ?args.listen_tls,
-        relay_ip = %relay_ip,
+        relay_ip = %relay_ip.local,
+        public_ip = %relay_ip.public,
         "TURN server listening"
     );
     let stop = Arc::new(Notify::new());

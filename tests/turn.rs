@@ -29,6 +29,10 @@ struct Turn {
 
 impl Turn {
     fn start() -> Turn {
+        Turn::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Turn {
         let port = free_port();
         let metrics = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -41,6 +45,7 @@ impl Turn {
             // The test's SFUs are on loopback, which the relay never reaches unless
             // told so.
             .arg("--sfu-network=127.0.0.0/8")
+            .args(extra)
             .env("RAUM_TURN_SECRET", SECRET)
             // Everything a person could switch on: the privacy check reads it all.
             .env("RAUM_LOG", "trace")
@@ -257,6 +262,16 @@ fn bad_settings_are_refused_with_the_reason() {
     let network = [&here[..], &["--sfu-network=10.0.0.0/33"]].concat();
     let e = run(&network, SECRET);
     assert!(e.contains("--sfu-network"), "{e}");
+    let mixed = [
+        &here[..],
+        &["--relay-ip=127.0.0.1", "--public-ip=2001:db8::1"],
+    ]
+    .concat();
+    let e = run(&mixed, SECRET);
+    assert!(e.contains("must both be IPv4 or both IPv6"), "{e}");
+    let alone = [&here[..], &["--public-ip=203.0.113.7"]].concat();
+    let e = run(&alone, SECRET);
+    assert!(e.contains("--relay-ip"), "{e}");
 }
 
 mod client {
@@ -620,4 +635,46 @@ fn a_tcp_allocation_ends_with_its_connection() {
         s
     });
     assert!(again.is_some(), "the quota is free again: {}", turn.log());
+}
+
+/// Behind a 1:1 NAT (a cloud VM's public address, here 127.0.0.9, mapped to
+/// 127.0.0.1): clients are told the public relayed address, and an SFU on the same
+/// host advertising the public address is reached at the local one, both ways.
+#[test]
+fn behind_a_one_to_one_nat_the_relay_reaches_the_sfu_at_its_local_address() {
+    let turn = Turn::start_with(&["--public-ip=127.0.0.9"]);
+    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sfu.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let public: SocketAddr = format!("127.0.0.9:{}", sfu.local_addr().unwrap().port())
+        .parse()
+        .unwrap();
+    let (user, pass) = credential(public, 600);
+    let mut c = client::Client::allocate(
+        &format!("{CLIENT_IP}:0"),
+        turn.server(),
+        &user,
+        &pass,
+        false,
+    );
+    assert!(c.allocated(), "{}", turn.log());
+    let relayed = c.relayed().unwrap();
+    assert_eq!(
+        relayed.ip().to_string(),
+        "127.0.0.9",
+        "the public relayed address"
+    );
+    assert!(c.permission(public.ip()));
+    c.send(public, b"towards the public address");
+    let mut buf = [0u8; 64];
+    let (n, from) = sfu
+        .recv_from(&mut buf)
+        .expect("the SFU receives at its local address");
+    assert_eq!(&buf[..n], b"towards the public address");
+    assert_eq!(from.port(), relayed.port());
+    sfu.send_to(b"back", from).unwrap();
+    c.run_until(Duration::from_secs(3), |_| false);
+    assert!(
+        c.received.iter().any(|(p, d)| *p == public && d == b"back"),
+        "the answer comes back as from the public address"
+    );
 }

@@ -26,6 +26,7 @@ use turn_server_proto::stun::agent::Transmit;
 use turn_server_proto::types::stun::message::{LongTermCredentials, Message};
 use turn_server_proto::types::{AddressFamily, TransportType};
 
+use super::RelayAddress;
 use super::policy::{Method, Policy, User, Verdict};
 use super::wire::{self, Frame, Kind};
 
@@ -136,19 +137,19 @@ pub struct Relay {
     /// socket.
     pending: HashMap<(usize, SocketAddr), User>,
     policy: Policy,
-    relay_ip: IpAddr,
+    relay_ip: RelayAddress,
     epoch: Instant,
     events: mpsc::Sender<Event>,
     counters: Counters,
 }
 
 impl Relay {
-    /// A relay on `listeners` whose allocations are UDP sockets on `relay_ip`, under
+    /// A relay on `listeners` whose allocations are UDP sockets at `relay_ip`, under
     /// `policy`, in `realm`. Starts the connection-accepting tasks; [`Relay::run`]
     /// does the rest.
     pub fn start(
         listeners: Listeners,
-        relay_ip: IpAddr,
+        relay_ip: RelayAddress,
         policy: Policy,
         realm: String,
     ) -> (Self, RelayInputs) {
@@ -524,7 +525,7 @@ impl Relay {
         let Some(user) = self.pending.get(&(i, client)).cloned() else {
             return Err(SocketAllocateError::InsufficientCapacity);
         };
-        let ours = match self.relay_ip {
+        let ours = match self.relay_ip.local {
             IpAddr::V4(_) => AddressFamily::IPV4,
             IpAddr::V6(_) => AddressFamily::IPV6,
         };
@@ -536,9 +537,9 @@ impl Relay {
         }
         // Connected to the credential's SFU: the kernel drops what anyone else sends
         // to the relayed address before it costs the relay anything.
-        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.relay_ip, 0))
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.relay_ip.local, 0))
             .and_then(|s| {
-                s.connect(user.relay_to)?;
+                s.connect(self.relay_ip.reach(user.relay_to))?;
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
@@ -547,11 +548,18 @@ impl Relay {
                 warn!(error = %e.kind(), "cannot open a relay socket");
                 SocketAllocateError::InsufficientCapacity
             })?;
+        // Known by the address clients are told (behind a 1:1 NAT, the public one).
         let relayed = socket
             .local_addr()
+            .map(|a| SocketAddr::new(self.relay_ip.public, a.port()))
             .map_err(|_| SocketAllocateError::InsufficientCapacity)?;
         let socket = Arc::new(socket);
-        let reader = tokio::spawn(read_peer(socket.clone(), relayed, self.events.clone()));
+        let reader = tokio::spawn(read_peer(
+            socket.clone(),
+            relayed,
+            user.relay_to,
+            self.events.clone(),
+        ));
         self.relays.insert(
             relayed,
             RelaySocket {
@@ -617,12 +625,21 @@ async fn readable(udp: &Option<Arc<UdpSocket>>) -> bool {
 }
 
 /// Reads what peers send to an allocation's socket.
-async fn read_peer(socket: Arc<UdpSocket>, relayed: SocketAddr, events: mpsc::Sender<Event>) {
+/// Reads what the SFU `peer` sends to the allocation at `relayed`. The socket is
+/// connected to it (the kernel drops anything from elsewhere), so whatever arrives is
+/// from `peer`, as the engine knows it, even when reached at a local address.
+async fn read_peer(
+    socket: Arc<UdpSocket>,
+    relayed: SocketAddr,
+    peer: SocketAddr,
+    events: mpsc::Sender<Event>,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let from = peer;
     loop {
         buf.reserve(wire::MAX_MESSAGE);
         buf.resize(wire::MAX_MESSAGE, 0);
-        let Ok((n, from)) = socket.recv_from(&mut buf[..]).await else {
+        let Ok(n) = socket.recv(&mut buf[..]).await else {
             return;
         };
         buf.truncate(n);

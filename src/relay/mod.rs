@@ -101,11 +101,42 @@ pub async fn bind(
     Ok(Listeners { udp, tcp, tls })
 }
 
+/// Where a relay's allocated sockets are, and what clients are told they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The local address relayed sockets are bound to.
+    pub local: IpAddr,
+    /// The address clients are told (XOR-RELAYED-ADDRESS): `local`, or the public
+    /// address a 1:1 NAT maps it to. An SFU address equal to it is on this host
+    /// behind the same NAT, so the relay reaches it at `local` (the NAT would not
+    /// carry a packet from the host back to itself).
+    pub public: IpAddr,
+}
+
+impl RelayAddress {
+    /// Relayed sockets on `ip`, told as they are.
+    pub fn at(ip: IpAddr) -> Self {
+        Self {
+            local: ip,
+            public: ip,
+        }
+    }
+
+    /// Where the relay sends what is for `sfu`.
+    pub fn reach(&self, sfu: SocketAddr) -> SocketAddr {
+        if sfu.ip() == self.public {
+            SocketAddr::new(self.local, sfu.port())
+        } else {
+            sfu
+        }
+    }
+}
+
 /// Starts a relay (also what standalone mode runs in its own process). Returns its
 /// counters, updated every second, and its task.
 pub fn start(
     listeners: Listeners,
-    relay_ip: IpAddr,
+    relay_ip: RelayAddress,
     policy: Policy,
     realm: String,
     stop: Arc<Notify>,
@@ -117,4 +148,26 @@ pub fn start(
     let (tx, rx) = tokio::sync::watch::channel(Counters::default());
     let task = tokio::spawn(relay.run(inputs, stop, tx));
     (rx, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sfu_behind_the_relays_own_nat_is_reached_at_the_local_address() {
+        let nat = RelayAddress {
+            local: "10.0.0.5".parse().unwrap(),
+            public: "203.0.113.7".parse().unwrap(),
+        };
+        let here: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+        assert_eq!(
+            nat.reach(here),
+            "10.0.0.5:40000".parse::<SocketAddr>().unwrap()
+        );
+        let elsewhere: SocketAddr = "203.0.113.8:40000".parse().unwrap();
+        assert_eq!(nat.reach(elsewhere), elsewhere);
+        let plain = RelayAddress::at("10.0.0.5".parse().unwrap());
+        assert_eq!(plain.reach(here), here);
+    }
 }

@@ -128,6 +128,14 @@ pub enum Error {
     /// A TURN host name is not one.
     #[error("--turn-tls-host {0:?} is not a host name")]
     BadTurnHost(String),
+    /// No local address reaches the advertised one (for the relay's sockets).
+    #[error("the TURN relay finds no local address towards --advertise-ip {ip}: {source}")]
+    RelayAddress {
+        /// The advertised address.
+        ip: IpAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No address to advertise for media.
     #[error(
         "--advertise-ip is required when listening on {0} (the address browsers send media to)"
@@ -227,6 +235,26 @@ fn write_demo(dir: &Path) -> Result<(), Error> {
     std::fs::rename(&tmp, &path).map_err(io("cannot write", &path))
 }
 
+/// Where the relay's sockets go: on the advertised address when it is this host's;
+/// behind a 1:1 NAT (a cloud VM advertising its public IP), on the local address this
+/// host reaches it from, told to clients as the advertised one.
+fn relay_address(advertise_ip: IpAddr) -> std::io::Result<crate::relay::RelayAddress> {
+    if std::net::UdpSocket::bind((advertise_ip, 0)).is_ok() {
+        return Ok(crate::relay::RelayAddress::at(advertise_ip));
+    }
+    let any = match advertise_ip {
+        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+        IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+    };
+    // A route lookup: connecting a UDP socket sends nothing.
+    let probe = std::net::UdpSocket::bind((any, 0))?;
+    probe.connect((advertise_ip, 9))?;
+    Ok(crate::relay::RelayAddress {
+        local: probe.local_addr()?.ip(),
+        public: advertise_ip,
+    })
+}
+
 /// Starts the TURN relay if asked for: a secret of this process's own (the rooms in
 /// it issue the credentials), listeners on the rooms' bind address, relayed sockets
 /// on the advertised one (where the rooms are reached).
@@ -273,8 +301,12 @@ async fn start_turn(
         ..Default::default()
     };
     let policy = crate::relay::policy::Policy::new(secret.clone(), limits);
+    let relay_ip = relay_address(advertise_ip).map_err(|source| Error::RelayAddress {
+        ip: advertise_ip,
+        source,
+    })?;
     let (_counters, _task) =
-        crate::relay::start(listeners, advertise_ip, policy, "raum".to_owned(), stop);
+        crate::relay::start(listeners, relay_ip, policy, "raum".to_owned(), stop);
     info!(port = ?args.turn_port, tls_port = ?args.turn_tls_port, "TURN relay listening");
     Ok(Some(crate::rooms::TurnOffer {
         secret,
@@ -428,6 +460,15 @@ async fn prune_daily(log_dir: PathBuf, meetings_dir: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_relay_sits_on_the_advertised_address_when_it_is_this_hosts() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            relay_address(lo).unwrap(),
+            crate::relay::RelayAddress::at(lo)
+        );
+    }
 
     #[test]
     fn the_key_file_is_created_once_and_never_overwritten() {
