@@ -94,6 +94,8 @@ pub struct Room {
     /// Open ICE-TCP connections: where their frames go (dropping a sender closes its
     /// connection), and whether a participant proved the path.
     tcp_paths: HashMap<Remote, (mpsc::Sender<Bytes>, bool)>,
+    /// When `tcp_paths` was last looked through for paths no one uses.
+    tcp_swept: Instant,
     /// Where frames for them are written (shared by the frames split off it).
     tcp_out: BytesMut,
     /// A datagram from a connection, copied to be decrypted in place.
@@ -139,6 +141,7 @@ impl Room {
             batch: Vec::with_capacity(64 * 1024),
             tcp,
             tcp_paths: HashMap::new(),
+            tcp_swept: Instant::now(),
             tcp_out: BytesMut::with_capacity(64 * 1024),
             tcp_in: Vec::with_capacity(crate::media::pool::BUF_LEN),
         })
@@ -183,7 +186,16 @@ impl Room {
                     }
                     Some(cmd) => self.command(cmd),
                 },
-                _ = &mut timer => self.core.handle_timeout(Instant::now()),
+                _ = &mut timer => {
+                    let now = Instant::now();
+                    self.core.handle_timeout(now);
+                    // Participants the core let go (ICE timed out) leave no command
+                    // behind: their connections are looked for once a second.
+                    if now.duration_since(self.tcp_swept) >= Duration::from_secs(1) {
+                        self.tcp_swept = now;
+                        self.close_unused_tcp_paths();
+                    }
+                }
                 ready = self.socket.readable() => {
                     if ready.is_ok() {
                         self.receive(&mut bufs, &mut metas);
