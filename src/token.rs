@@ -48,8 +48,19 @@ impl TokenKey {
 
     /// The token for the meeting with this UID.
     pub fn token(&self, meeting_uid: &str) -> String {
+        self.derive(b"raum-join-v1:", meeting_uid)
+    }
+
+    /// The token of the meeting's host link: derived like [`TokenKey::token`] under
+    /// another label, so it is just as stable and nothing else needs storing, and
+    /// neither token says anything about the other.
+    pub fn host_token(&self, meeting_uid: &str) -> String {
+        self.derive(b"raum-host-v1:", meeting_uid)
+    }
+
+    fn derive(&self, label: &[u8], meeting_uid: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(b"raum-join-v1:");
+        mac.update(label);
         mac.update(meeting_uid.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
@@ -110,6 +121,21 @@ mod tests {
         // every deployment) cannot slip through.
         // Computed independently: python3 hmac.new(key, b"raum-join-v1:uid-1", sha256).
         assert_eq!(t, "Z6YVnmZtvt1olspWcNNGcyE_r75RL9_kpOx0raPyn_8");
+    }
+
+    #[test]
+    fn host_tokens_are_stable_and_unlike_join_tokens() {
+        let k = TokenKey::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec());
+        let h = k.host_token("uid-1");
+        assert_eq!(h, k.host_token("uid-1"));
+        assert_ne!(h, k.token("uid-1"));
+        assert_ne!(h, k.host_token("uid-2"));
+        assert_eq!(h.len(), k.token("uid-1").len());
+        // A join token already printed keeps its value (URLs in calendars stay valid).
+        assert_eq!(
+            k.token("uid-1"),
+            TokenKey::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec()).token("uid-1")
+        );
     }
 
     #[test]

@@ -254,6 +254,12 @@ pub struct MeetingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
+    /// The SHA-256 (hex) of the host link's token, by which the gateway knows a host
+    /// link. The link itself is not in the status (whoever may read Meetings would be
+    /// a host): it is in the Secret `raum-<meeting>-host`, key `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_token_sha256: Option<String>,
+
     /// How many people are connected right now, as reported by the meeting's SFU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<u32>,

@@ -65,9 +65,18 @@ pub struct Meeting {
     pub video: bool,
     /// Whether chat is on.
     pub chat: bool,
+    /// The SHA-256 (hex) of its host link's token: the host link leads here too
+    /// (whoever joins with it is a host, as the SFU decides from the token).
+    pub host_token_sha256: Option<String>,
 }
 
 impl Meeting {
+    /// This entry, reached by the host link whose token has the digest `digest` too.
+    pub fn with_host(mut self, digest: Option<String>) -> Self {
+        self.host_token_sha256 = digest.filter(|d| crate::token::is_digest(d));
+        self
+    }
+
     /// The entry of a meeting with `spec`, in `state`, reached at `backend`.
     pub fn new(
         spec: &MeetingSpec,
@@ -84,6 +93,7 @@ impl Meeting {
             audio: spec.media.audio,
             video: spec.media.video,
             chat: spec.chat.enabled,
+            host_token_sha256: None,
         }
     }
 
@@ -96,30 +106,69 @@ impl Meeting {
     }
 }
 
-/// The index: token to meeting.
+/// The index: token to meeting, and host-token digest to meeting.
 #[derive(Debug, Default)]
 pub struct Directory {
-    meetings: RwLock<HashMap<String, Arc<Meeting>>>,
+    index: RwLock<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// By participants' token.
+    meetings: HashMap<String, Arc<Meeting>>,
+    /// By the digest of the host link's token (the token itself is known only to
+    /// the operator and the Secret's readers).
+    hosts: HashMap<String, Arc<Meeting>>,
+}
+
+impl Index {
+    fn insert(&mut self, token: String, meeting: Arc<Meeting>) {
+        if let Some(d) = &meeting.host_token_sha256 {
+            self.hosts.insert(d.clone(), meeting.clone());
+        }
+        if let Some(old) = self.meetings.insert(token, meeting)
+            && let Some(d) = &old.host_token_sha256
+            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, &old))
+        {
+            self.hosts.remove(d);
+        }
+    }
+
+    fn remove(&mut self, token: &str) {
+        if let Some(old) = self.meetings.remove(token)
+            && let Some(d) = &old.host_token_sha256
+            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, &old))
+        {
+            self.hosts.remove(d);
+        }
+    }
 }
 
 impl Directory {
-    /// The meeting behind `token`, if any.
+    /// The meeting behind `token`, if any: a participants' token, or a host link's.
     pub fn get(&self, token: &str) -> Option<Arc<Meeting>> {
-        self.meetings
-            .read()
-            .expect("not poisoned")
-            .get(token)
-            .cloned()
+        let index = self.index.read().expect("not poisoned");
+        if let Some(m) = index.meetings.get(token) {
+            return Some(m.clone());
+        }
+        if index.hosts.is_empty() {
+            return None;
+        }
+        index.hosts.get(&crate::token::token_digest(token)).cloned()
     }
 
     /// Replaces the whole index.
     pub fn publish(&self, meetings: HashMap<String, Arc<Meeting>>) {
-        *self.meetings.write().expect("not poisoned") = meetings;
+        let mut index = Index::default();
+        for (token, m) in meetings {
+            index.insert(token, m);
+        }
+        *self.index.write().expect("not poisoned") = index;
     }
 
     /// Adds or replaces the meeting behind `token`.
     pub fn upsert(&self, token: String, meeting: Meeting) {
-        self.meetings
+        self.index
             .write()
             .expect("not poisoned")
             .insert(token, Arc::new(meeting));
@@ -127,12 +176,12 @@ impl Directory {
 
     /// Forgets the meeting behind `token`.
     pub fn remove(&self, token: &str) {
-        self.meetings.write().expect("not poisoned").remove(token);
+        self.index.write().expect("not poisoned").remove(token);
     }
 
     /// How many meetings are known.
     pub fn len(&self) -> usize {
-        self.meetings.read().expect("not poisoned").len()
+        self.index.read().expect("not poisoned").meetings.len()
     }
 
     /// Whether no meeting is known.
@@ -161,6 +210,35 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "q0Zb2d1u7yAqkVJ3x9hFv5cN0r8sWmTgLpYeKiUoX4E";
+
+    fn entry(host: Option<&str>) -> Meeting {
+        let spec: MeetingSpec = serde_json::from_value(serde_json::json!({"title": "t"})).unwrap();
+        Meeting::new(&spec, State::Open, None, None).with_host(host.map(str::to_owned))
+    }
+
+    #[test]
+    fn host_links_lead_to_their_meeting_by_digest_until_it_goes() {
+        let host = "Hq0Zb2d1u7yAqkVJ3x9hFv5cN0r8sWmTgLpYeKiUoX4";
+        let digest = crate::token::token_digest(host);
+        let d = Directory::default();
+        d.upsert(TOKEN.to_owned(), entry(Some(&digest)));
+        assert!(d.get(TOKEN).is_some());
+        assert!(d.get(host).is_some(), "the host link");
+        assert!(d.get(&digest).is_none(), "the digest itself is no link");
+        // Replaced without a host digest: the host link leads nowhere.
+        d.upsert(TOKEN.to_owned(), entry(None));
+        assert!(d.get(host).is_none());
+        d.upsert(TOKEN.to_owned(), entry(Some(&digest)));
+        d.remove(TOKEN);
+        assert!(d.get(host).is_none() && d.get(TOKEN).is_none());
+        d.publish(HashMap::from([(
+            TOKEN.to_owned(),
+            Arc::new(entry(Some(&digest))),
+        )]));
+        assert!(d.get(host).is_some());
+        // A status with something that is no digest files no host link.
+        assert!(entry(Some("not hex")).host_token_sha256.is_none());
+    }
 
     #[test]
     fn tokens_come_from_join_urls_of_the_right_shape() {
@@ -195,6 +273,7 @@ mod tests {
             audio: true,
             video: true,
             chat: true,
+            host_token_sha256: None,
         };
         assert!(!m.full());
         m.participants = Some(3);
@@ -218,6 +297,7 @@ mod tests {
             audio: true,
             video: true,
             chat: true,
+            host_token_sha256: None,
         });
         d.publish(HashMap::from([(TOKEN.to_owned(), m.clone())]));
         assert_eq!(d.get(TOKEN).unwrap().state, State::Ended);

@@ -39,7 +39,8 @@ pub fn entry(m: &Meeting) -> Option<(String, directory::Meeting)> {
             state,
             signaling.map(Backend::Remote),
             status.participants,
-        ),
+        )
+        .with_host(status.host_token_sha256.clone()),
     ))
 }
 

@@ -344,6 +344,7 @@ mod tests {
             audio: true,
             video: false,
             chat: true,
+            host_token_sha256: None,
         }
     }
 

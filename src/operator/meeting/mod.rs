@@ -46,7 +46,7 @@ use super::names::OPERATOR;
 use crate::api::{Meeting, MeetingPhase, MeetingStatus};
 use crate::public_url::PublicUrl;
 use crate::schedule::{self, Plan, Timing};
-use crate::token::TokenKey;
+use crate::token::{TokenKey, token_digest};
 
 /// The field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = OPERATOR;
@@ -129,9 +129,9 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
-    /// Creating the meeting's TURN key Secret failed.
+    /// Creating one of the meeting's Secrets (host link, TURN key) failed.
     #[error("cannot create Secret {name}: {source}")]
-    CreateTurnSecret {
+    CreateSecret {
         /// The Secret.
         name: String,
         /// The API error.
@@ -170,7 +170,7 @@ impl Error {
             | Self::ApplyNetworkPolicy { .. }
             | Self::NoMediaPort(_)
             | Self::ReadPod { .. }
-            | Self::CreateTurnSecret { .. }
+            | Self::CreateSecret { .. }
             | Self::CreatePod { .. } => "apply",
             Self::Delete { .. } => "cleanup",
             Self::Status(_) => "status",
@@ -227,11 +227,14 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
     let uid = meeting.uid().ok_or(Error::MissingMetadata("uid"))?;
     let now = Timestamp::now();
     let url = ctx.settings.public_url.join_url(&ctx.tokens.token(&uid));
+    let host_token = ctx.tokens.host_token(&uid);
+    let host_digest = token_digest(&host_token);
     let previous = meeting.status.as_ref();
     let status_ctx = status::Context {
         previous,
         generation: meeting.metadata.generation,
         url: &url,
+        host_digest: &host_digest,
         now,
     };
 
@@ -249,6 +252,16 @@ async fn reconcile_inner(meeting: &Meeting, ctx: &Context) -> Result<Action, Err
 
     let created = meeting.creation_timestamp().map(|t| t.0).unwrap_or(now);
     let plan = schedule::plan(&schedule, created, now, ctx.settings.timing);
+    // The host link, as soon as the meeting is known (a teacher wants it before the
+    // lesson), unless the status says it was made already.
+    let host_made = previous.and_then(|p| p.host_token_sha256.as_deref()) == Some(&host_digest);
+    if !host_made && !matches!(plan, Plan::End { .. }) {
+        let host_url = ctx.settings.public_url.join_url(&host_token);
+        if let Err(e) = create_host_secret(ctx, meeting, &ns, &host_url).await {
+            report_failure(ctx, meeting, &status_ctx, &plan, &e).await;
+            return Err(e);
+        }
+    }
     let outcome = match act(ctx, meeting, &ns, &uid, &plan, now).await {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -271,6 +284,31 @@ struct Outcome {
     action: Action,
     /// An event worth publishing.
     note: Option<Event>,
+}
+
+/// Creates the Secret with the meeting's host link. Created, never read, updated or
+/// deleted: its content follows from the Meeting's UID, so one that exists is right,
+/// and it goes with its Meeting.
+async fn create_host_secret(
+    ctx: &Context,
+    meeting: &Meeting,
+    ns: &str,
+    host_url: &str,
+) -> Result<(), Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = objects::host_secret(meeting, host_url);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match secrets.create(&params, &secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(Error::CreateSecret {
+            name: secret.metadata.name.unwrap_or_default(),
+            source,
+        }),
+    }
 }
 
 /// Makes the cluster match the plan: nothing before the warm-up, the SFU's objects
@@ -483,7 +521,7 @@ async fn create_pod(
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(source) => {
-                return Err(Error::CreateTurnSecret {
+                return Err(Error::CreateSecret {
                     name: secret.metadata.name.unwrap_or_default(),
                     source,
                 });

@@ -85,6 +85,32 @@ pub struct TurnSettings {
     pub secret: TurnSecret,
 }
 
+/// The name of a meeting's host-link Secret: the SFU's name plus `-host`.
+pub fn host_secret_name(meeting: &str) -> String {
+    format!("{}-host", sfu_name(meeting))
+}
+
+/// The key in the host-link Secret that holds the link.
+pub const HOST_URL_KEY: &str = "url";
+
+/// The Secret with the meeting's host link (`url`), which RBAC on Secrets keeps from
+/// those who may only read Meetings. Immutable, created once: the link follows from
+/// the Meeting's UID, so one that exists is right. Owned by the Meeting.
+pub fn host_secret(meeting: &Meeting, host_url: &str) -> Secret {
+    let mut meta = metadata(meeting);
+    meta.name = Some(host_secret_name(&meeting.name_any()));
+    Secret {
+        metadata: meta,
+        immutable: Some(true),
+        string_data: None,
+        data: Some(BTreeMap::from([(
+            HOST_URL_KEY.to_owned(),
+            ByteString(host_url.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
 /// The name of a meeting's TURN key Secret: the SFU's name plus `-turn`.
 pub fn turn_secret_name(meeting: &str) -> String {
     format!("{}-turn", sfu_name(meeting))
@@ -489,6 +515,21 @@ mod tests {
             network_policy_from: None,
             turn: None,
         }
+    }
+
+    #[test]
+    fn the_host_link_is_in_a_secret_of_the_meeting() {
+        let m = meeting("title: t");
+        let s = host_secret(&m, "https://meet.example/j/HOST");
+        assert_eq!(s.metadata.name.as_deref(), Some("raum-elternabend-host"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("schule"));
+        assert_eq!(s.immutable, Some(true));
+        let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.uid, m.uid().unwrap());
+        assert_eq!(
+            s.data.as_ref().unwrap()[HOST_URL_KEY].0,
+            b"https://meet.example/j/HOST"
+        );
     }
 
     #[test]

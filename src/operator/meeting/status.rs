@@ -121,6 +121,8 @@ pub struct Context<'a> {
     pub generation: Option<i64>,
     /// The join URL.
     pub url: &'a str,
+    /// The SHA-256 of the host link's token.
+    pub host_digest: &'a str,
     /// The clock.
     pub now: Timestamp,
 }
@@ -142,6 +144,7 @@ pub fn invalid(ctx: &Context<'_>, reason: &str) -> MeetingStatus {
 pub fn failed(ctx: &Context<'_>, plan: &Plan, stage: &str, message: &str) -> MeetingStatus {
     let mut st = ctx.previous.cloned().unwrap_or_default();
     st.url = Some(ctx.url.to_owned());
+    st.host_token_sha256 = Some(ctx.host_digest.to_owned());
     st.participants = None;
     st.phase = st.phase.or(Some(match plan {
         Plan::Wait { .. } => MeetingPhase::Scheduled,
@@ -168,6 +171,7 @@ pub fn compute(ctx: &Context<'_>, plan: &Plan, observed: &Observed) -> MeetingSt
     let prev_phase = prev.and_then(|p| p.phase);
     let mut st = MeetingStatus {
         url: Some(ctx.url.to_owned()),
+        host_token_sha256: Some(ctx.host_digest.to_owned()),
         observed_generation: ctx.generation,
         started_at: prev.and_then(|p| p.started_at.clone()),
         ..Default::default()
@@ -328,6 +332,7 @@ mod tests {
             previous,
             generation: Some(3),
             url: "https://meet.example/j/tok",
+            host_digest: "d1",
             now: t(now),
         }
     }
