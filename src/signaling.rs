@@ -135,6 +135,18 @@ impl std::fmt::Debug for IceServer {
     }
 }
 
+/// What a connection may do in its meeting, decided by the SFU from the token it
+/// joined with (the participants' link or the host link), never by the client.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Joined with the participants' link.
+    #[default]
+    Participant,
+    /// Joined with the host link: runs the meeting.
+    Host,
+}
+
 /// A message from the SFU.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -144,6 +156,8 @@ pub enum ServerMessage {
     Welcome {
         /// Your id.
         id: String,
+        /// What you may do: decided by the SFU from the link you joined with.
+        role: Role,
         /// The others.
         peers: Vec<PeerInfo>,
         /// TURN servers with this participant's credential.
@@ -604,6 +618,7 @@ mod tests {
     fn server_messages_serialize_as_documented() {
         let welcome = ServerMessage::Welcome {
             id: "p2".into(),
+            role: Role::Participant,
             peers: vec![PeerInfo {
                 id: "p1".into(),
                 name: "Erika".into(),
@@ -614,7 +629,7 @@ mod tests {
         };
         assert_eq!(
             welcome.to_frame(),
-            r#"{"type":"welcome","id":"p2","peers":[{"id":"p1","name":"Erika","audio_muted":false,"video_muted":true}]}"#
+            r#"{"type":"welcome","id":"p2","role":"participant","peers":[{"id":"p1","name":"Erika","audio_muted":false,"video_muted":true}]}"#
         );
         assert_eq!(
             ServerMessage::PeerLeft { id: "p1".into() }.to_frame(),

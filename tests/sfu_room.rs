@@ -21,6 +21,7 @@ async fn join(room: &mpsc::Sender<Command>, name: &str) -> Client {
     let (out_tx, mut out_rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
     room.try_send(Command::Join {
+        role: raum::signaling::Role::Participant,
         name: name.to_owned(),
         outbound: out_tx,
         reply: reply_tx,
@@ -254,6 +255,7 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
     let (out, _rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, rx) = oneshot::channel();
     room.try_send(Command::Join {
+        role: raum::signaling::Role::Participant,
         name: "Dan".into(),
         outbound: out,
         reply: tx,
@@ -274,11 +276,12 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
         turn: None,
     };
     let (handle, task, _sessions) =
-        raum::rooms::start(RoomSettings::default(), network, String::new()).unwrap();
+        raum::rooms::start(RoomSettings::default(), network, String::new(), None).unwrap();
     let room = handle.commands.clone();
     let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
     room.try_send(Command::Join {
+        role: raum::signaling::Role::Participant,
         name: "Ada".into(),
         outbound: out,
         reply: tx,
@@ -376,6 +379,7 @@ async fn a_participant_whose_media_never_connects_is_dropped() {
     let (out, mut rx) = mpsc::channel(raum::rooms::room::OUTBOUND_QUEUE);
     let (tx, reply) = oneshot::channel();
     room.try_send(Command::Join {
+        role: raum::signaling::Role::Participant,
         name: "Silent".into(),
         outbound: out,
         reply: tx,

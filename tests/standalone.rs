@@ -407,6 +407,47 @@ async fn the_access_log_is_pruned_at_start_under_the_directorys_policy_and_its_h
     assert!(r.body.contains("14 days (2 weeks)"), "{}", r.body);
 }
 
+/// The host link: a page and a WebSocket like the participants' link, and whoever
+/// joins with its token is a host, as the room decides from the token alone (a
+/// participant's token saying it is a host stays a participant; the join message has
+/// no say). Neither token is in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_link_joins_as_host_and_the_participants_link_as_participant() {
+    let s = Standalone::start(
+        &[("lesson.yaml", &meeting_yaml("lesson", "  title: Maths\n"))],
+        &[],
+    );
+    let token = Standalone::token("lesson");
+    let host = Standalone::host_token("lesson");
+    assert_ne!(token, host);
+    eventually("the host page", Duration::from_secs(5), || {
+        page(&s, &format!("/j/{host}"), "en").status == 200
+    });
+    assert!(page(&s, &format!("/j/{host}"), "en").body.contains("Maths"));
+    let mut h = web::connect(&s.addr, &host, &s.origin(), "ws-test").await;
+    let welcome = web::join(&mut h, "Teacher", &host).await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["role"].as_str()),
+        (Some("welcome"), Some("host")),
+        "{welcome}"
+    );
+    let mut p = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    let welcome = web::join(&mut p, "Pupil", &token).await;
+    assert_eq!(welcome["role"], "participant", "{welcome}");
+    // The host token through the participants' URL, and the reverse: the token in the
+    // join message decides, and a wrong one is refused.
+    let mut mixed = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    assert_eq!(web::join(&mut mixed, "Mixed", &host).await["role"], "host");
+    let mut forged = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    let refused = web::join(&mut forged, "Forged", &format!("{}A", &host[..42])).await;
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+    let log = s.log();
+    assert!(
+        !log.contains(&host) && !log.contains(&token),
+        "a token in the log"
+    );
+}
+
 #[test]
 fn demo_prints_a_link_that_opens_the_demo_meeting() {
     let dir = tempfile::tempdir().unwrap();
@@ -420,19 +461,28 @@ fn demo_prints_a_link_that_opens_the_demo_meeting() {
         .spawn()
         .unwrap();
     let lines = web::lines_of(&mut child);
-    let url = loop {
+    let mut links = Vec::new();
+    while links.len() < 2 {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
-            .expect("the demo prints its link");
+            .expect("the demo prints its links");
         if let Some(url) = line.trim().strip_prefix(&format!("http://{addr}")) {
-            break url.to_owned();
+            links.push(url.to_owned());
         }
-    };
-    let r = get(&addr, &url, &[]);
+    }
+    let (url, host) = (&links[0], &links[1]);
+    assert_ne!(url, host, "a host link of its own");
+    let r = get(&addr, url, &[]);
+    let h = get(&addr, host, &[]);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("raum demo"));
+    assert_eq!(
+        h.status, 200,
+        "the host link opens the meeting too: {}",
+        h.body
+    );
     // Its files: the meeting, the key, the access log, under ./raum-data.
     assert!(dir.path().join("raum-data/meetings/demo.yaml").is_file());
     assert!(dir.path().join("raum-data/url-key").is_file());

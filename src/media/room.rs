@@ -223,6 +223,9 @@ struct Incoming {
 struct Peer {
     id: PeerId,
     name: String,
+    /// Participant or host (the host powers come with the lesson controls).
+    #[allow(dead_code)]
+    role: crate::signaling::Role,
     joined_at: Instant,
     audio_muted: bool,
     video_muted: bool,
@@ -715,6 +718,17 @@ impl RoomCore {
         name: String,
         ice_servers: Vec<IceServer>,
     ) -> Result<PeerId, ErrorCode> {
+        self.join_as(now, name, ice_servers, crate::signaling::Role::Participant)
+    }
+
+    /// The same, in `role` (which the driver took from the token it joined with).
+    pub fn join_as(
+        &mut self,
+        now: Instant,
+        name: String,
+        ice_servers: Vec<IceServer>,
+        role: crate::signaling::Role,
+    ) -> Result<PeerId, ErrorCode> {
         if self.peers.len() as u32 >= self.settings.max_participants {
             return Err(ErrorCode::RoomFull);
         }
@@ -724,6 +738,7 @@ impl RoomCore {
         let peer = Peer {
             id,
             name,
+            role,
             joined_at: now,
             audio_muted: false,
             video_muted: false,
@@ -764,6 +779,7 @@ impl RoomCore {
             id,
             ServerMessage::Welcome {
                 id: id.to_string(),
+                role,
                 peers: others,
                 ice_servers,
             },

@@ -15,6 +15,8 @@ pub const MEDIA_PORT: u16 = 50000;
 pub const MEDIA_TCP_PORT: u16 = MEDIA_PORT;
 /// The environment variable with the hex SHA-256 of the meeting's join token.
 pub const ENV_TOKEN_SHA256: &str = "RAUM_TOKEN_SHA256";
+/// The environment variable with the hex SHA-256 of the meeting's host token.
+pub const ENV_HOST_TOKEN_SHA256: &str = "RAUM_HOST_TOKEN_SHA256";
 /// The environment variable with the secret shared with the TURN server (from a
 /// Secret, when the chart has TURN).
 pub const ENV_TURN_SECRET: &str = "RAUM_TURN_SECRET";
@@ -75,6 +77,8 @@ pub struct Launch {
     pub advertise_tcp_port: u16,
     /// Hex SHA-256 of the meeting's join token.
     pub token_sha256: String,
+    /// Hex SHA-256 of the meeting's host token.
+    pub host_token_sha256: String,
     /// TURN, when the cluster has it.
     pub turn: Option<LaunchTurn>,
 }
@@ -119,10 +123,16 @@ impl Launch {
     /// The container's environment. The token's digest goes here rather than into the
     /// arguments, and the node's IP can only come from here.
     pub fn env(&self) -> Vec<(&'static str, EnvValue)> {
-        let mut env = vec![(
-            ENV_TOKEN_SHA256,
-            EnvValue::Literal(self.token_sha256.clone()),
-        )];
+        let mut env = vec![
+            (
+                ENV_TOKEN_SHA256,
+                EnvValue::Literal(self.token_sha256.clone()),
+            ),
+            (
+                ENV_HOST_TOKEN_SHA256,
+                EnvValue::Literal(self.host_token_sha256.clone()),
+            ),
+        ];
         if self.advertise == Advertise::NodeIp {
             env.push((ENV_ADVERTISE_IP, EnvValue::NodeIp));
         }

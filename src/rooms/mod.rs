@@ -151,6 +151,8 @@ pub struct RoomHandle {
     pub commands: mpsc::Sender<room::Command>,
     /// Hex SHA-256 of the meeting's join token.
     pub token_sha256: String,
+    /// Hex SHA-256 of the meeting's host token: who joins with it is a host.
+    pub host_token_sha256: Option<String>,
     /// Chat switched on.
     pub chat: bool,
     /// When the room started.
@@ -174,12 +176,13 @@ impl Sessions {
 }
 
 /// Starts a room with `settings` on `network`, for the meeting whose token has the
-/// digest `token_sha256`. Returns its handle, the room task and what tells when its
-/// sessions have ended.
+/// digest `token_sha256` (and whose host link's token has `host_token_sha256`).
+/// Returns its handle, the room task and what tells when its sessions have ended.
 pub fn start(
     settings: RoomSettings,
     network: Network,
     token_sha256: String,
+    host_token_sha256: Option<String>,
 ) -> Result<(RoomHandle, tokio::task::JoinHandle<()>, Sessions), room::Error> {
     let chat = settings.chat;
     let room = room::Room::new(settings, network)?;
@@ -190,6 +193,7 @@ pub fn start(
     let handle = RoomHandle {
         commands,
         token_sha256,
+        host_token_sha256,
         chat,
         started: Instant::now(),
         sessions,

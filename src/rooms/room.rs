@@ -50,6 +50,8 @@ pub enum Command {
     Join {
         /// Display name.
         name: String,
+        /// Participant or host, from the token it joined with.
+        role: crate::signaling::Role,
         /// Where the room sends this participant's messages.
         outbound: mpsc::Sender<Outbound>,
         /// The participant's id, or why not.
@@ -293,6 +295,7 @@ impl Room {
         match cmd {
             Command::Join {
                 name,
+                role,
                 outbound,
                 reply,
             } => {
@@ -304,7 +307,7 @@ impl Room {
                         std::time::SystemTime::now(),
                     )
                 });
-                let result = self.core.join_with(now, name, ice);
+                let result = self.core.join_as(now, name, ice, role);
                 if let Ok(id) = result {
                     self.sessions.insert(id, outbound);
                 }

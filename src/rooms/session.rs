@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::RoomHandle;
 use super::room::{Command, OUTBOUND_QUEUE, Outbound};
-use crate::signaling::{self, ClientMessage, ErrorCode, RateLimit, ServerMessage, parse};
+use crate::signaling::{self, ClientMessage, ErrorCode, RateLimit, Role, ServerMessage, parse};
 use crate::token::token_ok;
 
 /// How long a new WebSocket may take to send `join`.
@@ -54,15 +54,26 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
         Ok(_) => return signaling::refuse(socket, ErrorCode::BadRequest, "send join first").await,
         Err(r) => return signaling::refuse(socket, r.code, &r.message).await,
     };
-    if !token_ok(&token, &room.token_sha256) {
+    // The role comes from the token alone: whatever else a client says, only the
+    // host link's token makes a host.
+    let role = if token_ok(&token, &room.token_sha256) {
+        Role::Participant
+    } else if room
+        .host_token_sha256
+        .as_deref()
+        .is_some_and(|d| token_ok(&token, d))
+    {
+        Role::Host
+    } else {
         return signaling::refuse(socket, ErrorCode::Unauthorized, "this link is not valid").await;
-    }
+    };
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
     if room
         .commands
         .send(Command::Join {
             name: name.trim().to_owned(),
+            role,
             outbound: out_tx,
             reply: reply_tx,
         })

@@ -111,6 +111,11 @@ pub struct Args {
     #[arg(long, env = ENV_TOKEN_SHA256, conflicts_with = "token")]
     pub token_sha256: Option<String>,
 
+    /// The hex SHA-256 of the meeting's host link's token: whoever joins with that
+    /// token is a host. Without it, nobody is.
+    #[arg(long, env = crate::rooms::contract::ENV_HOST_TOKEN_SHA256)]
+    pub host_token_sha256: Option<String>,
+
     /// A participant whose media has not connected this long after joining is dropped.
     #[arg(long, default_value_t = humantime::Duration::from(DEFAULT_ICE_TIMEOUT))]
     pub ice_timeout: humantime::Duration,
@@ -189,6 +194,9 @@ pub enum Error {
     /// The token digest is not 64 hex digits.
     #[error("--token-sha256 must be 64 hexadecimal digits")]
     BadDigest,
+    /// The host token digest is not 64 hex digits.
+    #[error("--host-token-sha256 must be 64 hexadecimal digits")]
+    BadHostDigest,
     /// The room could not start.
     #[error("cannot start the room: {0}")]
     Room(#[from] rooms::room::Error),
@@ -210,6 +218,11 @@ const GOODBYE: Duration = Duration::from_millis(1500);
 /// Runs `raum sfu` until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<(), Error> {
     let token_sha256 = args.token_sha256()?;
+    let host_token_sha256 = match &args.host_token_sha256 {
+        Some(d) if is_digest(d) => Some(d.to_ascii_lowercase()),
+        Some(_) => return Err(Error::BadHostDigest),
+        None => None,
+    };
     let advertise_ip = match args.advertise_ips.first() {
         Some(ip) => *ip,
         None if !args.media_bind.is_unspecified() => args.media_bind,
@@ -270,7 +283,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
         advertised,
         turn,
     };
-    let (room, room_task, sessions) = rooms::start(args.room_settings(), network, token_sha256)?;
+    let (room, room_task, sessions) = rooms::start(
+        args.room_settings(),
+        network,
+        token_sha256,
+        host_token_sha256,
+    )?;
     let room = Arc::new(room);
     let app = server::router(room.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -383,12 +401,14 @@ mod tests {
                 advertise_port: 31000,
                 advertise_tcp_port: 31001,
                 token_sha256: digest.clone(),
+                host_token_sha256: token_digest("h"),
                 turn: turn.clone(),
             };
             let node: IpAddr = "198.51.100.4".parse().unwrap();
             let args = parse_launch(&launch, node);
             assert_eq!(args.room_settings(), settings);
             assert_eq!(args.token_sha256().unwrap(), digest);
+            assert_eq!(args.host_token_sha256, Some(token_digest("h")));
             assert_eq!(args.advertise_port, Some(31000));
             assert_eq!(args.advertise_tcp_port, Some(31001));
             assert_eq!(args.media_tcp_port, Some(MEDIA_PORT));
@@ -427,6 +447,7 @@ mod tests {
                     advertise_port: 1,
                     advertise_tcp_port: 1,
                     token_sha256: token_digest("x"),
+                    host_token_sha256: token_digest("y"),
                     turn: None,
                 },
                 "192.0.2.1".parse().unwrap(),

@@ -197,6 +197,18 @@ pub fn token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
     }
 }
 
+/// The host link's token of a meeting file: derived like [`token_for`], so just as
+/// stable across restarts.
+pub fn host_token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
+    match meeting.metadata.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => key.host_token(uid),
+        _ => key.host_token(&format!(
+            "standalone:{}",
+            meeting.metadata.name.as_deref().unwrap_or_default()
+        )),
+    }
+}
+
 /// The retention policy of the meetings directory: its RetentionPolicy file, read again
 /// before every destructive step, or the built-in eight weeks without holds.
 struct DirPolicy(PathBuf);
@@ -385,16 +397,16 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let local = listener.local_addr().unwrap_or(args.listen);
     info!(listen = %local, meetings = %args.meetings_dir.display(), access_log = %log_dir.display(), "standalone gateway listening");
     if args.demo {
-        match rooms.url_of("demo") {
-            Some(url) => {
+        match (rooms.url_of("demo"), rooms.host_url_of("demo")) {
+            (Some(url), Some(host)) => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
                     out,
-                    "raum demo meeting: open this link in two browser tabs (or on two devices):\n\n    {url}\n"
+                    "raum demo meeting: open this link in two browser tabs (or on two devices):\n\n    {url}\n\nThe host link (it runs the meeting; keep it to yourself):\n\n    {host}\n"
                 );
                 let _ = out.flush();
             }
-            None => warn!("the demo meeting could not be created"),
+            _ => warn!("the demo meeting could not be created"),
         }
     }
 

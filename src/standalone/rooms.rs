@@ -56,7 +56,8 @@ pub struct Rooms {
     timing: Timing,
     turn: Option<TurnOffer>,
     running: HashMap<String, RunningRoom>,
-    urls: HashMap<String, String>,
+    /// Each meeting's join URL and host link.
+    urls: HashMap<String, (String, String)>,
     reported: BTreeMap<PathBuf, String>,
     listing_failed: bool,
 }
@@ -85,7 +86,12 @@ impl Rooms {
 
     /// The join URL of the meeting called `name`, once it was read.
     pub fn url_of(&self, name: &str) -> Option<&str> {
-        self.urls.get(name).map(String::as_str)
+        self.urls.get(name).map(|(url, _)| url.as_str())
+    }
+
+    /// The host link of the meeting called `name`, once it was read.
+    pub fn host_url_of(&self, name: &str) -> Option<&str> {
+        self.urls.get(name).map(|(_, host)| host.as_str())
     }
 
     /// Reads `dir` again, starts and ends rooms, and republishes `directory`.
@@ -115,7 +121,15 @@ impl Rooms {
         let mut urls = HashMap::new();
         for (name, file) in &scan.meetings {
             let token = super::token_for(&self.key, &file.meeting);
-            urls.insert(name.clone(), self.public_url.join_url(&token));
+            let host_token = super::host_token_for(&self.key, &file.meeting);
+            let host_digest = token_digest(&host_token);
+            urls.insert(
+                name.clone(),
+                (
+                    self.public_url.join_url(&token),
+                    self.public_url.join_url(&host_token),
+                ),
+            );
             let schedule = file
                 .meeting
                 .spec
@@ -133,7 +147,7 @@ impl Rooms {
                     State::Ended
                 }
                 Plan::Run { .. } => {
-                    if self.ensure(name, file, &token).await {
+                    if self.ensure(name, file, &token, &host_digest).await {
                         State::Open
                     } else {
                         State::Waiting { starts_at: None }
@@ -149,12 +163,10 @@ impl Rooms {
             };
             index.insert(
                 token,
-                Arc::new(gateway::Meeting::new(
-                    &file.meeting.spec,
-                    state,
-                    backend,
-                    participants,
-                )),
+                Arc::new(
+                    gateway::Meeting::new(&file.meeting.spec, state, backend, participants)
+                        .with_host(Some(host_digest)),
+                ),
             );
         }
         let gone: Vec<String> = self
@@ -188,7 +200,13 @@ impl Rooms {
 
     /// Makes the meeting's room exist, as its file now says (a room whose token or
     /// limits changed is ended and started afresh); false when it cannot (no UDP port).
-    async fn ensure(&mut self, name: &str, file: &MeetingFile, token: &str) -> bool {
+    async fn ensure(
+        &mut self,
+        name: &str,
+        file: &MeetingFile,
+        token: &str,
+        host_digest: &str,
+    ) -> bool {
         let wanted = (
             RoomSettings::from_spec(&file.meeting.spec),
             token_digest(token),
@@ -236,14 +254,18 @@ impl Rooms {
             advertised,
             turn: self.turn.clone(),
         };
-        let (room, _task, _sessions) =
-            match rooms::start(wanted.0.clone(), network, wanted.1.clone()) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(meeting = %name, error = %e, "cannot start the meeting's room");
-                    return false;
-                }
-            };
+        let (room, _task, _sessions) = match rooms::start(
+            wanted.0.clone(),
+            network,
+            wanted.1.clone(),
+            Some(host_digest.to_owned()),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(meeting = %name, error = %e, "cannot start the meeting's room");
+                return false;
+            }
+        };
         info!(meeting = %name, media_port = port, ice_tcp_port = ?tcp_port, "meeting open");
         self.running.insert(
             name.to_owned(),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -133,6 +133,33 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("True", "SfuReady")
+    );
+
+    // The host link: in a Secret owned by the Meeting, not in the status (which has
+    // only its token's digest).
+    let secret = ns
+        .api::<Secret>()
+        .get("raum-elternabend-host")
+        .await
+        .expect("the host link's Secret");
+    assert_eq!(
+        secret.metadata.owner_references.as_ref().unwrap()[0].uid,
+        m.metadata.uid.clone().unwrap()
+    );
+    let host_url = String::from_utf8(secret.data.as_ref().unwrap()["url"].0.clone()).unwrap();
+    let host_token = host_url
+        .strip_prefix(&format!("{PUBLIC_URL}/j/"))
+        .expect("the host link under the public base")
+        .to_owned();
+    assert_ne!(host_token, token);
+    assert_eq!(
+        st.host_token_sha256.as_deref(),
+        Some(raum::token::token_digest(&host_token).as_str())
+    );
+    let status_yaml = serde_json::to_string(st).unwrap();
+    assert!(
+        !status_yaml.contains(&host_token),
+        "the host token in the status"
     );
 
     // The pod, admitted in a namespace enforcing `restricted`, has every promised property.
@@ -266,8 +293,16 @@ async fn a_meeting_without_start_runs_in_a_locked_down_pod_with_a_url() {
             },
         )
         .await;
-        let welcome = raum_testkit::web::join(&mut ws, name, token).await;
+        // The third with the host link: the real raum sfu, started with the pod's
+        // environment, knows it by its digest.
+        let (link, role) = if name == "C" {
+            (host_token.as_str(), "host")
+        } else {
+            (token, "participant")
+        };
+        let welcome = raum_testkit::web::join(&mut ws, name, link).await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert_eq!(welcome["role"], role, "{welcome}");
         sockets.push(ws);
     }
     until_meeting(
@@ -551,6 +586,24 @@ async fn a_killed_and_restarted_operator_keeps_url_phase_and_one_pod() {
         before.status.as_ref().unwrap().url,
         after.status.as_ref().unwrap().url
     );
+    // And the host link: the same digest, matching the one Secret made at first.
+    assert_eq!(
+        before.status.as_ref().unwrap().host_token_sha256,
+        after.status.as_ref().unwrap().host_token_sha256
+    );
+    let secret = ns.api::<Secret>().get("raum-steady-host").await.unwrap();
+    let host_url = String::from_utf8(secret.data.unwrap()["url"].0.clone()).unwrap();
+    let host_token = host_url.rsplit_once("/j/").unwrap().1;
+    assert_eq!(
+        after.status.as_ref().unwrap().host_token_sha256.as_deref(),
+        Some(raum::token::token_digest(host_token).as_str())
+    );
+    // A scheduled meeting has its host link before it starts (a teacher sends it
+    // ahead of the lesson).
+    ns.api::<Secret>()
+        .get("raum-upcoming-host")
+        .await
+        .expect("the host link before the start");
     // The scheduled one starts on time under the new process.
     until_meeting(
         &ns,

@@ -502,7 +502,7 @@ async fn create_pod(
     let pod = objects::pod(
         meeting,
         &ctx.settings.sfu,
-        &ctx.tokens.token(uid),
+        (&ctx.tokens.token(uid), &ctx.tokens.host_token(uid)),
         media_ports,
     );
     let params = PostParams {

@@ -305,7 +305,12 @@ fn default_resources() -> ResourceRequirements {
 /// said or shown can be written to disk; it passes the `restricted` Pod Security
 /// Standard; `restartPolicy: Never`, because a failed SFU is replaced by the operator
 /// with a fresh pod, never restarted with state.
-pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media: MediaPorts) -> Pod {
+pub fn pod(
+    meeting: &Meeting,
+    settings: &SfuSettings,
+    (token, host_token): (&str, &str),
+    media: MediaPorts,
+) -> Pod {
     let spec = &meeting.spec;
     let launch = Launch {
         settings: RoomSettings::from_spec(spec),
@@ -317,6 +322,7 @@ pub fn pod(meeting: &Meeting, settings: &SfuSettings, token: &str, media: MediaP
         advertise_port: media.udp,
         advertise_tcp_port: media.tcp,
         token_sha256: token_digest(token),
+        host_token_sha256: token_digest(host_token),
         turn: settings
             .turn
             .as_ref()
@@ -562,7 +568,7 @@ mod tests {
             "the TURN server's secret itself is not in it"
         );
 
-        let p = pod(&m, &with_turn, "tok", PORTS);
+        let p = pod(&m, &with_turn, ("tok", "host-tok"), PORTS);
         let a = args(&p);
         for want in [
             "--turn-url=turns:turn.example.org:443?transport=tcp".to_owned(),
@@ -587,7 +593,7 @@ mod tests {
             (from.name.as_str(), from.key.as_str()),
             ("raum-elternabend-turn", contract::TURN_SECRET_KEY)
         );
-        let p = pod(&m, &plain, "tok", PORTS);
+        let p = pod(&m, &plain, ("tok", "host-tok"), PORTS);
         let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
         assert!(env.iter().all(|e| e.name != contract::ENV_TURN_SECRET));
         assert!(args(&p).iter().all(|a| !a.starts_with("--turn")));
@@ -602,7 +608,7 @@ mod tests {
         let p = pod(
             &meeting("title: t"),
             &settings(MediaExposure::NodePort, &[]),
-            "tok",
+            ("tok", "host-tok"),
             MediaPorts {
                 udp: 31000,
                 tcp: 31001,
@@ -640,7 +646,7 @@ mod tests {
         let p = pod(
             &m,
             &settings(MediaExposure::NodePort, &[]),
-            "tok",
+            ("tok", "host-tok"),
             MediaPorts {
                 udp: 31000,
                 tcp: 31001,
@@ -687,12 +693,13 @@ mod tests {
         let p = pod(
             &meeting("title: t"),
             &settings(MediaExposure::NodePort, &[]),
-            "s3cret-token",
+            ("s3cret-token", "h0st-token"),
             PORTS,
         );
         let yaml = serde_yaml::to_string(&p).unwrap();
-        assert!(!yaml.contains("s3cret-token"));
+        assert!(!yaml.contains("s3cret-token") && !yaml.contains("h0st-token"));
         assert!(yaml.contains(&token_digest("s3cret-token")));
+        assert!(yaml.contains(&token_digest("h0st-token")));
         assert_eq!(
             token_digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -705,7 +712,7 @@ mod tests {
         let p = pod(
             &m,
             &settings(MediaExposure::NodePort, &["203.0.113.7", "2001:db8::7"]),
-            "t",
+            ("t", "h"),
             PORTS,
         );
         let a = args(&p);
@@ -714,7 +721,12 @@ mod tests {
         let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
         assert!(!env.iter().any(|e| e.name == "RAUM_ADVERTISE_IP"));
 
-        let p = pod(&m, &settings(MediaExposure::NodePort, &[]), "t", PORTS);
+        let p = pod(
+            &m,
+            &settings(MediaExposure::NodePort, &[]),
+            ("t", "h"),
+            PORTS,
+        );
         let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
         let host = env.iter().find(|e| e.name == "RAUM_ADVERTISE_IP").unwrap();
         let field = host
@@ -732,7 +744,12 @@ mod tests {
         let m = meeting(
             "title: t\nsfu:\n  resources: {requests: {cpu: '2'}}\n  nodeSelector: {media: 'yes'}\n  tolerations: [{key: media, operator: Exists}]",
         );
-        let p = pod(&m, &settings(MediaExposure::ClusterIp, &[]), "t", PORTS);
+        let p = pod(
+            &m,
+            &settings(MediaExposure::ClusterIp, &[]),
+            ("t", "h"),
+            PORTS,
+        );
         let spec = p.spec.unwrap();
         assert_eq!(spec.node_selector.unwrap()["media"], "yes");
         assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("media"));
@@ -742,7 +759,7 @@ mod tests {
         let p = pod(
             &meeting("title: t"),
             &settings(MediaExposure::ClusterIp, &[]),
-            "t",
+            ("t", "h"),
             PORTS,
         );
         let res = p.spec.unwrap().containers[0].resources.clone().unwrap();
@@ -753,7 +770,10 @@ mod tests {
     fn pod_and_service_are_owned_by_the_meeting_and_labelled() {
         let m = meeting("title: t");
         let s = settings(MediaExposure::NodePort, &[]);
-        for meta in [pod(&m, &s, "t", PORTS).metadata, service(&m, &s).metadata] {
+        for meta in [
+            pod(&m, &s, ("t", "h"), PORTS).metadata,
+            service(&m, &s).metadata,
+        ] {
             assert_eq!(meta.name.as_deref(), Some("raum-elternabend"));
             assert_eq!(meta.namespace.as_deref(), Some("schule"));
             let owner = &meta.owner_references.unwrap()[0];

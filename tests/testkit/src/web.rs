@@ -268,6 +268,11 @@ impl Standalone {
         raum::token::TokenKey::from_bytes(KEY.to_vec()).token(&format!("standalone:{name}"))
     }
 
+    /// The host link's token of a meeting file named `name`.
+    pub fn host_token(name: &str) -> String {
+        raum::token::TokenKey::from_bytes(KEY.to_vec()).host_token(&format!("standalone:{name}"))
+    }
+
     /// The process log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
