@@ -64,6 +64,36 @@ pub enum ClientMessage {
     },
     /// The participant leaves.
     Leave,
+    /// Host only: mute one participant's audio and/or video (`true`), or lift that
+    /// (`false`: the participant may unmute again; it is not unmuted). The SFU stops
+    /// forwarding muted media at once, whatever the participant's browser sends.
+    MuteParticipant {
+        /// Whom.
+        id: String,
+        /// Mute (or lift the mute of) the audio.
+        audio: bool,
+        /// Mute (or lift the mute of) the video.
+        video: bool,
+    },
+    /// Host only: the same for every participant who is not a host.
+    MuteEveryone {
+        /// Mute (or lift the mute of) the audio.
+        audio: bool,
+        /// Mute (or lift the mute of) the video.
+        video: bool,
+    },
+    /// Host only: disconnect a participant.
+    Remove {
+        /// Whom.
+        id: String,
+    },
+    /// Host only: lock the meeting (no one but hosts may join) or unlock it.
+    Lock {
+        /// Locked.
+        locked: bool,
+    },
+    /// Host only: end the meeting for everyone.
+    EndMeeting,
 }
 
 /// Most tiles one layout may name.
@@ -205,6 +235,20 @@ pub enum ServerMessage {
         /// Video muted.
         video: bool,
     },
+    /// A host muted you (`true`) or lifted that (`false`): until it is lifted, and
+    /// unless the meeting lets participants unmute, the SFU forwards none of that
+    /// media and refuses your unmuting (`forbidden`).
+    MutedByHost {
+        /// Your audio is muted by a host.
+        audio: bool,
+        /// Your video is muted by a host.
+        video: bool,
+    },
+    /// A host locked or unlocked the meeting.
+    Locked {
+        /// Locked: nobody but hosts may join.
+        locked: bool,
+    },
     /// The active speaker changed (from the audio levels; it holds for a second
     /// before it changes again).
     Speaker {
@@ -250,6 +294,13 @@ pub enum ErrorCode {
     /// Sent by the gateway: the meeting's SFU cannot be reached. Closes; the browser
     /// may try again.
     Unavailable,
+    /// A host message from someone who is not a host, or an unmute a host's mute
+    /// does not allow. Nothing happens; the connection stays.
+    Forbidden,
+    /// The meeting is locked: only hosts may join. Closes.
+    Locked,
+    /// A host removed you. Closes.
+    Removed,
 }
 
 impl ServerMessage {
@@ -387,6 +438,14 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
                     ),
                 ));
             }
+        }
+        ClientMessage::MuteParticipant { id, .. } | ClientMessage::Remove { id }
+            if id.is_empty() || id.len() > 16 =>
+        {
+            return Err(refusal(
+                ErrorCode::BadRequest,
+                "the message must name a participant",
+            ));
         }
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
             // An SDP that does not parse ends the session (docs/signaling.md).
@@ -612,6 +671,54 @@ mod tests {
         );
         let r = parse(&huge).unwrap_err();
         assert_eq!((r.code, r.closes), (ErrorCode::TooLarge, true));
+    }
+
+    #[test]
+    fn host_messages_parse_and_name_a_participant() {
+        assert_eq!(
+            parse(r#"{"type":"mute-participant","id":"3","audio":true,"video":false}"#),
+            Ok(ClientMessage::MuteParticipant {
+                id: "3".into(),
+                audio: true,
+                video: false
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"mute-everyone","audio":true,"video":true}"#),
+            Ok(ClientMessage::MuteEveryone {
+                audio: true,
+                video: true
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"lock","locked":true}"#),
+            Ok(ClientMessage::Lock { locked: true })
+        );
+        assert_eq!(
+            parse(r#"{"type":"end-meeting"}"#),
+            Ok(ClientMessage::EndMeeting)
+        );
+        for bad in [
+            r#"{"type":"remove","id":""}"#,
+            r#"{"type":"remove","id":"12345678901234567"}"#,
+            r#"{"type":"remove"}"#,
+            r#"{"type":"lock","locked":"yes"}"#,
+            r#"{"type":"mute-participant","id":"3","audio":true}"#,
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
+        }
+        assert_eq!(
+            ServerMessage::MutedByHost {
+                audio: true,
+                video: false
+            }
+            .to_frame(),
+            r#"{"type":"muted-by-host","audio":true,"video":false}"#
+        );
+        assert_eq!(
+            ServerMessage::error(ErrorCode::Forbidden, "x").to_frame(),
+            r#"{"type":"error","code":"forbidden","message":"x"}"#
+        );
     }
 
     #[test]

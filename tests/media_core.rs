@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use raum::media::room::{Advertised, Outbound, PeerId, RoomCore};
 use raum::media::{Remote, Transport};
 use raum::rooms::RoomSettings;
-use raum::signaling::{ClientMessage, ServerMessage};
+use raum::signaling::{ClientMessage, ErrorCode, Role, ServerMessage};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -637,12 +637,31 @@ impl World {
         self.join_over(name, audio, video, Transport::Udp)
     }
 
+    /// A client joins with the host link's token.
+    fn join_host(&mut self, name: &str, audio: bool, video: bool) -> usize {
+        self.join_full(name, audio, video, Transport::Udp, Role::Host)
+    }
+
     /// The same over `transport`.
     fn join_over(&mut self, name: &str, audio: bool, video: bool, transport: Transport) -> usize {
+        self.join_full(name, audio, video, transport, Role::Participant)
+    }
+
+    fn join_full(
+        &mut self,
+        name: &str,
+        audio: bool,
+        video: bool,
+        transport: Transport,
+        role: Role,
+    ) -> usize {
         let n = self.clients.len();
         let mut c = Client::new(name, n as u8 + 1, self.now);
         c.transport = transport;
-        c.id = self.room.join(self.now, name.to_owned()).expect("joined");
+        c.id = self
+            .room
+            .join_as(self.now, name.to_owned(), Vec::new(), role)
+            .expect("joined");
         let sdp = c.offer(self.now, audio, video);
         self.room
             .handle_message(self.now, c.id, ClientMessage::Offer { sdp });
@@ -1607,4 +1626,292 @@ fn the_active_speaker_follows_a_voice_that_stays_loudest_not_a_blip() {
     w.run(Duration::from_secs(2));
     assert_eq!(speakers(&w, c), [&ida, &idb]);
     assert!(w.room.stats().speaker_changes >= 2);
+}
+
+/// Packets of `from`'s `kind` that client `me` has received so far.
+fn received(w: &World, me: usize, from: usize, kind: RtpCodecKind) -> usize {
+    w.clients[me]
+        .stream(w.clients[from].id, kind)
+        .map_or(0, |s| s.seqs.len())
+}
+
+fn said(w: &World, me: usize, f: impl Fn(&ServerMessage) -> bool) -> bool {
+    w.clients[me].messages.iter().any(f)
+}
+
+fn forbidden(m: &ServerMessage) -> bool {
+    matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    )
+}
+
+/// A host mutes a pupil whose peer (the rtc crate's, which knows nothing of mutes)
+/// keeps sending: the room stops forwarding that audio at once and tells everyone;
+/// the pupil's own unmute is refused while the meeting does not allow it; the host
+/// lifts the mute and the pupil's unmute brings the audio back. Its video is not
+/// touched.
+#[test]
+fn a_host_mute_stops_the_audio_at_the_sfu_whatever_the_peer_sends() {
+    let mut w = World::new(RoomSettings {
+        participants_may_unmute: false,
+        ..settings(10)
+    });
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, true);
+    let other = w.join("Other", true, false);
+    w.run(Duration::from_secs(3));
+    assert!(received(&w, other, pupil, RtpCodecKind::Audio) > 50);
+    let pupil_id = w.clients[pupil].id;
+    let mute = |audio| ClientMessage::MuteParticipant {
+        id: pupil_id.to_string(),
+        audio,
+        video: false,
+    };
+    let now = w.now;
+    w.room
+        .handle_message(now, w.clients[teacher].id, mute(true));
+    w.run(Duration::from_millis(200));
+    let at_mute = received(&w, other, pupil, RtpCodecKind::Audio);
+    let video_at_mute = received(&w, other, pupil, RtpCodecKind::Video);
+    w.run(Duration::from_secs(2));
+    assert_eq!(
+        received(&w, other, pupil, RtpCodecKind::Audio),
+        at_mute,
+        "no audio of the muted pupil is forwarded"
+    );
+    assert!(received(&w, other, pupil, RtpCodecKind::Video) > video_at_mute + 20);
+    assert!(w.room.stats().rtp_muted > 50, "{:?}", w.room.stats());
+    assert!(said(&w, pupil, |m| *m
+        == ServerMessage::MutedByHost {
+            audio: true,
+            video: false
+        }));
+    assert!(said(
+        &w,
+        other,
+        |m| matches!(m, ServerMessage::Mute { id, audio: true, .. } if *id == pupil_id.to_string())
+    ));
+    // The pupil unmutes itself: refused, still nothing forwarded.
+    let now = w.now;
+    w.room.handle_message(
+        now,
+        pupil_id,
+        ClientMessage::Mute {
+            audio: false,
+            video: false,
+        },
+    );
+    w.run(Duration::from_secs(1));
+    assert!(said(&w, pupil, forbidden));
+    assert_eq!(received(&w, other, pupil, RtpCodecKind::Audio), at_mute);
+    // The host lifts it; the pupil unmutes; the audio comes again.
+    let now = w.now;
+    w.room
+        .handle_message(now, w.clients[teacher].id, mute(false));
+    w.run(Duration::from_millis(100));
+    assert!(said(&w, pupil, |m| *m
+        == ServerMessage::MutedByHost {
+            audio: false,
+            video: false
+        }));
+    let now = w.now;
+    w.room.handle_message(
+        now,
+        pupil_id,
+        ClientMessage::Mute {
+            audio: false,
+            video: false,
+        },
+    );
+    w.run(Duration::from_secs(1));
+    assert!(received(&w, other, pupil, RtpCodecKind::Audio) > at_mute + 20);
+}
+
+/// Where the meeting lets participants unmute, a pupil muted by the host (here by
+/// "mute everyone", which spares hosts) unmutes itself and is heard again.
+#[test]
+fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
+    let mut w = World::new(settings(10));
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    w.run(Duration::from_secs(2));
+    let now = w.now;
+    w.room.handle_message(
+        now,
+        w.clients[teacher].id,
+        ClientMessage::MuteEveryone {
+            audio: true,
+            video: false,
+        },
+    );
+    w.run(Duration::from_secs(1));
+    assert!(
+        !said(&w, teacher, |m| matches!(
+            m,
+            ServerMessage::MutedByHost { .. }
+        )),
+        "hosts are spared"
+    );
+    let at_mute = received(&w, teacher, pupil, RtpCodecKind::Audio);
+    w.run(Duration::from_secs(1));
+    assert_eq!(received(&w, teacher, pupil, RtpCodecKind::Audio), at_mute);
+    let now = w.now;
+    let pupil_id = w.clients[pupil].id;
+    w.room.handle_message(
+        now,
+        pupil_id,
+        ClientMessage::Mute {
+            audio: false,
+            video: false,
+        },
+    );
+    w.run(Duration::from_secs(1));
+    assert!(!said(&w, pupil, forbidden));
+    assert!(received(&w, teacher, pupil, RtpCodecKind::Audio) > at_mute + 20);
+}
+
+/// Every host message from a participant is refused with `forbidden` and changes
+/// nothing: nobody muted, removed or locked out, the meeting goes on.
+#[test]
+fn host_messages_from_a_participant_are_forbidden_and_change_nothing() {
+    let mut w = World::new(settings(10));
+    let _teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    let other = w.join("Other", true, false);
+    w.run(Duration::from_secs(2));
+    let other_id = w.clients[other].id.to_string();
+    for msg in [
+        ClientMessage::MuteParticipant {
+            id: other_id.clone(),
+            audio: true,
+            video: true,
+        },
+        ClientMessage::MuteEveryone {
+            audio: true,
+            video: true,
+        },
+        ClientMessage::Remove {
+            id: other_id.clone(),
+        },
+        ClientMessage::Lock { locked: true },
+        ClientMessage::EndMeeting,
+    ] {
+        let before = w.clients[pupil].messages.len();
+        let now = w.now;
+        let pupil_id = w.clients[pupil].id;
+        w.room.handle_message(now, pupil_id, msg.clone());
+        w.run(Duration::from_millis(100));
+        assert!(
+            w.clients[pupil].messages[before..].iter().any(forbidden),
+            "{msg:?} not refused"
+        );
+    }
+    let heard = received(&w, pupil, other, RtpCodecKind::Audio);
+    w.run(Duration::from_secs(1));
+    assert!(
+        received(&w, pupil, other, RtpCodecKind::Audio) > heard + 20,
+        "not muted"
+    );
+    assert!(!w.clients[other].closed, "not removed");
+    assert_eq!(w.room.participants(), 3);
+    assert!(!said(&w, other, |m| matches!(
+        m,
+        ServerMessage::MutedByHost { .. } | ServerMessage::Locked { .. }
+    )));
+    let newcomer = w.room.join(w.now, "New".to_owned());
+    assert!(newcomer.is_ok(), "not locked, not ended: {newcomer:?}");
+}
+
+/// Lock lets only hosts in; remove disconnects one participant and tells the others;
+/// a host message naming someone who is not here is answered and does nothing; end
+/// ends it for all and lets nobody in again.
+#[test]
+fn a_host_locks_removes_and_ends() {
+    let mut w = World::new(settings(10));
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    let other = w.join("Other", true, false);
+    w.run(Duration::from_secs(1));
+    let t = w.clients[teacher].id;
+    let host = |w: &mut World, msg| {
+        let now = w.now;
+        w.room.handle_message(now, t, msg);
+        w.run(Duration::from_millis(100));
+    };
+    host(&mut w, ClientMessage::Lock { locked: true });
+    assert!(said(&w, other, |m| *m == ServerMessage::Locked { locked: true }));
+    assert_eq!(
+        w.room.join(w.now, "Late".to_owned()),
+        Err(ErrorCode::Locked)
+    );
+    assert!(
+        w.room
+            .join_as(w.now, "Co-teacher".to_owned(), Vec::new(), Role::Host)
+            .is_ok(),
+        "hosts still get in"
+    );
+    host(&mut w, ClientMessage::Lock { locked: false });
+    assert!(w.room.join(w.now, "Late".to_owned()).is_ok());
+
+    let pupil_id = w.clients[pupil].id;
+    host(
+        &mut w,
+        ClientMessage::Remove {
+            id: pupil_id.to_string(),
+        },
+    );
+    assert!(said(&w, pupil, |m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::Removed,
+            ..
+        }
+    )));
+    assert!(w.clients[pupil].closed);
+    assert!(said(&w, other, |m| *m
+        == ServerMessage::PeerLeft {
+            id: pupil_id.to_string()
+        }));
+    // The one who left, and someone who never was: answered, nothing happens.
+    let before = w.room.participants();
+    for gone in [
+        pupil_id.to_string(),
+        "999".to_owned(),
+        "not-a-number".to_owned(),
+    ] {
+        host(&mut w, ClientMessage::Remove { id: gone.clone() });
+        host(
+            &mut w,
+            ClientMessage::MuteParticipant {
+                id: gone,
+                audio: true,
+                video: true,
+            },
+        );
+    }
+    assert_eq!(w.room.participants(), before);
+    assert!(said(
+        &w,
+        teacher,
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::BadRequest, message } if message.contains("no such participant"))
+    ));
+
+    host(&mut w, ClientMessage::EndMeeting);
+    assert!(said(&w, other, |m| matches!(
+        m,
+        ServerMessage::Error {
+            code: ErrorCode::MeetingEnded,
+            ..
+        }
+    )));
+    assert!(w.clients[other].closed && w.clients[teacher].closed);
+    assert_eq!(w.room.participants(), 0);
+    assert_eq!(
+        w.room.join(w.now, "After".to_owned()),
+        Err(ErrorCode::MeetingEnded)
+    );
 }

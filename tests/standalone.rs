@@ -434,6 +434,7 @@ async fn the_host_link_joins_as_host_and_the_participants_link_as_participant() 
     let mut p = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
     let welcome = web::join(&mut p, "Pupil", &token).await;
     assert_eq!(welcome["role"], "participant", "{welcome}");
+    let pupil_id = welcome["id"].as_str().unwrap().to_owned();
     // The host token through the participants' URL, and the reverse: the token in the
     // join message decides, and a wrong one is refused.
     let mut mixed = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
@@ -441,6 +442,44 @@ async fn the_host_link_joins_as_host_and_the_participants_link_as_participant() 
     let mut forged = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
     let refused = web::join(&mut forged, "Forged", &format!("{}A", &host[..42])).await;
     assert_eq!(refused["code"], "unauthorized", "{refused}");
+
+    // Through the sessions of the real process: a participant's host message is
+    // forbidden, the host's lock is announced and keeps newcomers out, and the
+    // host's removal disconnects.
+    async fn say(ws: &mut web::Socket, msg: serde_json::Value) {
+        use futures::SinkExt;
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            msg.to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    /// The next message of `type_`, skipping others (peer-joined, mute, ...).
+    async fn until_type(ws: &mut web::Socket, type_: &str) -> serde_json::Value {
+        loop {
+            let m = web::next(ws).await;
+            if m["type"] == type_ {
+                return m;
+            }
+        }
+    }
+    say(&mut p, serde_json::json!({"type": "lock", "locked": true})).await;
+    let e = until_type(&mut p, "error").await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+    say(&mut h, serde_json::json!({"type": "lock", "locked": true})).await;
+    assert_eq!(until_type(&mut p, "locked").await["locked"], true);
+    let mut late = web::connect(&s.addr, &token, &s.origin(), "ws-test").await;
+    let refused = web::join(&mut late, "Late", &token).await;
+    assert_eq!(refused["code"], "locked", "{refused}");
+    say(
+        &mut h,
+        serde_json::json!({"type": "remove", "id": pupil_id}),
+    )
+    .await;
+    let e = until_type(&mut p, "error").await;
+    assert_eq!(e["code"], "removed", "{e}");
+    web::closed(&mut p).await;
+
     let log = s.log();
     assert!(
         !log.contains(&host) && !log.contains(&token),

@@ -129,6 +129,12 @@ pub struct MeetingSpec {
     #[serde(default)]
     pub chat: ChatSpec,
 
+    /// Whether participants may unmute themselves after a host muted them (true).
+    /// False: only a host lifts the mute; the SFU forwards nothing of the muted media
+    /// until then, whatever a participant's browser sends.
+    #[serde(default = "default_true")]
+    pub participants_may_unmute: bool,
+
     /// Scheduling and resources of the meeting's SFU pod.
     #[serde(default)]
     pub sfu: SfuSpec,

@@ -107,6 +107,16 @@ pub struct Strings {
     pub peer_joined: &'static str,
     pub peer_left: &'static str,
     pub alone: &'static str,
+    pub muted_by_host: &'static str,
+    pub camera_off_by_host: &'static str,
+    pub mute_lifted: &'static str,
+    pub err_forbidden: &'static str,
+    pub locked_notice: &'static str,
+    pub unlocked_notice: &'static str,
+    pub locked_title: &'static str,
+    pub locked_text: &'static str,
+    pub removed_title: &'static str,
+    pub removed_text: &'static str,
 }
 
 /// English.
@@ -160,6 +170,16 @@ pub static EN: Strings = Strings {
     peer_joined: "{name} joined",
     peer_left: "{name} left",
     alone: "Nobody else is here yet.",
+    muted_by_host: "A host muted your microphone.",
+    camera_off_by_host: "A host switched your camera off.",
+    mute_lifted: "A host lifted your mute.",
+    err_forbidden: "That is not allowed in this meeting.",
+    locked_notice: "A host locked the meeting: nobody else can join.",
+    unlocked_notice: "A host unlocked the meeting.",
+    locked_title: "This meeting is locked",
+    locked_text: "A host has locked the meeting. Ask them to unlock it.",
+    removed_title: "You were removed",
+    removed_text: "A host removed you from the meeting.",
 };
 
 /// German.
@@ -213,6 +233,16 @@ pub static DE: Strings = Strings {
     peer_joined: "{name} ist beigetreten",
     peer_left: "{name} hat das Meeting verlassen",
     alone: "Noch ist niemand sonst hier.",
+    muted_by_host: "Eine Moderation hat Ihr Mikrofon stummgeschaltet.",
+    camera_off_by_host: "Eine Moderation hat Ihre Kamera ausgeschaltet.",
+    mute_lifted: "Eine Moderation hat die Stummschaltung aufgehoben.",
+    err_forbidden: "Das ist in diesem Meeting nicht erlaubt.",
+    locked_notice: "Eine Moderation hat das Meeting gesperrt: Niemand sonst kann beitreten.",
+    unlocked_notice: "Eine Moderation hat das Meeting entsperrt.",
+    locked_title: "Dieses Meeting ist gesperrt",
+    locked_text: "Eine Moderation hat das Meeting gesperrt. Bitten Sie sie, es zu entsperren.",
+    removed_title: "Sie wurden entfernt",
+    removed_text: "Eine Moderation hat Sie aus dem Meeting entfernt.",
 };
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ pub struct RoomSettings {
     pub max_video_kbps: u32,
     /// A participant whose media has not connected this long after joining is dropped.
     pub ice_timeout: Duration,
+    /// Participants may unmute themselves after a host muted them.
+    pub participants_may_unmute: bool,
 }
 
 /// A participant's id within the room.
@@ -147,6 +149,8 @@ pub struct Stats {
     pub rtp_forwarded: u64,
     /// RTP packets that could not be forwarded.
     pub rtp_dropped: u64,
+    /// RTP packets not forwarded because a host muted their sender.
+    pub rtp_muted: u64,
     /// Keyframe requests sent to publishers (for new subscribers, and subscribers'
     /// own requests passed on).
     pub plis_sent: u64,
@@ -223,12 +227,15 @@ struct Incoming {
 struct Peer {
     id: PeerId,
     name: String,
-    /// Participant or host (the host powers come with the lesson controls).
-    #[allow(dead_code)]
+    /// Participant or host: what the token it joined with made it.
     role: crate::signaling::Role,
     joined_at: Instant,
     audio_muted: bool,
     video_muted: bool,
+    /// A host muted its audio (its RTP is dropped, not forwarded).
+    forced_audio: bool,
+    /// A host muted its video.
+    forced_video: bool,
     /// Our ICE credentials for this participant.
     ufrag: String,
     pwd: String,
@@ -502,6 +509,10 @@ impl Advertised {
 /// One meeting's media.
 pub struct RoomCore {
     settings: RoomSettings,
+    /// A host locked the meeting: only hosts may join.
+    locked: bool,
+    /// A host ended the meeting: nobody may join.
+    ended: bool,
     advertised: Advertised,
     cert: Certificate,
     epoch: Instant,
@@ -608,6 +619,8 @@ impl RoomCore {
             peers: Slab::new(),
             ids: HashMap::new(),
             next_id: 1,
+            locked: false,
+            ended: false,
             ufrags: HashMap::new(),
             addrs: HashMap::new(),
             tracks: Slab::new(),
@@ -729,6 +742,12 @@ impl RoomCore {
         ice_servers: Vec<IceServer>,
         role: crate::signaling::Role,
     ) -> Result<PeerId, ErrorCode> {
+        if self.ended {
+            return Err(ErrorCode::MeetingEnded);
+        }
+        if self.locked && role != crate::signaling::Role::Host {
+            return Err(ErrorCode::Locked);
+        }
         if self.peers.len() as u32 >= self.settings.max_participants {
             return Err(ErrorCode::RoomFull);
         }
@@ -742,6 +761,8 @@ impl RoomCore {
             joined_at: now,
             audio_muted: false,
             video_muted: false,
+            forced_audio: false,
+            forced_video: false,
             ufrag: ufrag.clone(),
             pwd: random_token(24),
             addr: None,
@@ -859,6 +880,21 @@ impl RoomCore {
         let Some(&key) = self.ids.get(&id) else {
             return;
         };
+        let host_only = matches!(
+            msg,
+            ClientMessage::MuteParticipant { .. }
+                | ClientMessage::MuteEveryone { .. }
+                | ClientMessage::Remove { .. }
+                | ClientMessage::Lock { .. }
+                | ClientMessage::EndMeeting
+        );
+        if host_only && self.peers[key].role != crate::signaling::Role::Host {
+            self.send(
+                id,
+                ServerMessage::error(ErrorCode::Forbidden, "only a host may do that"),
+            );
+            return;
+        }
         match msg {
             ClientMessage::Join { .. } => self.send(
                 id,
@@ -886,6 +922,33 @@ impl RoomCore {
             }
             ClientMessage::Mute { audio, video } => {
                 let p = &mut self.peers[key];
+                // Unmuting what a host muted: only if the meeting lets participants.
+                let held_audio = p.forced_audio && !audio;
+                let held_video = p.forced_video && !video;
+                if (held_audio || held_video) && !self.settings.participants_may_unmute {
+                    let (forced_audio, forced_video) = (p.forced_audio, p.forced_video);
+                    self.send(
+                        id,
+                        ServerMessage::error(
+                            ErrorCode::Forbidden,
+                            "a host muted you; only a host can lift it",
+                        ),
+                    );
+                    self.send(
+                        id,
+                        ServerMessage::MutedByHost {
+                            audio: forced_audio,
+                            video: forced_video,
+                        },
+                    );
+                    return;
+                }
+                if held_audio {
+                    p.forced_audio = false;
+                }
+                if held_video {
+                    p.forced_video = false;
+                }
                 p.audio_muted = audio;
                 p.video_muted = video;
                 for other in self.others(key) {
@@ -904,6 +967,100 @@ impl RoomCore {
                 self.close(id);
                 self.leave(now, id);
             }
+            ClientMessage::MuteParticipant {
+                id: target,
+                audio,
+                video,
+            } => match self.target(&target) {
+                Some(t) => self.host_mute(t, audio, video),
+                None => self.no_such_participant(id),
+            },
+            ClientMessage::MuteEveryone { audio, video } => {
+                let targets: Vec<PeerKey> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.role != crate::signaling::Role::Host)
+                    .map(|(k, _)| k)
+                    .collect();
+                for t in targets {
+                    self.host_mute(t, audio, video);
+                }
+            }
+            ClientMessage::Remove { id: target } => match self.target(&target) {
+                Some(t) if t == key => self.send(
+                    id,
+                    ServerMessage::error(
+                        ErrorCode::BadRequest,
+                        "leave instead of removing yourself",
+                    ),
+                ),
+                Some(t) => {
+                    let gone = self.peers[t].id;
+                    self.send(
+                        gone,
+                        ServerMessage::error(
+                            ErrorCode::Removed,
+                            "a host removed you from the meeting",
+                        ),
+                    );
+                    self.close(gone);
+                    self.leave(now, gone);
+                }
+                None => self.no_such_participant(id),
+            },
+            ClientMessage::Lock { locked } => {
+                self.locked = locked;
+                let everyone: Vec<PeerId> = self.ids.keys().copied().collect();
+                for p in everyone {
+                    self.send(p, ServerMessage::Locked { locked });
+                }
+            }
+            ClientMessage::EndMeeting => {
+                info!("a host ended the meeting");
+                self.ended = true;
+                self.shutdown(now);
+            }
+        }
+    }
+
+    /// The participant a host message names, if it is here.
+    fn target(&self, id: &str) -> Option<PeerKey> {
+        id.parse::<PeerId>()
+            .ok()
+            .and_then(|id| self.ids.get(&id).copied())
+    }
+
+    fn no_such_participant(&mut self, to: PeerId) {
+        // Someone who left meanwhile is no error of the host's, but nothing happens.
+        self.send(
+            to,
+            ServerMessage::error(ErrorCode::BadRequest, "no such participant (any more)"),
+        );
+    }
+
+    /// A host mutes (`true`) or lifts the mute (`false`) of `key`'s audio and video.
+    /// Muting takes effect at once: the room drops that media on arrival.
+    fn host_mute(&mut self, key: PeerKey, audio: bool, video: bool) {
+        let p = &mut self.peers[key];
+        let before = (p.forced_audio, p.forced_video, p.audio_muted, p.video_muted);
+        p.forced_audio = audio;
+        p.forced_video = video;
+        p.audio_muted |= audio;
+        p.video_muted |= video;
+        let (id, audio_muted, video_muted) = (p.id, p.audio_muted, p.video_muted);
+        if before == (audio, video, audio_muted, video_muted) {
+            return;
+        }
+        self.send(id, ServerMessage::MutedByHost { audio, video });
+        for other in self.others(key) {
+            self.send(
+                other,
+                ServerMessage::Mute {
+                    id: id.to_string(),
+                    audio: audio_muted,
+                    video: video_muted,
+                },
+            );
         }
     }
 
@@ -1538,6 +1695,7 @@ impl RoomCore {
     /// that gets its layer.
     fn rtp_in(&mut self, now: Instant, key: PeerKey, datagram: &mut [u8]) {
         let p = &mut self.peers[key];
+        let forced = (p.forced_audio, p.forced_video);
         let Some(srtp_in) = p.srtp_in.as_mut() else {
             self.stats.datagrams_refused += 1;
             return;
@@ -1656,6 +1814,11 @@ impl RoomCore {
         // another codec relabelled as this one).
         if header.payload_type() != track.pt {
             self.stats.rtp_dropped += 1;
+            return;
+        }
+        // Muted by a host: dropped here, whatever the participant's browser does.
+        if (track.kind == Kind::Audio && forced.0) || (track.kind == Kind::Video && forced.1) {
+            self.stats.rtp_muted += 1;
             return;
         }
         let payload = &packet[header.payload_offset..];

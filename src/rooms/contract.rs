@@ -110,6 +110,9 @@ impl Launch {
         if !s.chat {
             args.push("--no-chat".to_owned());
         }
+        if !s.participants_may_unmute {
+            args.push("--no-participant-unmute".to_owned());
+        }
         if let Advertise::Ips(ips) = &self.advertise {
             args.extend(ips.iter().map(|ip| format!("--advertise-ip={ip}")));
         }

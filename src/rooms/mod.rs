@@ -39,6 +39,7 @@ impl RoomSettings {
             chat: spec.chat.enabled,
             max_video_kbps: spec.media.max_video_bitrate_kbps,
             ice_timeout: DEFAULT_ICE_TIMEOUT,
+            participants_may_unmute: spec.participants_may_unmute,
         }
     }
 }
@@ -278,8 +279,12 @@ mod tests {
                 chat: true,
                 max_video_kbps: crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS,
                 ice_timeout: DEFAULT_ICE_TIMEOUT,
+                participants_may_unmute: true,
             }
         );
+        let strict: MeetingSpec =
+            serde_yaml::from_str("title: t\nparticipantsMayUnmute: false\n").unwrap();
+        assert!(!RoomSettings::from_spec(&strict).participants_may_unmute);
         let spec: MeetingSpec = serde_yaml::from_str(
             "title: t\nmaxParticipants: 7\nmedia: {video: false, maxVideoBitrateKbps: 300}\nchat: {enabled: false}\n",
         )

@@ -87,6 +87,13 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
         Ok(Err(ErrorCode::RoomFull)) => {
             return signaling::refuse(socket, ErrorCode::RoomFull, "the meeting is full").await;
         }
+        Ok(Err(ErrorCode::Locked)) => {
+            return signaling::refuse(socket, ErrorCode::Locked, "the meeting is locked").await;
+        }
+        Ok(Err(ErrorCode::MeetingEnded)) => {
+            return signaling::refuse(socket, ErrorCode::MeetingEnded, "the meeting has ended")
+                .await;
+        }
         Ok(Err(code)) => return signaling::refuse(socket, code, "cannot join").await,
         Err(_) => {
             return signaling::refuse(socket, ErrorCode::MeetingEnded, "the meeting has ended")

@@ -119,6 +119,10 @@ pub struct Args {
     /// A participant whose media has not connected this long after joining is dropped.
     #[arg(long, default_value_t = humantime::Duration::from(DEFAULT_ICE_TIMEOUT))]
     pub ice_timeout: humantime::Duration,
+
+    /// After a host muted a participant, only a host lifts it.
+    #[arg(long)]
+    pub no_participant_unmute: bool,
 }
 
 impl Args {
@@ -131,6 +135,7 @@ impl Args {
             chat: !self.no_chat,
             max_video_kbps: self.max_video_bitrate_kbps,
             ice_timeout: self.ice_timeout.into(),
+            participants_may_unmute: !self.no_participant_unmute,
         }
     }
 
@@ -388,6 +393,7 @@ mod tests {
                     chat: false,
                     max_video_kbps: 300,
                     ice_timeout: Duration::from_secs(45),
+                    participants_may_unmute: false,
                 },
                 Advertise::NodeIp,
             ),

@@ -466,6 +466,23 @@
         if (tile) tile.classList.toggle('camera-off', !!msg.video);
         break;
       }
+      case 'muted-by-host': {
+        // The SFU already drops what a host muted; the browser stops sending it too.
+        const audio = !!msg.audio;
+        const video = !!msg.video;
+        if (audio && !audioMuted) notice(S.muted_by_host);
+        if (video && !videoMuted) notice(S.camera_off_by_host);
+        if (!audio && !video) notice(S.mute_lifted);
+        if ((audio && !audioMuted) || (video && !videoMuted)) {
+          setMute(audioMuted || audio, videoMuted || video);
+          const self = tiles.get('self');
+          if (self) self.classList.toggle('camera-off', videoMuted);
+        }
+        break;
+      }
+      case 'locked':
+        notice(msg.locked ? S.locked_notice : S.unlocked_notice);
+        break;
       case 'speaker':
         speakerId = String(msg.id);
         layout();
@@ -485,6 +502,9 @@
           case 'unauthorized': end(S.not_found_title, S.not_found_text); break;
           case 'not-started': leaving = true; teardown(); location.reload(); break;
           case 'rate-limited': status(S.err_rate); break;
+          case 'forbidden': status(S.err_forbidden); break;
+          case 'locked': end(S.locked_title, S.locked_text); break;
+          case 'removed': end(S.removed_title, S.removed_text); break;
           case 'unavailable': break; // the socket closes next: reconnect with backoff
           default: console.warn('signaling error', msg.code);
         }
