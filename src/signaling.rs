@@ -64,6 +64,16 @@ pub enum ClientMessage {
     },
     /// The participant leaves.
     Leave,
+    /// Raise (`true`) or lower your hand; everyone sees it.
+    Hand {
+        /// Raised.
+        raised: bool,
+    },
+    /// Host only: lower someone's raised hand.
+    LowerHand {
+        /// Whose.
+        id: String,
+    },
     /// Host only: mute one participant's audio and/or video (`true`), or lift that
     /// (`false`: the participant may unmute again; it is not unmuted). The SFU stops
     /// forwarding muted media at once, whatever the participant's browser sends.
@@ -142,6 +152,13 @@ pub struct PeerInfo {
     pub audio_muted: bool,
     /// Camera muted.
     pub video_muted: bool,
+    /// A raised hand (absent when lowered).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hand: bool,
+    /// Joined with the host link (absent otherwise), so everyone sees who runs the
+    /// meeting.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host: bool,
 }
 
 /// A TURN server the participant's browser may use (an `RTCIceServer`), with a
@@ -243,6 +260,13 @@ pub enum ServerMessage {
         audio: bool,
         /// Your video is muted by a host.
         video: bool,
+    },
+    /// Someone raised or lowered their hand (or a host lowered it).
+    Hand {
+        /// Whose.
+        id: String,
+        /// Raised.
+        raised: bool,
     },
     /// A host locked or unlocked the meeting.
     Locked {
@@ -439,7 +463,9 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
                 ));
             }
         }
-        ClientMessage::MuteParticipant { id, .. } | ClientMessage::Remove { id }
+        ClientMessage::MuteParticipant { id, .. }
+        | ClientMessage::Remove { id }
+        | ClientMessage::LowerHand { id }
             if id.is_empty() || id.len() > 16 =>
         {
             return Err(refusal(
@@ -716,6 +742,24 @@ mod tests {
             r#"{"type":"muted-by-host","audio":true,"video":false}"#
         );
         assert_eq!(
+            parse(r#"{"type":"hand","raised":true}"#),
+            Ok(ClientMessage::Hand { raised: true })
+        );
+        assert_eq!(
+            ServerMessage::PeerJoined {
+                peer: PeerInfo {
+                    id: "4".into(),
+                    name: "T".into(),
+                    audio_muted: false,
+                    video_muted: false,
+                    hand: true,
+                    host: true,
+                }
+            }
+            .to_frame(),
+            r#"{"type":"peer-joined","peer":{"id":"4","name":"T","audio_muted":false,"video_muted":false,"hand":true,"host":true}}"#
+        );
+        assert_eq!(
             ServerMessage::error(ErrorCode::Forbidden, "x").to_frame(),
             r#"{"type":"error","code":"forbidden","message":"x"}"#
         );
@@ -731,6 +775,8 @@ mod tests {
                 name: "Erika".into(),
                 audio_muted: false,
                 video_muted: true,
+                hand: false,
+                host: false,
             }],
             ice_servers: vec![],
         };

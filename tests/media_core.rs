@@ -1799,6 +1799,9 @@ fn host_messages_from_a_participant_are_forbidden_and_change_nothing() {
         },
         ClientMessage::Lock { locked: true },
         ClientMessage::EndMeeting,
+        ClientMessage::LowerHand {
+            id: other_id.clone(),
+        },
     ] {
         let before = w.clients[pupil].messages.len();
         let now = w.now;
@@ -1914,4 +1917,86 @@ fn a_host_locks_removes_and_ends() {
         w.room.join(w.now, "After".to_owned()),
         Err(ErrorCode::MeetingEnded)
     );
+}
+
+/// A raised hand is seen by everyone, also by who joins later (with who the hosts
+/// are); the hand's owner or a host lowers it; a participant cannot lower another's.
+#[test]
+fn hands_are_raised_for_all_to_see_and_a_host_lowers_them() {
+    let mut w = World::new(settings(10));
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    let other = w.join("Other", true, false);
+    w.run(Duration::from_millis(500));
+    let pupil_id = w.clients[pupil].id;
+    let now = w.now;
+    w.room
+        .handle_message(now, pupil_id, ClientMessage::Hand { raised: true });
+    w.run(Duration::from_millis(100));
+    let up = ServerMessage::Hand {
+        id: pupil_id.to_string(),
+        raised: true,
+    };
+    for c in [teacher, pupil, other] {
+        assert!(
+            said(&w, c, |m| *m == up),
+            "{} saw the hand",
+            w.clients[c].name
+        );
+    }
+    // Raised again: nothing new to tell.
+    let before = w.clients[other].messages.len();
+    let now = w.now;
+    w.room
+        .handle_message(now, pupil_id, ClientMessage::Hand { raised: true });
+    w.run(Duration::from_millis(100));
+    assert!(!w.clients[other].messages[before..].contains(&up));
+    // Who joins now sees it in `welcome`, and who the host is.
+    let late = w.join("Late", true, false);
+    w.run(Duration::from_millis(100));
+    let welcome = w.clients[late]
+        .messages
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Welcome { peers, .. } => Some(peers.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let seen = |name: &str| welcome.iter().find(|p| p.name == name).unwrap();
+    assert!(seen("Pupil").hand && !seen("Pupil").host);
+    assert!(seen("Teacher").host && !seen("Teacher").hand);
+    // Another participant may not lower it; the host may.
+    let other_id = w.clients[other].id;
+    let now = w.now;
+    w.room.handle_message(
+        now,
+        other_id,
+        ClientMessage::LowerHand {
+            id: pupil_id.to_string(),
+        },
+    );
+    w.run(Duration::from_millis(100));
+    assert!(said(&w, other, forbidden));
+    let down = ServerMessage::Hand {
+        id: pupil_id.to_string(),
+        raised: false,
+    };
+    assert!(!said(&w, pupil, |m| *m == down));
+    let now = w.now;
+    let teacher_id = w.clients[teacher].id;
+    w.room.handle_message(
+        now,
+        teacher_id,
+        ClientMessage::LowerHand {
+            id: pupil_id.to_string(),
+        },
+    );
+    w.run(Duration::from_millis(100));
+    for c in [teacher, pupil, other, late] {
+        assert!(
+            said(&w, c, |m| *m == down),
+            "{} saw it lowered",
+            w.clients[c].name
+        );
+    }
 }

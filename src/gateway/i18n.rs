@@ -117,6 +117,9 @@ pub struct Strings {
     pub locked_text: &'static str,
     pub removed_title: &'static str,
     pub removed_text: &'static str,
+    pub host: &'static str,
+    pub hand_raised: &'static str,
+    pub hand_notice: &'static str,
 }
 
 /// English.
@@ -180,6 +183,9 @@ pub static EN: Strings = Strings {
     locked_text: "A host has locked the meeting. Ask them to unlock it.",
     removed_title: "You were removed",
     removed_text: "A host removed you from the meeting.",
+    host: "host",
+    hand_raised: "hand raised",
+    hand_notice: "{name} raised a hand",
 };
 
 /// German.
@@ -233,16 +239,19 @@ pub static DE: Strings = Strings {
     peer_joined: "{name} ist beigetreten",
     peer_left: "{name} hat das Meeting verlassen",
     alone: "Noch ist niemand sonst hier.",
-    muted_by_host: "Eine Moderation hat Ihr Mikrofon stummgeschaltet.",
-    camera_off_by_host: "Eine Moderation hat Ihre Kamera ausgeschaltet.",
-    mute_lifted: "Eine Moderation hat die Stummschaltung aufgehoben.",
+    muted_by_host: "Die Moderation hat Ihr Mikrofon stummgeschaltet.",
+    camera_off_by_host: "Die Moderation hat Ihre Kamera ausgeschaltet.",
+    mute_lifted: "Die Moderation hat die Stummschaltung aufgehoben.",
     err_forbidden: "Das ist in diesem Meeting nicht erlaubt.",
-    locked_notice: "Eine Moderation hat das Meeting gesperrt: Niemand sonst kann beitreten.",
-    unlocked_notice: "Eine Moderation hat das Meeting entsperrt.",
+    locked_notice: "Die Moderation hat das Meeting gesperrt: Niemand sonst kann beitreten.",
+    unlocked_notice: "Die Moderation hat das Meeting entsperrt.",
     locked_title: "Dieses Meeting ist gesperrt",
-    locked_text: "Eine Moderation hat das Meeting gesperrt. Bitten Sie sie, es zu entsperren.",
+    locked_text: "Die Moderation hat das Meeting gesperrt. Bitten Sie die Moderation, es zu entsperren.",
     removed_title: "Sie wurden entfernt",
-    removed_text: "Eine Moderation hat Sie aus dem Meeting entfernt.",
+    removed_text: "Die Moderation hat Sie aus dem Meeting entfernt.",
+    host: "Moderation",
+    hand_raised: "meldet sich",
+    hand_notice: "{name} meldet sich",
 };
 
 #[cfg(test)]

@@ -232,6 +232,8 @@ struct Peer {
     joined_at: Instant,
     audio_muted: bool,
     video_muted: bool,
+    /// Its hand is raised.
+    hand: bool,
     /// A host muted its audio (its RTP is dropped, not forwarded).
     forced_audio: bool,
     /// A host muted its video.
@@ -287,6 +289,8 @@ impl Peer {
             name: self.name.clone(),
             audio_muted: self.audio_muted,
             video_muted: self.video_muted,
+            hand: self.hand,
+            host: self.role == crate::signaling::Role::Host,
         }
     }
 }
@@ -761,6 +765,7 @@ impl RoomCore {
             joined_at: now,
             audio_muted: false,
             video_muted: false,
+            hand: false,
             forced_audio: false,
             forced_video: false,
             ufrag: ufrag.clone(),
@@ -883,6 +888,7 @@ impl RoomCore {
         let host_only = matches!(
             msg,
             ClientMessage::MuteParticipant { .. }
+                | ClientMessage::LowerHand { .. }
                 | ClientMessage::MuteEveryone { .. }
                 | ClientMessage::Remove { .. }
                 | ClientMessage::Lock { .. }
@@ -967,6 +973,11 @@ impl RoomCore {
                 self.close(id);
                 self.leave(now, id);
             }
+            ClientMessage::Hand { raised } => self.hand(key, raised),
+            ClientMessage::LowerHand { id: target } => match self.target(&target) {
+                Some(t) => self.hand(t, false),
+                None => self.no_such_participant(id),
+            },
             ClientMessage::MuteParticipant {
                 id: target,
                 audio,
@@ -1020,6 +1031,26 @@ impl RoomCore {
                 self.ended = true;
                 self.shutdown(now);
             }
+        }
+    }
+
+    /// `key`'s hand goes up or down; everyone (`key` too) is told, once per change.
+    fn hand(&mut self, key: PeerKey, raised: bool) {
+        let p = &mut self.peers[key];
+        if p.hand == raised {
+            return;
+        }
+        p.hand = raised;
+        let id = p.id.to_string();
+        let everyone: Vec<PeerId> = self.ids.keys().copied().collect();
+        for to in everyone {
+            self.send(
+                to,
+                ServerMessage::Hand {
+                    id: id.clone(),
+                    raised,
+                },
+            );
         }
     }
 

@@ -266,7 +266,7 @@
     for (const [id, p] of peers) {
       const li = document.createElement('li');
       li.dataset.peer = id;
-      li.textContent = p.name + (p.audio ? ` · ${S.muted}` : '');
+      li.textContent = p.name + (p.host ? ` · ${S.host}` : '') + (p.hand ? ` · ${S.hand_raised}` : '') + (p.audio ? ` · ${S.muted}` : '');
       ul.append(li);
     }
     if (!peers.size) {
@@ -422,7 +422,7 @@
         }
         lastLayout = '';
         peers.clear();
-        for (const p of msg.peers) peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted });
+        for (const p of msg.peers) peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted, hand: !!p.hand, host: !!p.host });
         renderPeople();
         const offer = await conn.createOffer();
         await conn.setLocalDescription(offer);
@@ -445,7 +445,7 @@
         break;
       case 'peer-joined': {
         const p = msg.peer;
-        peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted });
+        peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted, hand: !!p.hand, host: !!p.host });
         notice(S.peer_joined.replace('{name}', p.name));
         renderPeople();
         break;
@@ -483,6 +483,15 @@
       case 'locked':
         notice(msg.locked ? S.locked_notice : S.unlocked_notice);
         break;
+      case 'hand': {
+        const p = peers.get(String(msg.id));
+        if (p) {
+          p.hand = !!msg.raised;
+          if (p.hand) notice(S.hand_notice.replace('{name}', p.name));
+          renderPeople();
+        }
+        break;
+      }
       case 'speaker':
         speakerId = String(msg.id);
         layout();
