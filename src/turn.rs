@@ -86,9 +86,29 @@ pub struct Args {
     #[arg(long = "sfu-network", value_name = "CIDR")]
     pub sfu_networks: Vec<ipnet::IpNet>,
 
+    /// The ports SFU media addresses may have, `LOW-HIGH` (the cluster's NodePort
+    /// range, 30000-32767 by default on Kubernetes). A credential naming another port
+    /// is refused. Default: any.
+    #[arg(long, value_name = "LOW-HIGH", value_parser = parse_port_range)]
+    pub sfu_ports: Option<(u16, u16)>,
+
     /// What one allocation may relay, in kbit/s.
     #[arg(long, default_value_t = Limits::default().bytes_per_second * 8 / 1000)]
     pub max_kbps_per_allocation: u64,
+}
+
+/// `LOW-HIGH`, both ports, LOW at most HIGH.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port range LOW-HIGH (1-65535, LOW at most HIGH)");
+    let (low, high) = s.split_once('-').ok_or_else(bad)?;
+    let (low, high): (u16, u16) = (
+        low.parse().map_err(|_| bad())?,
+        high.parse().map_err(|_| bad())?,
+    );
+    if low == 0 || low > high {
+        return Err(bad());
+    }
+    Ok((low, high))
 }
 
 /// Why the TURN server cannot run.
@@ -150,6 +170,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         allocations: args.max_allocations,
         bytes_per_second: args.max_kbps_per_allocation * 1000 / 8,
         sfu_networks: args.sfu_networks.clone(),
+        sfu_ports: args.sfu_ports,
         ..Limits::default()
     };
     let policy = Policy::new(TurnSecret::from_bytes(args.secret.as_bytes()), limits);

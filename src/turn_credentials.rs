@@ -90,6 +90,8 @@ pub struct Accepted {
     pub expires: u64,
     /// The password that username has.
     pub password: String,
+    /// Signed with a meeting key (the username names a key id).
+    pub keyed: bool,
 }
 
 impl std::fmt::Debug for Accepted {
@@ -246,6 +248,7 @@ impl TurnSecret {
             relay_to,
             expires,
             password,
+            keyed: key_id.is_some(),
         })
     }
 }

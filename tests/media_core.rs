@@ -1772,6 +1772,31 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
     w.run(Duration::from_secs(1));
     assert!(!said(&w, pupil, forbidden));
     assert!(received(&w, teacher, pupil, RtpCodecKind::Audio) > at_mute + 20);
+    // "Mute everyone" holds for who joins later (rejoining does not lift it).
+    let late = w.join("Late", true, false);
+    w.run(Duration::from_secs(1));
+    assert!(said(&w, late, |m| *m
+        == ServerMessage::MutedByHost {
+            audio: true,
+            video: false
+        }));
+    assert_eq!(received(&w, teacher, late, RtpCodecKind::Audio), 0);
+    let now = w.now;
+    w.room.handle_message(
+        now,
+        w.clients[teacher].id,
+        ClientMessage::MuteEveryone {
+            audio: false,
+            video: false,
+        },
+    );
+    let after = w.join("After", true, false);
+    w.run(Duration::from_secs(1));
+    assert!(!said(&w, after, |m| matches!(
+        m,
+        ServerMessage::MutedByHost { .. }
+    )));
+    assert!(received(&w, teacher, after, RtpCodecKind::Audio) > 20);
 }
 
 /// Every host message from a participant is refused with `forbidden` and changes

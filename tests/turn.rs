@@ -269,6 +269,9 @@ fn bad_settings_are_refused_with_the_reason() {
     .concat();
     let e = run(&mixed, SECRET);
     assert!(e.contains("must both be IPv4 or both IPv6"), "{e}");
+    let ports = [&here[..], &["--sfu-ports=32767-30000"]].concat();
+    let e = run(&ports, SECRET);
+    assert!(e.contains("not a port range"), "{e}");
     let alone = [&here[..], &["--public-ip=203.0.113.7"]].concat();
     let e = run(&alone, SECRET);
     assert!(e.contains("--relay-ip"), "{e}");

@@ -517,6 +517,8 @@ pub struct RoomCore {
     locked: bool,
     /// A host ended the meeting: nobody may join.
     ended: bool,
+    /// A host's "mute everyone" (audio, video): it holds for who joins later too.
+    mute_all: (bool, bool),
     advertised: Advertised,
     cert: Certificate,
     epoch: Instant,
@@ -625,6 +627,7 @@ impl RoomCore {
             next_id: 1,
             locked: false,
             ended: false,
+            mute_all: (false, false),
             ufrags: HashMap::new(),
             addrs: HashMap::new(),
             tracks: Slab::new(),
@@ -758,16 +761,22 @@ impl RoomCore {
         let id = self.next_id;
         self.next_id += 1;
         let ufrag = random_token(16);
+        // A "mute everyone" holds for latecomers (else rejoining would lift it).
+        let (forced_audio, forced_video) = if role == crate::signaling::Role::Host {
+            (false, false)
+        } else {
+            self.mute_all
+        };
         let peer = Peer {
             id,
             name,
             role,
             joined_at: now,
-            audio_muted: false,
-            video_muted: false,
+            audio_muted: forced_audio,
+            video_muted: forced_video,
             hand: false,
-            forced_audio: false,
-            forced_video: false,
+            forced_audio,
+            forced_video,
             ufrag: ufrag.clone(),
             pwd: random_token(24),
             addr: None,
@@ -810,6 +819,15 @@ impl RoomCore {
                 ice_servers,
             },
         );
+        if forced_audio || forced_video {
+            self.send(
+                id,
+                ServerMessage::MutedByHost {
+                    audio: forced_audio,
+                    video: forced_video,
+                },
+            );
+        }
         if let Some(speaker) = self.speakers.speaker() {
             self.send(
                 id,
@@ -987,6 +1005,7 @@ impl RoomCore {
                 None => self.no_such_participant(id),
             },
             ClientMessage::MuteEveryone { audio, video } => {
+                self.mute_all = (audio, video);
                 let targets: Vec<PeerKey> = self
                     .peers
                     .iter()

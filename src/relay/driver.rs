@@ -639,8 +639,12 @@ async fn read_peer(
     loop {
         buf.reserve(wire::MAX_MESSAGE);
         buf.resize(wire::MAX_MESSAGE, 0);
-        let Ok(n) = socket.recv(&mut buf[..]).await else {
-            return;
+        let n = match socket.recv(&mut buf[..]).await {
+            Ok(n) => n,
+            // An ICMP port-unreachable from the SFU (restarting, say) surfaces on a
+            // connected socket as this; the allocation goes on receiving.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(_) => return,
         };
         buf.truncate(n);
         let bytes = buf.split().freeze();

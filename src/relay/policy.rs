@@ -116,6 +116,9 @@ pub struct Limits {
     /// leaked secret cannot turn the relay towards anything else. Empty: the
     /// credential alone decides, except for the [`NEVER_RELAYED`] ranges.
     pub sfu_networks: Vec<ipnet::IpNet>,
+    /// The ports SFU media addresses may have (the cluster's NodePort range). `None`:
+    /// any.
+    pub sfu_ports: Option<(u16, u16)>,
 }
 
 impl Default for Limits {
@@ -128,6 +131,7 @@ impl Default for Limits {
             // 8 Mbit/s: a participant's whole call (the class of 30 needs under 6).
             bytes_per_second: 1_000_000,
             sfu_networks: Vec::new(),
+            sfu_ports: None,
         }
     }
 }
@@ -282,7 +286,21 @@ impl Policy {
             relay_to,
             password,
             expires,
+            keyed,
         } = accepted;
+        // A meeting key is held in a meeting's namespace; what it signs is fenced by
+        // the SFU networks, so without them it is not accepted at all.
+        if keyed && self.limits.sfu_networks.is_empty() {
+            return Verdict::Refuse(
+                code::FORBIDDEN,
+                "meeting keys need the relay's --sfu-network",
+            );
+        }
+        if let Some((low, high)) = self.limits.sfu_ports
+            && !(low..=high).contains(&relay_to.port())
+        {
+            return Verdict::Refuse(code::FORBIDDEN, "the credential names no SFU port");
+        }
         let ip = relay_to.ip().to_canonical();
         let networks = &self.limits.sfu_networks;
         if let Some(never) = self.never.iter().find(|r| r.contains(&ip)) {
@@ -794,6 +812,49 @@ mod tests {
             Verdict::Pass(Some(_))
         ));
         assert_eq!(allocate(&mut p, "127.0.0.2:50000"), never);
+    }
+
+    #[test]
+    fn meeting_keys_need_sfu_networks_and_ports_are_fenced_too() {
+        let secret = TurnSecret::from_bytes(b"secret");
+        let now = Instant::now();
+        let keyed = TurnSecret::for_meeting(secret.meeting_key("uid-1").as_bytes(), "uid-1");
+        let allocate = |p: &mut Policy, user: &str| {
+            p.decide(&req(Method::Allocate, Some(user), &[]), client(), now, UNIX)
+        };
+        let user = keyed.issue("p1", sfu(), UNIX + 600).username;
+        let mut open = Policy::new(secret.clone(), Limits::default());
+        assert_eq!(
+            allocate(&mut open, &user),
+            Verdict::Refuse(
+                code::FORBIDDEN,
+                "meeting keys need the relay's --sfu-network"
+            )
+        );
+        let mut fenced = Policy::new(
+            secret.clone(),
+            Limits {
+                sfu_networks: vec!["198.18.0.0/24".parse().unwrap()],
+                sfu_ports: Some((30000, 32767)),
+                ..Limits::default()
+            },
+        );
+        let inside = keyed
+            .issue("p1", "198.18.0.1:31000".parse().unwrap(), UNIX + 600)
+            .username;
+        assert!(matches!(
+            allocate(&mut fenced, &inside),
+            Verdict::Pass(Some(_))
+        ));
+        for port in [22, 4789, 6443, 10250, 32768] {
+            let to = SocketAddr::new("198.18.0.1".parse().unwrap(), port);
+            let user = keyed.issue("p1", to, UNIX + 600).username;
+            assert_eq!(
+                allocate(&mut fenced, &user),
+                Verdict::Refuse(code::FORBIDDEN, "the credential names no SFU port"),
+                "{port}"
+            );
+        }
     }
 
     #[test]

@@ -662,8 +662,10 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
     assert_eq!(
         egress,
         json!([{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "raum-sfu"}}}],
-                "ports": [{"port": 50000, "protocol": "UDP"}]}]),
-        "out to the SFU pods' media port only"
+                "ports": [{"port": 50000, "protocol": "UDP"}]},
+               {"to": [{"ipBlock": {"cidr": "203.0.113.5/32"}}],
+                "ports": [{"port": 30000, "endPort": 32767, "protocol": "UDP"}]}]),
+        "out to SFU media only: the pods' port, and NodePorts on the SFU networks"
     );
     let turn_args = ok(
         kubectl(
@@ -681,8 +683,9 @@ async fn the_chart_installs_upgrades_and_uninstalls_and_the_manifests_apply() {
         "TURN args",
     );
     assert!(
-        turn_args.contains("--sfu-network=203.0.113.5/32"),
-        "the advertised IP fences the relay: {turn_args}"
+        turn_args.contains("--sfu-network=203.0.113.5/32")
+            && turn_args.contains("--sfu-ports=30000-32767"),
+        "the advertised IP and the NodePort range fence the relay: {turn_args}"
     );
     let op_args: Vec<String> = serde_json::from_str(&ok(
         kubectl(

@@ -144,7 +144,8 @@ pub fn invalid(ctx: &Context<'_>, reason: &str) -> MeetingStatus {
 pub fn failed(ctx: &Context<'_>, plan: &Plan, stage: &str, message: &str) -> MeetingStatus {
     let mut st = ctx.previous.cloned().unwrap_or_default();
     st.url = Some(ctx.url.to_owned());
-    st.host_token_sha256 = Some(ctx.host_digest.to_owned());
+    // The host digest stays what it was: it is written only by a reconcile that got
+    // through (its Secret exists), so a failed create is tried again.
     st.participants = None;
     st.phase = st.phase.or(Some(match plan {
         Plan::Wait { .. } => MeetingPhase::Scheduled,
@@ -535,6 +536,9 @@ mod tests {
         );
         assert_eq!(st.phase, Some(MeetingPhase::Starting));
         assert_eq!(st.url.as_deref(), Some("https://meet.example/j/tok"));
+        // The host digest says its Secret was made: a failed reconcile (which may be
+        // that Secret's create) does not claim it, so the next one tries again.
+        assert_eq!(st.host_token_sha256, None);
         let r = cond(&st, RECONCILED);
         assert_eq!(
             (r.status.as_str(), r.reason.as_str()),
