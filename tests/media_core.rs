@@ -637,6 +637,12 @@ impl World {
         self.join_over(name, audio, video, Transport::Udp)
     }
 
+    /// Client `i` sends `msg`.
+    fn say(&mut self, i: usize, msg: ClientMessage) {
+        let (now, id) = (self.now, self.clients[i].id);
+        self.room.handle_message(now, id, msg);
+    }
+
     /// A client joins with the host link's token.
     fn join_host(&mut self, name: &str, audio: bool, video: bool) -> usize {
         self.join_full(name, audio, video, Transport::Udp, Role::Host)
@@ -1671,9 +1677,7 @@ fn a_host_mute_stops_the_audio_at_the_sfu_whatever_the_peer_sends() {
         audio,
         video: false,
     };
-    let now = w.now;
-    w.room
-        .handle_message(now, w.clients[teacher].id, mute(true));
+    w.say(teacher, mute(true));
     w.run(Duration::from_millis(200));
     let at_mute = received(&w, other, pupil, RtpCodecKind::Audio);
     let video_at_mute = received(&w, other, pupil, RtpCodecKind::Video);
@@ -1696,10 +1700,8 @@ fn a_host_mute_stops_the_audio_at_the_sfu_whatever_the_peer_sends() {
         |m| matches!(m, ServerMessage::Mute { id, audio: true, .. } if *id == pupil_id.to_string())
     ));
     // The pupil unmutes itself: refused, still nothing forwarded.
-    let now = w.now;
-    w.room.handle_message(
-        now,
-        pupil_id,
+    w.say(
+        pupil,
         ClientMessage::Mute {
             audio: false,
             video: false,
@@ -1709,19 +1711,15 @@ fn a_host_mute_stops_the_audio_at_the_sfu_whatever_the_peer_sends() {
     assert!(said(&w, pupil, forbidden));
     assert_eq!(received(&w, other, pupil, RtpCodecKind::Audio), at_mute);
     // The host lifts it; the pupil unmutes; the audio comes again.
-    let now = w.now;
-    w.room
-        .handle_message(now, w.clients[teacher].id, mute(false));
+    w.say(teacher, mute(false));
     w.run(Duration::from_millis(100));
     assert!(said(&w, pupil, |m| *m
         == ServerMessage::MutedByHost {
             audio: false,
             video: false
         }));
-    let now = w.now;
-    w.room.handle_message(
-        now,
-        pupil_id,
+    w.say(
+        pupil,
         ClientMessage::Mute {
             audio: false,
             video: false,
@@ -1739,10 +1737,8 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
     let teacher = w.join_host("Teacher", true, false);
     let pupil = w.join("Pupil", true, false);
     w.run(Duration::from_secs(2));
-    let now = w.now;
-    w.room.handle_message(
-        now,
-        w.clients[teacher].id,
+    w.say(
+        teacher,
         ClientMessage::MuteEveryone {
             audio: true,
             video: false,
@@ -1759,11 +1755,8 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
     let at_mute = received(&w, teacher, pupil, RtpCodecKind::Audio);
     w.run(Duration::from_secs(1));
     assert_eq!(received(&w, teacher, pupil, RtpCodecKind::Audio), at_mute);
-    let now = w.now;
-    let pupil_id = w.clients[pupil].id;
-    w.room.handle_message(
-        now,
-        pupil_id,
+    w.say(
+        pupil,
         ClientMessage::Mute {
             audio: false,
             video: false,
@@ -1781,10 +1774,8 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
             video: false
         }));
     assert_eq!(received(&w, teacher, late, RtpCodecKind::Audio), 0);
-    let now = w.now;
-    w.room.handle_message(
-        now,
-        w.clients[teacher].id,
+    w.say(
+        teacher,
         ClientMessage::MuteEveryone {
             audio: false,
             video: false,
@@ -1829,9 +1820,7 @@ fn host_messages_from_a_participant_are_forbidden_and_change_nothing() {
         },
     ] {
         let before = w.clients[pupil].messages.len();
-        let now = w.now;
-        let pupil_id = w.clients[pupil].id;
-        w.room.handle_message(now, pupil_id, msg.clone());
+        w.say(pupil, msg.clone());
         w.run(Duration::from_millis(100));
         assert!(
             w.clients[pupil].messages[before..].iter().any(forbidden),
@@ -1864,10 +1853,8 @@ fn a_host_locks_removes_and_ends() {
     let pupil = w.join("Pupil", true, false);
     let other = w.join("Other", true, false);
     w.run(Duration::from_secs(1));
-    let t = w.clients[teacher].id;
     let host = |w: &mut World, msg| {
-        let now = w.now;
-        w.room.handle_message(now, t, msg);
+        w.say(teacher, msg);
         w.run(Duration::from_millis(100));
     };
     host(&mut w, ClientMessage::Lock { locked: true });
@@ -1954,9 +1941,7 @@ fn hands_are_raised_for_all_to_see_and_a_host_lowers_them() {
     let other = w.join("Other", true, false);
     w.run(Duration::from_millis(500));
     let pupil_id = w.clients[pupil].id;
-    let now = w.now;
-    w.room
-        .handle_message(now, pupil_id, ClientMessage::Hand { raised: true });
+    w.say(pupil, ClientMessage::Hand { raised: true });
     w.run(Duration::from_millis(100));
     let up = ServerMessage::Hand {
         id: pupil_id.to_string(),
@@ -1971,9 +1956,7 @@ fn hands_are_raised_for_all_to_see_and_a_host_lowers_them() {
     }
     // Raised again: nothing new to tell.
     let before = w.clients[other].messages.len();
-    let now = w.now;
-    w.room
-        .handle_message(now, pupil_id, ClientMessage::Hand { raised: true });
+    w.say(pupil, ClientMessage::Hand { raised: true });
     w.run(Duration::from_millis(100));
     assert!(!w.clients[other].messages[before..].contains(&up));
     // Who joins now sees it in `welcome`, and who the host is.
@@ -1991,11 +1974,8 @@ fn hands_are_raised_for_all_to_see_and_a_host_lowers_them() {
     assert!(seen("Pupil").hand && !seen("Pupil").host);
     assert!(seen("Teacher").host && !seen("Teacher").hand);
     // Another participant may not lower it; the host may.
-    let other_id = w.clients[other].id;
-    let now = w.now;
-    w.room.handle_message(
-        now,
-        other_id,
+    w.say(
+        other,
         ClientMessage::LowerHand {
             id: pupil_id.to_string(),
         },
@@ -2007,11 +1987,8 @@ fn hands_are_raised_for_all_to_see_and_a_host_lowers_them() {
         raised: false,
     };
     assert!(!said(&w, pupil, |m| *m == down));
-    let now = w.now;
-    let teacher_id = w.clients[teacher].id;
-    w.room.handle_message(
-        now,
-        teacher_id,
+    w.say(
+        teacher,
         ClientMessage::LowerHand {
             id: pupil_id.to_string(),
         },

@@ -126,18 +126,21 @@ impl Index {
         if let Some(d) = &meeting.host_token_sha256 {
             self.hosts.insert(d.clone(), meeting.clone());
         }
-        if let Some(old) = self.meetings.insert(token, meeting)
-            && let Some(d) = &old.host_token_sha256
-            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, &old))
-        {
-            self.hosts.remove(d);
+        if let Some(old) = self.meetings.insert(token, meeting) {
+            self.forget_host(&old);
         }
     }
 
     fn remove(&mut self, token: &str) {
-        if let Some(old) = self.meetings.remove(token)
-            && let Some(d) = &old.host_token_sha256
-            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, &old))
+        if let Some(old) = self.meetings.remove(token) {
+            self.forget_host(&old);
+        }
+    }
+
+    /// Drops `old`'s host link, unless its digest already leads to a newer entry.
+    fn forget_host(&mut self, old: &Arc<Meeting>) {
+        if let Some(d) = &old.host_token_sha256
+            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, old))
         {
             self.hosts.remove(d);
         }

@@ -712,6 +712,14 @@ impl RoomCore {
         self.outbound.push_back((peer, Outbound::Message(msg)));
     }
 
+    /// Sends `msg` to everyone in the room.
+    fn broadcast(&mut self, msg: &ServerMessage) {
+        for &peer in self.ids.keys() {
+            self.outbound
+                .push_back((peer, Outbound::Message(msg.clone())));
+        }
+    }
+
     fn close(&mut self, peer: PeerId) {
         self.outbound.push_back((peer, Outbound::Close));
     }
@@ -1040,10 +1048,7 @@ impl RoomCore {
             },
             ClientMessage::Lock { locked } => {
                 self.locked = locked;
-                let everyone: Vec<PeerId> = self.ids.keys().copied().collect();
-                for p in everyone {
-                    self.send(p, ServerMessage::Locked { locked });
-                }
+                self.broadcast(&ServerMessage::Locked { locked });
             }
             ClientMessage::EndMeeting => {
                 info!("a host ended the meeting");
@@ -1061,16 +1066,7 @@ impl RoomCore {
         }
         p.hand = raised;
         let id = p.id.to_string();
-        let everyone: Vec<PeerId> = self.ids.keys().copied().collect();
-        for to in everyone {
-            self.send(
-                to,
-                ServerMessage::Hand {
-                    id: id.clone(),
-                    raised,
-                },
-            );
-        }
+        self.broadcast(&ServerMessage::Hand { id, raised });
     }
 
     /// The participant a host message names, if it is here.

@@ -188,24 +188,23 @@ pub fn load_key(path: &Path) -> Result<TokenKey, Error> {
 /// The token of a standalone meeting: from its `metadata.uid` if the file sets one,
 /// else from its name, so a file keeps its URL across restarts.
 pub fn token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
-    match meeting.metadata.uid.as_deref() {
-        Some(uid) if !uid.is_empty() => key.token(uid),
-        _ => key.token(&format!(
-            "standalone:{}",
-            meeting.metadata.name.as_deref().unwrap_or_default()
-        )),
-    }
+    key.token(&meeting_id(meeting))
 }
 
 /// The host link's token of a meeting file: derived like [`token_for`], so just as
 /// stable across restarts.
 pub fn host_token_for(key: &TokenKey, meeting: &crate::api::Meeting) -> String {
+    key.host_token(&meeting_id(meeting))
+}
+
+/// What a meeting file's tokens are derived from: its `metadata.uid`, else its name.
+fn meeting_id(meeting: &crate::api::Meeting) -> String {
     match meeting.metadata.uid.as_deref() {
-        Some(uid) if !uid.is_empty() => key.host_token(uid),
-        _ => key.host_token(&format!(
+        Some(uid) if !uid.is_empty() => uid.to_owned(),
+        _ => format!(
             "standalone:{}",
             meeting.metadata.name.as_deref().unwrap_or_default()
-        )),
+        ),
     }
 }
 

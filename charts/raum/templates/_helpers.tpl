@@ -58,3 +58,15 @@ turn:{{ $host }}:{{ ternary $t.service.nodePorts.tcp 3478 $np }}?transport=tcp
 turns:{{ $host }}:{{ ternary $t.service.nodePorts.tls 443 $np }}?transport=tcp
 {{- end }}
 {{- end -}}
+
+{{/* The networks SFU media addresses lie in, one per line: turn.sfuNetworks, or the
+advertised IPs as single addresses. */}}
+{{- define "raum.turnNetworks" -}}
+{{- if .Values.turn.sfuNetworks }}
+{{- join "\n" .Values.turn.sfuNetworks }}
+{{- else }}
+{{- range .Values.operator.advertiseIps }}
+{{ ternary (printf "%s/128" .) (printf "%s/32" .) (contains ":" .) }}
+{{- end }}
+{{- end }}
+{{- end -}}
