@@ -26,6 +26,10 @@ pub enum ClientMessage {
         name: String,
         /// The join token from the URL.
         token: String,
+        /// The seat `welcome` gave this browser tab before, when it joins again: a
+        /// seat a host removed stays out.
+        #[serde(default)]
+        seat: Option<String>,
     },
     /// An SDP offer: the participant's tracks changed (or it joins with media).
     Offer {
@@ -104,6 +108,16 @@ pub enum ClientMessage {
     },
     /// Host only: end the meeting for everyone.
     EndMeeting,
+    /// Host only: let someone waiting in the lobby in.
+    Admit {
+        /// Whom (the id from `lobby-joined`).
+        id: String,
+    },
+    /// Host only: turn someone waiting in the lobby away.
+    Refuse {
+        /// Whom.
+        id: String,
+    },
 }
 
 /// Most tiles one layout may name.
@@ -161,6 +175,25 @@ pub struct PeerInfo {
     pub host: bool,
 }
 
+/// Someone waiting in the lobby, as hosts see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Knock {
+    /// Their id (the id they will have in the meeting).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Why a participant waits before it comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitReason {
+    /// The meeting has a lobby: a host lets each participant in.
+    Lobby,
+    /// No host is here yet, and the meeting waits for one.
+    NoHost,
+}
+
 /// A TURN server the participant's browser may use (an `RTCIceServer`), with a
 /// credential for this participant alone.
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -210,6 +243,27 @@ pub enum ServerMessage {
         /// TURN servers with this participant's credential.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+        /// This browser tab's seat: sent with `join` when it joins again.
+        seat: String,
+        /// Hosts only: who waits in the lobby now (absent when nobody does).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        lobby: Vec<Knock>,
+    },
+    /// You wait before you come in: `welcome` follows when you may, or an error
+    /// (`refused`, `locked`, `meeting-ended`) when you may not.
+    Waiting {
+        /// Why.
+        reason: WaitReason,
+    },
+    /// Hosts only: someone waits in the lobby.
+    LobbyJoined {
+        /// Who.
+        peer: Knock,
+    },
+    /// Hosts only: someone no longer waits (admitted, refused, or gone).
+    LobbyLeft {
+        /// Who.
+        id: String,
     },
     /// Someone joined.
     PeerJoined {
@@ -325,6 +379,8 @@ pub enum ErrorCode {
     Locked,
     /// A host removed you. Closes.
     Removed,
+    /// A host did not let you in from the lobby. Closes.
+    Refused,
 }
 
 impl ServerMessage {
@@ -421,7 +477,15 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
         refusal(ErrorCode::BadRequest, format!("bad message: {what}"))
     })?;
     match &msg {
-        ClientMessage::Join { name, token } => {
+        ClientMessage::Join { name, token, seat } => {
+            if seat.as_deref().is_some_and(|s| {
+                s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric())
+            }) {
+                return Err(refusal(
+                    ErrorCode::BadRequest,
+                    "bad message: the seat is not one this meeting gives",
+                ));
+            }
             let n = name.trim().chars().count();
             if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
                 return Err(refusal(

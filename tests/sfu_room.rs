@@ -22,6 +22,7 @@ async fn join(room: &mpsc::Sender<Command>, name: &str) -> Client {
     let (reply_tx, reply_rx) = oneshot::channel();
     room.try_send(Command::Join {
         role: raum::signaling::Role::Participant,
+        seat: None,
         name: name.to_owned(),
         outbound: out_tx,
         reply: reply_tx,
@@ -256,6 +257,7 @@ async fn one_more_than_max_participants_is_told_the_room_is_full() {
     let (tx, rx) = oneshot::channel();
     room.try_send(Command::Join {
         role: raum::signaling::Role::Participant,
+        seat: None,
         name: "Dan".into(),
         outbound: out,
         reply: tx,
@@ -282,6 +284,7 @@ async fn shutdown_tells_everyone_the_meeting_ended_and_closes() {
     let (tx, reply) = oneshot::channel();
     room.try_send(Command::Join {
         role: raum::signaling::Role::Participant,
+        seat: None,
         name: "Ada".into(),
         outbound: out,
         reply: tx,
@@ -380,6 +383,7 @@ async fn a_participant_whose_media_never_connects_is_dropped() {
     let (tx, reply) = oneshot::channel();
     room.try_send(Command::Join {
         role: raum::signaling::Role::Participant,
+        seat: None,
         name: "Silent".into(),
         outbound: out,
         reply: tx,

@@ -135,9 +135,53 @@ pub struct MeetingSpec {
     #[serde(default = "default_true")]
     pub participants_may_unmute: bool,
 
+    /// Whether participants wait in a lobby until a host lets them in (false). Hosts
+    /// (who join with the host link, from the Secret `<meeting>-host`) always come in.
+    #[serde(default)]
+    pub lobby: bool,
+
+    /// What happens while no host is in the meeting: `open` (the default: participants
+    /// meet without one) or `wait` (participants wait until a host has joined, then
+    /// come in, or are let in one by one when `lobby` is on).
+    #[serde(default)]
+    pub without_host: WithoutHost,
+
     /// Scheduling and resources of the meeting's SFU pod.
     #[serde(default)]
     pub sfu: SfuSpec,
+}
+
+/// What happens while no host is in a meeting (`spec.withoutHost`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutHost {
+    /// Participants meet without a host.
+    #[default]
+    Open,
+    /// Participants wait until a host has joined.
+    Wait,
+}
+
+impl WithoutHost {
+    /// The spec's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Wait => "wait",
+        }
+    }
+}
+
+impl std::str::FromStr for WithoutHost {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "wait" => Ok(Self::Wait),
+            other => Err(format!("{other:?} is neither open nor wait")),
+        }
+    }
 }
 
 fn default_max_participants() -> u32 {

@@ -97,6 +97,13 @@ impl Meeting {
         }
     }
 
+    /// Whether `token` is this meeting's host link's.
+    pub fn is_host_token(&self, token: &str) -> bool {
+        self.host_token_sha256
+            .as_deref()
+            .is_some_and(|d| crate::token::token_ok(token, d))
+    }
+
     /// Whether the last known participant count says nobody else fits.
     pub fn full(&self) -> bool {
         self.state == State::Open

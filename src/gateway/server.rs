@@ -135,7 +135,7 @@ impl Gateway {
     fn lookup(&self, route: Route, token: &str, ip: IpAddr) -> (Option<Arc<Meeting>>, Outcome) {
         let found = self.find(token, ip);
         let outcome = match &found {
-            Ok(m) => outcome_of(m),
+            Ok(m) => outcome_of(m, token),
             Err(o) => *o,
         };
         self.metrics.lookup(route, outcome);
@@ -166,11 +166,13 @@ impl Gateway {
     }
 }
 
-fn outcome_of(m: &Meeting) -> Outcome {
+/// What `token` finds in `m`. A full meeting still lets its hosts in (the SFU keeps
+/// seats for them), so the host link never meets the "full" page.
+fn outcome_of(m: &Meeting, token: &str) -> Outcome {
     match m.state {
         MeetingState::Waiting { .. } => Outcome::waiting,
         MeetingState::Ended => Outcome::ended,
-        MeetingState::Open if m.full() => Outcome::full,
+        MeetingState::Open if m.full() && !m.is_host_token(token) => Outcome::full,
         MeetingState::Open => Outcome::open,
     }
 }

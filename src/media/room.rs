@@ -44,7 +44,10 @@ use super::stun;
 use super::twcc;
 use super::vp8::Descriptor;
 use super::{Remote, Transmit, random_bytes, random_token};
-use crate::signaling::{ClientMessage, ErrorCode, IceServer, PeerInfo, ServerMessage};
+pub use crate::api::meeting::WithoutHost;
+use crate::signaling::{
+    ClientMessage, ErrorCode, IceServer, Knock, PeerInfo, Role as Access, ServerMessage, WaitReason,
+};
 
 /// The shortest time between two keyframe requests to one publisher's track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -110,6 +113,10 @@ pub struct RoomSettings {
     pub ice_timeout: Duration,
     /// Participants may unmute themselves after a host muted them.
     pub participants_may_unmute: bool,
+    /// Participants wait in the lobby until a host admits them.
+    pub lobby: bool,
+    /// What happens while no host is in the room.
+    pub without_host: WithoutHost,
 }
 
 /// A participant's id within the room.
@@ -129,6 +136,8 @@ pub enum Outbound {
 pub struct Stats {
     /// Participants now.
     pub participants: u32,
+    /// People waiting to come in now (in the lobby, or for a host).
+    pub waiting: u32,
     /// UDP datagrams received.
     pub datagrams_in: u64,
     /// UDP datagrams sent.
@@ -229,6 +238,8 @@ struct Peer {
     name: String,
     /// Participant or host: what the token it joined with made it.
     role: crate::signaling::Role,
+    /// Its browser tab's seat (see [`ServerMessage::Welcome`]).
+    seat: String,
     joined_at: Instant,
     audio_muted: bool,
     video_muted: bool,
@@ -510,6 +521,36 @@ impl Advertised {
     }
 }
 
+/// Most seats a room remembers as removed; beyond that a removal still disconnects.
+pub const MAX_REMOVED: usize = 10_000;
+/// Hosts who may join beyond `max_participants`: a full class must not keep its
+/// teacher out.
+pub const HOST_SEATS: u32 = 5;
+
+/// Who asks to join a room: what its session learned from the `join` message and the
+/// token.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    /// Display name.
+    pub name: String,
+    /// Participant or host, from the token.
+    pub role: Access,
+    /// The seat it had before in this browser tab, if any.
+    pub seat: Option<String>,
+    /// TURN servers with its own credential, for its `welcome`.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// Someone waiting to come in.
+#[derive(Debug)]
+struct Waiting {
+    id: PeerId,
+    name: String,
+    seat: String,
+    ice_servers: Vec<IceServer>,
+    reason: WaitReason,
+}
+
 /// One meeting's media.
 pub struct RoomCore {
     settings: RoomSettings,
@@ -519,6 +560,10 @@ pub struct RoomCore {
     ended: bool,
     /// A host's "mute everyone" (audio, video): it holds for who joins later too.
     mute_all: (bool, bool),
+    /// Who waits to come in, in the order they came (at most `max_participants`).
+    waiting: Vec<Waiting>,
+    /// Seats a host removed: they stay out (at most [`MAX_REMOVED`]).
+    removed: std::collections::HashSet<String>,
     advertised: Advertised,
     cert: Certificate,
     epoch: Instant,
@@ -628,6 +673,8 @@ impl RoomCore {
             locked: false,
             ended: false,
             mute_all: (false, false),
+            waiting: Vec::new(),
+            removed: std::collections::HashSet::new(),
             ufrags: HashMap::new(),
             addrs: HashMap::new(),
             tracks: Slab::new(),
@@ -655,6 +702,7 @@ impl RoomCore {
     pub fn stats(&self) -> Stats {
         Stats {
             participants: self.peers.len() as u32,
+            waiting: self.waiting.len() as u32,
             ..self.stats
         }
     }
@@ -757,17 +805,135 @@ impl RoomCore {
         ice_servers: Vec<IceServer>,
         role: crate::signaling::Role,
     ) -> Result<PeerId, ErrorCode> {
+        self.arrive(
+            now,
+            Arrival {
+                name,
+                role,
+                seat: None,
+                ice_servers,
+            },
+        )
+    }
+
+    /// Someone asks to come in. They get an id either way: joined (`welcome` is
+    /// queued for them) or waiting (`waiting`; `welcome` or a refusal follows later).
+    pub fn arrive(&mut self, now: Instant, a: Arrival) -> Result<PeerId, ErrorCode> {
+        let host = a.role == Access::Host;
         if self.ended {
             return Err(ErrorCode::MeetingEnded);
         }
-        if self.locked && role != crate::signaling::Role::Host {
+        if !host && a.seat.as_ref().is_some_and(|s| self.removed.contains(s)) {
+            return Err(ErrorCode::Removed);
+        }
+        if self.locked && !host {
             return Err(ErrorCode::Locked);
         }
-        if self.peers.len() as u32 >= self.settings.max_participants {
+        let seat = a.seat.unwrap_or_else(|| random_token(16));
+        let wait = if host {
+            None
+        } else if self.settings.lobby {
+            Some(WaitReason::Lobby)
+        } else if self.settings.without_host == WithoutHost::Wait && !self.host_present() {
+            Some(WaitReason::NoHost)
+        } else {
+            None
+        };
+        if let Some(reason) = wait {
+            if self.waiting.len() >= self.settings.max_participants as usize {
+                return Err(ErrorCode::RoomFull);
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.send(id, ServerMessage::Waiting { reason });
+            if reason == WaitReason::Lobby {
+                let knock = Knock {
+                    id: id.to_string(),
+                    name: a.name.clone(),
+                };
+                for h in self.hosts() {
+                    self.send(
+                        h,
+                        ServerMessage::LobbyJoined {
+                            peer: knock.clone(),
+                        },
+                    );
+                }
+            }
+            self.waiting.push(Waiting {
+                id,
+                name: a.name,
+                seat,
+                ice_servers: a.ice_servers,
+                reason,
+            });
+            info!(waiting = self.waiting.len(), "participant waits");
+            return Ok(id);
+        }
+        let cap = self.settings.max_participants + if host { HOST_SEATS } else { 0 };
+        if self.peers.len() as u32 >= cap {
             return Err(ErrorCode::RoomFull);
         }
         let id = self.next_id;
         self.next_id += 1;
+        let first_host = host && !self.host_present();
+        self.enter(now, id, a.name, a.role, seat, a.ice_servers);
+        if first_host {
+            self.host_arrived(now);
+        }
+        Ok(id)
+    }
+
+    /// Whether a host is in the room.
+    fn host_present(&self) -> bool {
+        self.peers.iter().any(|(_, p)| p.role == Access::Host)
+    }
+
+    /// The hosts' ids.
+    fn hosts(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.role == Access::Host)
+            .map(|(_, p)| p.id)
+            .collect()
+    }
+
+    /// The first host came: who waited for one comes in (as far as there is room).
+    fn host_arrived(&mut self, now: Instant) {
+        let (come, stay): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.reason == WaitReason::NoHost);
+        self.waiting = stay;
+        for w in come {
+            if self.peers.len() as u32 >= self.settings.max_participants {
+                self.send(
+                    w.id,
+                    ServerMessage::error(ErrorCode::RoomFull, "the meeting is full"),
+                );
+                self.close(w.id);
+                continue;
+            }
+            self.enter(
+                now,
+                w.id,
+                w.name,
+                Access::Participant,
+                w.seat,
+                w.ice_servers,
+            );
+        }
+    }
+
+    /// `id` comes into the room: it gets `welcome`, the others `peer-joined`.
+    fn enter(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        name: String,
+        role: Access,
+        seat: String,
+        ice_servers: Vec<IceServer>,
+    ) {
         let ufrag = random_token(16);
         // A "mute everyone" holds for latecomers (else rejoining would lift it).
         let (forced_audio, forced_video) = if role == crate::signaling::Role::Host {
@@ -779,6 +945,7 @@ impl RoomCore {
             id,
             name,
             role,
+            seat: seat.clone(),
             joined_at: now,
             audio_muted: forced_audio,
             video_muted: forced_video,
@@ -818,6 +985,18 @@ impl RoomCore {
         let key = self.peers.insert(peer);
         self.ids.insert(id, key);
         self.ufrags.insert(ufrag, key);
+        let lobby = if role == Access::Host {
+            self.waiting
+                .iter()
+                .filter(|w| w.reason == WaitReason::Lobby)
+                .map(|w| Knock {
+                    id: w.id.to_string(),
+                    name: w.name.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.send(
             id,
             ServerMessage::Welcome {
@@ -825,6 +1004,8 @@ impl RoomCore {
                 role,
                 peers: others,
                 ice_servers,
+                seat,
+                lobby,
             },
         );
         if forced_audio || forced_video {
@@ -848,12 +1029,12 @@ impl RoomCore {
             self.send(other, ServerMessage::PeerJoined { peer: info.clone() });
         }
         info!(participants = self.peers.len(), "participant joined");
-        Ok(id)
     }
 
     /// A participant's WebSocket closed (or it said `leave`): it is gone.
     pub fn leave(&mut self, now: Instant, id: PeerId) {
         let Some(key) = self.ids.remove(&id) else {
+            self.stop_waiting(id);
             return;
         };
         let peer = self.peers.remove(key);
@@ -890,8 +1071,33 @@ impl RoomCore {
         info!(participants = self.peers.len(), "participant left");
     }
 
+    /// `id` no longer waits (it left, or was let in or turned away); hosts who saw it
+    /// knock are told.
+    fn stop_waiting(&mut self, id: PeerId) -> Option<Waiting> {
+        let i = self.waiting.iter().position(|w| w.id == id)?;
+        let w = self.waiting.remove(i);
+        if w.reason == WaitReason::Lobby {
+            for h in self.hosts() {
+                self.send(h, ServerMessage::LobbyLeft { id: id.to_string() });
+            }
+        }
+        Some(w)
+    }
+
+    /// How many wait to come in.
+    pub fn waiting(&self) -> u32 {
+        self.waiting.len() as u32
+    }
+
     /// Tells everyone the meeting ended and forgets them.
     pub fn shutdown(&mut self, now: Instant) {
+        for w in std::mem::take(&mut self.waiting) {
+            self.send(
+                w.id,
+                ServerMessage::error(ErrorCode::MeetingEnded, "the meeting has ended"),
+            );
+            self.close(w.id);
+        }
         let ids: Vec<PeerId> = self.ids.keys().copied().collect();
         for id in ids {
             self.send(
@@ -909,6 +1115,20 @@ impl RoomCore {
     /// A signaling message from a joined participant.
     pub fn handle_message(&mut self, now: Instant, id: PeerId, msg: ClientMessage) {
         let Some(&key) = self.ids.get(&id) else {
+            if self.waiting.iter().any(|w| w.id == id) {
+                if msg == ClientMessage::Leave {
+                    self.close(id);
+                    self.stop_waiting(id);
+                } else {
+                    self.send(
+                        id,
+                        ServerMessage::error(
+                            ErrorCode::BadRequest,
+                            "you are waiting to be let in; only leave is possible",
+                        ),
+                    );
+                }
+            }
             return;
         };
         let host_only = matches!(
@@ -919,6 +1139,8 @@ impl RoomCore {
                 | ClientMessage::Remove { .. }
                 | ClientMessage::Lock { .. }
                 | ClientMessage::EndMeeting
+                | ClientMessage::Admit { .. }
+                | ClientMessage::Refuse { .. }
         );
         if host_only && self.peers[key].role != crate::signaling::Role::Host {
             self.send(
@@ -1034,6 +1256,9 @@ impl RoomCore {
                 ),
                 Some(t) => {
                     let gone = self.peers[t].id;
+                    if self.removed.len() < MAX_REMOVED {
+                        self.removed.insert(self.peers[t].seat.clone());
+                    }
                     self.send(
                         gone,
                         ServerMessage::error(
@@ -1047,14 +1272,63 @@ impl RoomCore {
                 None => self.no_such_participant(id),
             },
             ClientMessage::Lock { locked } => {
-                self.locked = locked;
-                self.broadcast(&ServerMessage::Locked { locked });
+                if self.locked != locked {
+                    self.locked = locked;
+                    self.broadcast(&ServerMessage::Locked { locked });
+                }
+            }
+            ClientMessage::Admit { id: target } => self.admit(now, id, &target),
+            ClientMessage::Refuse { id: target } => {
+                let w = target
+                    .parse::<PeerId>()
+                    .ok()
+                    .and_then(|t| self.stop_waiting(t));
+                match w {
+                    Some(w) => {
+                        self.send(
+                            w.id,
+                            ServerMessage::error(ErrorCode::Refused, "a host did not let you in"),
+                        );
+                        self.close(w.id);
+                    }
+                    None => self.no_such_participant(id),
+                }
             }
             ClientMessage::EndMeeting => {
                 info!("a host ended the meeting");
                 self.ended = true;
                 self.shutdown(now);
             }
+        }
+    }
+
+    /// Host `by` lets `target` in from the lobby, if there is room.
+    fn admit(&mut self, now: Instant, by: PeerId, target: &str) {
+        let Some(t) = target
+            .parse::<PeerId>()
+            .ok()
+            .filter(|t| self.waiting.iter().any(|w| w.id == *t))
+        else {
+            return self.no_such_participant(by);
+        };
+        if self.peers.len() as u32 >= self.settings.max_participants {
+            return self.send(
+                by,
+                ServerMessage::error(
+                    ErrorCode::BadRequest,
+                    "the meeting is full: nobody can come in until someone leaves",
+                ),
+            );
+        }
+        if let Some(w) = self.stop_waiting(t) {
+            self.enter(
+                now,
+                w.id,
+                w.name,
+                Access::Participant,
+                w.seat,
+                w.ice_servers,
+            );
         }
     }
 

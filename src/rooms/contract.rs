@@ -113,6 +113,10 @@ impl Launch {
         if !s.participants_may_unmute {
             args.push("--no-participant-unmute".to_owned());
         }
+        if s.lobby {
+            args.push("--lobby".to_owned());
+        }
+        args.push(format!("--without-host={}", s.without_host.as_str()));
         if let Advertise::Ips(ips) = &self.advertise {
             args.extend(ips.iter().map(|ip| format!("--advertise-ip={ip}")));
         }

@@ -40,6 +40,8 @@ impl RoomSettings {
             max_video_kbps: spec.media.max_video_bitrate_kbps,
             ice_timeout: DEFAULT_ICE_TIMEOUT,
             participants_may_unmute: spec.participants_may_unmute,
+            lobby: spec.lobby,
+            without_host: spec.without_host,
         }
     }
 }
@@ -280,11 +282,19 @@ mod tests {
                 max_video_kbps: crate::api::meeting::DEFAULT_MAX_VIDEO_BITRATE_KBPS,
                 ice_timeout: DEFAULT_ICE_TIMEOUT,
                 participants_may_unmute: true,
+                lobby: false,
+                without_host: crate::api::meeting::WithoutHost::Open,
             }
         );
-        let strict: MeetingSpec =
-            serde_yaml::from_str("title: t\nparticipantsMayUnmute: false\n").unwrap();
-        assert!(!RoomSettings::from_spec(&strict).participants_may_unmute);
+        let strict: MeetingSpec = serde_yaml::from_str(
+            "title: t\nparticipantsMayUnmute: false\nlobby: true\nwithoutHost: wait\n",
+        )
+        .unwrap();
+        let s = RoomSettings::from_spec(&strict);
+        assert!(!s.participants_may_unmute);
+        assert!(s.lobby);
+        assert_eq!(s.without_host, crate::api::meeting::WithoutHost::Wait);
+        assert!(serde_yaml::from_str::<MeetingSpec>("title: t\nwithoutHost: later\n").is_err());
         let spec: MeetingSpec = serde_yaml::from_str(
             "title: t\nmaxParticipants: 7\nmedia: {video: false, maxVideoBitrateKbps: 300}\nchat: {enabled: false}\n",
         )

@@ -52,6 +52,8 @@ pub enum Command {
         name: String,
         /// Participant or host, from the token it joined with.
         role: crate::signaling::Role,
+        /// The seat it had before in this browser tab.
+        seat: Option<String>,
         /// Where the room sends this participant's messages.
         outbound: mpsc::Sender<Outbound>,
         /// The participant's id, or why not.
@@ -296,6 +298,7 @@ impl Room {
             Command::Join {
                 name,
                 role,
+                seat,
                 outbound,
                 reply,
             } => {
@@ -307,7 +310,15 @@ impl Room {
                         std::time::SystemTime::now(),
                     )
                 });
-                let result = self.core.join_as(now, name, ice, role);
+                let result = self.core.arrive(
+                    now,
+                    room::Arrival {
+                        name,
+                        role,
+                        seat,
+                        ice_servers: ice,
+                    },
+                );
                 if let Ok(id) = result {
                     self.sessions.insert(id, outbound);
                 }

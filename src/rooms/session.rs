@@ -49,8 +49,8 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
                 .await;
         }
     };
-    let (name, token) = match parse(&first) {
-        Ok(ClientMessage::Join { name, token }) => (name, token),
+    let (name, token, seat) = match parse(&first) {
+        Ok(ClientMessage::Join { name, token, seat }) => (name, token, seat),
         Ok(_) => return signaling::refuse(socket, ErrorCode::BadRequest, "send join first").await,
         Err(r) => return signaling::refuse(socket, r.code, &r.message).await,
     };
@@ -74,6 +74,7 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
         .send(Command::Join {
             name: name.trim().to_owned(),
             role,
+            seat,
             outbound: out_tx,
             reply: reply_tx,
         })
@@ -89,6 +90,14 @@ pub async fn session(mut socket: WebSocket, room: Arc<RoomHandle>) {
         }
         Ok(Err(ErrorCode::Locked)) => {
             return signaling::refuse(socket, ErrorCode::Locked, "the meeting is locked").await;
+        }
+        Ok(Err(ErrorCode::Removed)) => {
+            return signaling::refuse(
+                socket,
+                ErrorCode::Removed,
+                "a host removed you from this meeting",
+            )
+            .await;
         }
         Ok(Err(ErrorCode::MeetingEnded)) => {
             return signaling::refuse(socket, ErrorCode::MeetingEnded, "the meeting has ended")

@@ -123,6 +123,15 @@ pub struct Args {
     /// After a host muted a participant, only a host lifts it.
     #[arg(long)]
     pub no_participant_unmute: bool,
+
+    /// Participants wait in a lobby until a host admits them.
+    #[arg(long)]
+    pub lobby: bool,
+
+    /// While no host is in the meeting: `open` (participants meet without one) or
+    /// `wait` (they wait until a host has joined).
+    #[arg(long, default_value = "open")]
+    pub without_host: crate::api::meeting::WithoutHost,
 }
 
 impl Args {
@@ -136,6 +145,8 @@ impl Args {
             max_video_kbps: self.max_video_bitrate_kbps,
             ice_timeout: self.ice_timeout.into(),
             participants_may_unmute: !self.no_participant_unmute,
+            lobby: self.lobby,
+            without_host: self.without_host,
         }
     }
 
@@ -394,6 +405,8 @@ mod tests {
                     max_video_kbps: 300,
                     ice_timeout: Duration::from_secs(45),
                     participants_may_unmute: false,
+                    lobby: true,
+                    without_host: crate::api::meeting::WithoutHost::Wait,
                 },
                 Advertise::NodeIp,
             ),
