@@ -79,22 +79,28 @@ pub enum ClientMessage {
         id: String,
     },
     /// Host only: mute one participant's audio and/or video (`true`), or lift that
-    /// (`false`: the participant may unmute again; it is not unmuted). The SFU stops
-    /// forwarding muted media at once, whatever the participant's browser sends.
+    /// (`false`: the participant may unmute again; it is not unmuted); a kind left
+    /// out stays as it is. The SFU stops forwarding muted media at once, whatever the
+    /// participant's browser sends.
     MuteParticipant {
         /// Whom.
         id: String,
         /// Mute (or lift the mute of) the audio.
-        audio: bool,
+        #[serde(default)]
+        audio: Option<bool>,
         /// Mute (or lift the mute of) the video.
-        video: bool,
+        #[serde(default)]
+        video: Option<bool>,
     },
-    /// Host only: the same for every participant who is not a host.
+    /// Host only: the same for every participant who is not a host, and for who joins
+    /// later.
     MuteEveryone {
         /// Mute (or lift the mute of) the audio.
-        audio: bool,
+        #[serde(default)]
+        audio: Option<bool>,
         /// Mute (or lift the mute of) the video.
-        video: bool,
+        #[serde(default)]
+        video: Option<bool>,
     },
     /// Host only: disconnect a participant.
     Remove {
@@ -530,6 +536,8 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
         ClientMessage::MuteParticipant { id, .. }
         | ClientMessage::Remove { id }
         | ClientMessage::LowerHand { id }
+        | ClientMessage::Admit { id }
+        | ClientMessage::Refuse { id }
             if id.is_empty() || id.len() > 16 =>
         {
             return Err(refusal(
@@ -607,7 +615,8 @@ mod tests {
             parse(r#"{"type":"join","name":"Erika Mustermann","token":"abc"}"#),
             Ok(ClientMessage::Join {
                 name: "Erika Mustermann".into(),
-                token: "abc".into()
+                token: "abc".into(),
+                seat: None
             })
         );
         assert!(matches!(
@@ -769,17 +778,50 @@ mod tests {
             parse(r#"{"type":"mute-participant","id":"3","audio":true,"video":false}"#),
             Ok(ClientMessage::MuteParticipant {
                 id: "3".into(),
-                audio: true,
-                video: false
+                audio: Some(true),
+                video: Some(false)
             })
         );
         assert_eq!(
             parse(r#"{"type":"mute-everyone","audio":true,"video":true}"#),
             Ok(ClientMessage::MuteEveryone {
-                audio: true,
-                video: true
+                audio: Some(true),
+                video: Some(true)
             })
         );
+        assert_eq!(
+            parse(r#"{"type":"mute-participant","id":"3","video":true}"#),
+            Ok(ClientMessage::MuteParticipant {
+                id: "3".into(),
+                audio: None,
+                video: Some(true)
+            }),
+            "a kind left out stays as it is"
+        );
+        assert_eq!(
+            parse(r#"{"type":"admit","id":"9"}"#),
+            Ok(ClientMessage::Admit { id: "9".into() })
+        );
+        assert_eq!(
+            parse(r#"{"type":"refuse","id":"9"}"#),
+            Ok(ClientMessage::Refuse { id: "9".into() })
+        );
+        assert_eq!(
+            parse(r#"{"type":"join","name":"A","token":"t","seat":"abc123"}"#),
+            Ok(ClientMessage::Join {
+                name: "A".into(),
+                token: "t".into(),
+                seat: Some("abc123".into())
+            })
+        );
+        for bad_seat in ["", "a b", "ä", &"x".repeat(65)] {
+            let m = format!(r#"{{"type":"join","name":"A","token":"t","seat":"{bad_seat}"}}"#);
+            assert_eq!(
+                parse(&m).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad_seat:?}"
+            );
+        }
         assert_eq!(
             parse(r#"{"type":"lock","locked":true}"#),
             Ok(ClientMessage::Lock { locked: true })
@@ -793,7 +835,10 @@ mod tests {
             r#"{"type":"remove","id":"12345678901234567"}"#,
             r#"{"type":"remove"}"#,
             r#"{"type":"lock","locked":"yes"}"#,
-            r#"{"type":"mute-participant","id":"3","audio":true}"#,
+            r#"{"type":"mute-participant","id":"3","audio":"on"}"#,
+            r#"{"type":"admit","id":""}"#,
+            r#"{"type":"refuse"}"#,
+            r#"{"type":"admit","id":"3","everyone":true}"#,
         ] {
             assert_eq!(parse(bad).unwrap_err().code, ErrorCode::BadRequest, "{bad}");
         }
@@ -843,10 +888,37 @@ mod tests {
                 host: false,
             }],
             ice_servers: vec![],
+            seat: "s3".into(),
+            lobby: vec![],
         };
         assert_eq!(
             welcome.to_frame(),
-            r#"{"type":"welcome","id":"p2","role":"participant","peers":[{"id":"p1","name":"Erika","audio_muted":false,"video_muted":true}]}"#
+            r#"{"type":"welcome","id":"p2","role":"participant","peers":[{"id":"p1","name":"Erika","audio_muted":false,"video_muted":true}],"seat":"s3"}"#
+        );
+        assert_eq!(
+            ServerMessage::Waiting {
+                reason: WaitReason::NoHost
+            }
+            .to_frame(),
+            r#"{"type":"waiting","reason":"no-host"}"#
+        );
+        assert_eq!(
+            ServerMessage::LobbyJoined {
+                peer: Knock {
+                    id: "7".into(),
+                    name: "Ada".into()
+                }
+            }
+            .to_frame(),
+            r#"{"type":"lobby-joined","peer":{"id":"7","name":"Ada"}}"#
+        );
+        assert_eq!(
+            ServerMessage::LobbyLeft { id: "7".into() }.to_frame(),
+            r#"{"type":"lobby-left","id":"7"}"#
+        );
+        assert_eq!(
+            ServerMessage::error(ErrorCode::Refused, "no").to_frame(),
+            r#"{"type":"error","code":"refused","message":"no"}"#
         );
         assert_eq!(
             ServerMessage::PeerLeft { id: "p1".into() }.to_frame(),

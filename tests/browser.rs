@@ -174,3 +174,71 @@ fn a_phone_sized_screen_fits_and_the_call_works_by_keyboard() {
         );
     }
 }
+
+/// A lesson in three Chromiums and a fourth for the latecomer, through `raum
+/// standalone`: the lobby, a host's mute enforced by the SFU, hands, lock, removal
+/// and the end, each as the pages show it (Ada's in German).
+#[test]
+fn a_teacher_runs_a_lesson_with_a_lobby_mute_hands_lock_and_removal() {
+    use raum::gateway::i18n::{DE, EN};
+    let s = Standalone::start(
+        &[(
+            "lesson.yaml",
+            &meeting_yaml(
+                "lesson",
+                "  title: Lesson\n  lobby: true\n  participantsMayUnmute: false\n",
+            ),
+        )],
+        &[],
+    );
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("lesson"));
+    let host_url = format!("http://{}/j/{}", s.addr, Standalone::host_token("lesson"));
+    let r = browser::run(
+        json!({"scenario": "lesson", "url": url, "hostUrl": host_url}),
+        Duration::from_secs(180),
+    );
+    eprintln!("{r}");
+    assert_eq!(r["role"], "host", "{r}");
+    assert_eq!(r["hostControls"], true, "{r}");
+    assert_eq!(r["adaWaits"]["title"], DE.wait_lobby_title, "{r}");
+    assert_eq!(r["adaWaits"]["text"], DE.wait_lobby_text, "{r}");
+    assert_eq!(
+        r["adaWaits"]["id"],
+        serde_json::Value::Null,
+        "waiting is not joined: {r}"
+    );
+    assert_eq!(r["bobWaits"]["title"], EN.wait_lobby_title, "{r}");
+    assert_eq!(r["knocks"], json!(["Ada", "Bob"]), "{r}");
+    assert_eq!(r["bobEnd"]["title"], EN.refused_title, "{r}");
+    assert_eq!(r["bobEnd"]["text"], EN.refused_text, "{r}");
+    assert_eq!(r["bobEnd"]["rejoin"], false, "no way back offered: {r}");
+    assert_eq!(r["knocksAfter"], 0, "{r}");
+    let m = &r["mutedAudio"];
+    assert_eq!(m["whileMuted"], 0, "muted audio stops at the SFU: {r}");
+    assert_eq!(m["afterOwnUnmute"], 0, "her own unmute is refused: {r}");
+    assert_eq!(m["adaMicPressed"], "true", "{r}");
+    assert!(
+        m["afterLift"].as_u64().unwrap() > 20,
+        "lifted, she is heard: {r}"
+    );
+    assert_eq!(r["adaStatus"], DE.err_forbidden, "{r}");
+    assert!(
+        r["handSeen"].as_str().unwrap().contains(EN.hand_raised),
+        "{r}"
+    );
+    assert_eq!(r["adaHandButton"], DE.lower_hand, "{r}");
+    assert_eq!(r["handsAfter"], 0, "{r}");
+    assert_eq!(r["cleoEnd"], EN.locked_title, "{r}");
+    assert_eq!(r["adaRemoved"]["title"], DE.removed_title, "{r}");
+    assert_eq!(r["adaRemoved"]["rejoin"], false, "{r}");
+    assert_eq!(r["adaAgain"], DE.removed_title, "the reload stays out: {r}");
+    assert_eq!(r["teacherKnocksAfterRemoval"], 0, "{r}");
+    assert_eq!(r["teacherEnd"], EN.ended_title, "{r}");
+    let log = s.log();
+    for secret in ["Ada", "Bob", "Cleo", "Teacher"] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} in the process log:\n{log}"
+        );
+    }
+}

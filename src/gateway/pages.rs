@@ -177,13 +177,23 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
          <p id=\"status\" class=\"msg\" role=\"status\" aria-live=\"polite\"></p>\
          <div id=\"grid\"></div>\
          <div id=\"controls\">{mic}{cam}\
+         <button id=\"hand\" type=\"button\" aria-pressed=\"false\">{raise_hand}</button>\
          <button id=\"view\" type=\"button\" aria-pressed=\"false\">{view}</button>\
          <span id=\"pager\" hidden><button id=\"page-prev\" type=\"button\" aria-label=\"{prev}\">‹</button>\
          <span id=\"page\" aria-live=\"polite\"></span>\
          <button id=\"page-next\" type=\"button\" aria-label=\"{next}\">›</button></span>\
          <button id=\"leave\" type=\"button\" class=\"danger\">{leave}</button></div>\
-         <aside id=\"side\"><h2>{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
+         <aside id=\"side\">\
+         <div id=\"host-controls\" hidden><h2>{host_actions}</h2><p class=\"hint\">{host_you}</p>\
+         <div class=\"row\"><button id=\"mute-all\" type=\"button\">{mute_all}</button>\
+         <button id=\"lift-all\" type=\"button\">{lift_all}</button>\
+         <button id=\"lock\" type=\"button\" aria-pressed=\"false\">{lock}</button>\
+         <button id=\"end-all\" type=\"button\" class=\"danger\">{end_all}</button></div>\
+         <div id=\"knocks\" hidden><h2>{lobby_heading}</h2><ul id=\"knock-list\"></ul></div></div>\
+         <h2>{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
          </section>\
+         <section id=\"knock\" class=\"notice\" hidden><h1 id=\"knock-title\"></h1>\
+         <p id=\"knock-text\"></p><button id=\"knock-leave\" type=\"button\">{leave}</button></section>\
          <section id=\"end\" class=\"notice\" hidden><h1 id=\"end-title\"></h1><p id=\"end-text\"></p>\
          <button id=\"rejoin\" type=\"button\">{rejoin}</button></section>",
         join = s.join,
@@ -204,6 +214,14 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
             String::new()
         },
         leave = s.leave,
+        raise_hand = s.raise_hand,
+        host_actions = s.host_actions,
+        host_you = s.host_you,
+        mute_all = s.mute_all,
+        lift_all = s.lift_all,
+        lock = s.lock,
+        end_all = s.end_all,
+        lobby_heading = s.lobby_heading,
         view = s.view_speaker,
         prev = s.page_prev,
         next = s.page_next,

@@ -1235,7 +1235,10 @@ impl RoomCore {
                 None => self.no_such_participant(id),
             },
             ClientMessage::MuteEveryone { audio, video } => {
-                self.mute_all = (audio, video);
+                self.mute_all = (
+                    audio.unwrap_or(self.mute_all.0),
+                    video.unwrap_or(self.mute_all.1),
+                );
                 let targets: Vec<PeerKey> = self
                     .peers
                     .iter()
@@ -1358,11 +1361,14 @@ impl RoomCore {
         );
     }
 
-    /// A host mutes (`true`) or lifts the mute (`false`) of `key`'s audio and video.
-    /// Muting takes effect at once: the room drops that media on arrival.
-    fn host_mute(&mut self, key: PeerKey, audio: bool, video: bool) {
+    /// A host mutes (`true`) or lifts the mute (`false`) of `key`'s audio and video
+    /// (`None`: as it is). Muting takes effect at once: the room drops that media on
+    /// arrival.
+    fn host_mute(&mut self, key: PeerKey, audio: Option<bool>, video: Option<bool>) {
         let p = &mut self.peers[key];
         let before = (p.forced_audio, p.forced_video, p.audio_muted, p.video_muted);
+        let audio = audio.unwrap_or(p.forced_audio);
+        let video = video.unwrap_or(p.forced_video);
         p.forced_audio = audio;
         p.forced_video = video;
         p.audio_muted |= audio;

@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
 //   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast" |
-//    "class" | "firewalled", "url": "...", ...}
+//    "class" | "firewalled" | "lesson", "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -438,7 +438,110 @@ async function firewalled() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled };
+// A lesson with a lobby: the teacher (host link) lets Ada (German) in and turns Bob
+// away; mutes Ada (her audio stops arriving, and her own unmute is refused), lets
+// everyone unmute again; sees and lowers Ada's hand; locks the meeting against Cleo;
+// removes Ada, whose reload stays out; ends the meeting. What each page showed is
+// returned for the caller to check against the texts.
+async function lesson() {
+  const browser = await launch();
+  try {
+    const text = (p, sel) => p.page.evaluate((s) => { const el = document.querySelector(s); return el ? el.textContent : null; }, sel);
+    const visible = (p, sel) => p.page.evaluate((s) => { const el = document.querySelector(s); return !!el && !el.closest('[hidden]'); }, sel);
+    const audioIn = (p) => stats(p).then((s) => s.audioPackets);
+    const out = {};
+    const teacher = await participant(browser, 'Teacher', args.hostUrl);
+    teacher.page.on('dialog', (d) => d.accept());
+    await join(teacher);
+    out.role = await teacher.page.evaluate(() => window.raum.role);
+    out.hostControls = await visible(teacher, '#host-controls');
+    const ada = await participant(browser, 'Ada', args.url, 'de-DE');
+    const bob = await participant(browser, 'Bob', args.url, 'en-US');
+    const knock = async (p) => {
+      await p.page.waitForSelector('#join-form');
+      await until(`${p.name}: devices listed`, () =>
+        p.page.evaluate(() => !document.getElementById('camera') || document.getElementById('camera').options.length > 0));
+      await p.page.fill('#name', p.name);
+      await p.page.click('#join');
+      await until(`${p.name}: waits`, () => visible(p, '#knock'));
+      return { title: await text(p, '#knock-title'), text: await text(p, '#knock-text'), id: await p.page.evaluate(() => window.raum.id) };
+    };
+    out.adaWaits = await knock(ada);
+    out.bobWaits = await knock(bob);
+    await until('teacher sees two knocks', () => teacher.page.evaluate(() => window.raum.lobby.length === 2));
+    out.knocks = await teacher.page.evaluate(() => [...document.querySelectorAll('#knock-list li span')].map((s) => s.textContent).sort());
+    await teacher.page.click('#knock-list button[aria-label="Let in: Ada"]');
+    await teacher.page.click('#knock-list button[aria-label="Turn away: Bob"]');
+    await until('Ada is in', () => ada.page.evaluate(() => window.raum.id !== null));
+    await until('Bob is turned away', () => visible(bob, '#end'));
+    out.bobEnd = { title: await text(bob, '#end-title'), text: await text(bob, '#end-text'), rejoin: await visible(bob, '#rejoin') };
+    out.knocksAfter = await teacher.page.evaluate(() => window.raum.lobby.length);
+    await receiving(teacher, 1);
+
+    // The teacher mutes Ada: her audio stops arriving.
+    await teacher.page.click('#people button.mute-one');
+    await until('Ada is told', () => ada.page.evaluate(() => document.getElementById('mic').getAttribute('aria-pressed') === 'true'));
+    await sleep(1000);
+    const m0 = await audioIn(teacher);
+    await sleep(2000);
+    const m1 = await audioIn(teacher);
+    // Ada tries to unmute herself: refused (participantsMayUnmute: false).
+    await ada.page.click('#mic');
+    await until('Ada is refused', async () => (await text(ada, '#status')) !== '');
+    out.adaStatus = await text(ada, '#status');
+    await sleep(2000);
+    const m2 = await audioIn(teacher);
+    out.mutedAudio = { whileMuted: m1 - m0, afterOwnUnmute: m2 - m1, adaMicPressed: await ada.page.evaluate(() => document.getElementById('mic').getAttribute('aria-pressed')) };
+    // The teacher lets everyone unmute; Ada unmutes; her audio comes again.
+    await teacher.page.click('#lift-all');
+    await sleep(500);
+    await ada.page.click('#mic');
+    await sleep(1500);
+    const u0 = await audioIn(teacher);
+    await sleep(2000);
+    out.mutedAudio.afterLift = (await audioIn(teacher)) - u0;
+
+    // Ada raises her hand; the teacher sees it and lowers it.
+    await ada.page.click('#hand');
+    await until('the teacher sees the hand', () => teacher.page.evaluate(() => window.raum.hands.length === 1));
+    out.handSeen = await text(teacher, '#people li[data-peer] span');
+    out.adaHandButton = await text(ada, '#hand');
+    await teacher.page.click('#people button.lower-hand');
+    await until('the hand is lowered', () => ada.page.evaluate(() => !window.raum.hand));
+    out.handsAfter = await teacher.page.evaluate(() => window.raum.hands.length);
+
+    // Locked: Cleo cannot even knock.
+    await teacher.page.click('#lock');
+    await until('Ada sees the lock', () => ada.page.evaluate(() => window.raum.locked));
+    const cleo = await participant(browser, 'Cleo', args.url, 'en-US');
+    await cleo.page.fill('#name', 'Cleo');
+    await cleo.page.click('#join');
+    await until('Cleo is refused', () => visible(cleo, '#end'));
+    out.cleoEnd = await text(cleo, '#end-title');
+    await teacher.page.click('#lock');
+
+    // Removed: Ada's reload of the same tab stays out.
+    await teacher.page.click('#people button.remove');
+    await until('Ada is removed', () => visible(ada, '#end'));
+    out.adaRemoved = { title: await text(ada, '#end-title'), rejoin: await visible(ada, '#rejoin') };
+    await ada.page.reload();
+    await ada.page.fill('#name', 'Ada');
+    await ada.page.click('#join');
+    await until('Ada stays out', () => visible(ada, '#end'));
+    out.adaAgain = await text(ada, '#end-title');
+    out.teacherKnocksAfterRemoval = await teacher.page.evaluate(() => window.raum.lobby.length);
+
+    // The teacher ends the meeting for all.
+    await teacher.page.click('#end-all');
+    await until('the meeting ends', () => visible(teacher, '#end'));
+    out.teacherEnd = await text(teacher, '#end-title');
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

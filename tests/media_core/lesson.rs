@@ -46,8 +46,8 @@ fn a_host_mute_stops_the_audio_at_the_sfu_whatever_the_peer_sends() {
     let pupil_id = w.clients[pupil].id;
     let mute = |audio| ClientMessage::MuteParticipant {
         id: pupil_id.to_string(),
-        audio,
-        video: false,
+        audio: Some(audio),
+        video: Some(false),
     };
     w.say(teacher, mute(true));
     w.run(Duration::from_millis(200));
@@ -112,8 +112,8 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
     w.say(
         teacher,
         ClientMessage::MuteEveryone {
-            audio: true,
-            video: false,
+            audio: Some(true),
+            video: Some(false),
         },
     );
     w.run(Duration::from_secs(1));
@@ -149,8 +149,8 @@ fn where_participants_may_unmute_a_muted_pupil_unmutes_itself() {
     w.say(
         teacher,
         ClientMessage::MuteEveryone {
-            audio: false,
-            video: false,
+            audio: Some(false),
+            video: Some(false),
         },
     );
     let after = w.join("After", true, false);
@@ -175,12 +175,12 @@ fn host_messages_from_a_participant_are_forbidden_and_change_nothing() {
     for msg in [
         ClientMessage::MuteParticipant {
             id: other_id.clone(),
-            audio: true,
-            video: true,
+            audio: Some(true),
+            video: Some(true),
         },
         ClientMessage::MuteEveryone {
-            audio: true,
-            video: true,
+            audio: Some(true),
+            video: Some(true),
         },
         ClientMessage::Remove {
             id: other_id.clone(),
@@ -275,8 +275,8 @@ fn a_host_locks_removes_and_ends() {
             &mut w,
             ClientMessage::MuteParticipant {
                 id: gone,
-                audio: true,
-                video: true,
+                audio: Some(true),
+                video: Some(true),
             },
         );
     }
@@ -685,4 +685,36 @@ fn a_removed_seat_stays_out_and_hosts_get_in_when_full() {
     w.pump();
     let back = w.knock("Other", Some(&other_seat)).unwrap();
     assert_eq!(seat_of(&w, back), other_seat);
+}
+
+/// A host's mute names the kinds it changes: muting the camera after the microphone
+/// keeps the microphone muted; lifting one lifts only that one.
+#[test]
+fn a_host_mute_changes_only_the_kinds_it_names() {
+    let mut w = World::new(settings(10));
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, true);
+    let id = w.clients[pupil].id.to_string();
+    let mut host = |audio, video| {
+        w.say(
+            teacher,
+            ClientMessage::MuteParticipant {
+                id: id.clone(),
+                audio,
+                video,
+            },
+        );
+        w.pump();
+        w.clients[pupil]
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ServerMessage::MutedByHost { audio, video } => Some((*audio, *video)),
+                _ => None,
+            })
+    };
+    assert_eq!(host(Some(true), None), Some((true, false)));
+    assert_eq!(host(None, Some(true)), Some((true, true)));
+    assert_eq!(host(Some(false), None), Some((false, true)));
 }

@@ -1,5 +1,6 @@
 // raum web client: the lobby (name, devices, preview), the call (grid or speaker view,
-// pages of tiles, mute, camera, chat, people) and the waiting page. The camera goes
+// pages of tiles, mute, camera, chat, people, hands, and for hosts the lesson controls),
+// the waiting room (a host lets you in) and the waiting page (before the start). The camera goes
 // out as three simulcast layers; the client tells the SFU which videos it shows and
 // how large (a `layout`), so each comes in the layer the tile needs and video off
 // screen is not sent at all. Plain JavaScript, no build step; the server puts
@@ -41,6 +42,14 @@
   const PAGE = 16; // tiles per page in the grid view
   let lastLayout = ''; // what the SFU was told last
   let videoSender = null;
+  let role = 'participant'; // or 'host': what the SFU made of our link
+  let myHand = false;
+  let locked = false;
+  const knocks = new Map(); // hosts: who waits in the lobby, id -> name
+  // This tab's seat (from `welcome`): a tab a host removed stays out. Kept for the
+  // tab's session only, never sent anywhere but this meeting's SFU.
+  const seatKey = 'raum-seat:' + location.pathname;
+  const store = (k, v) => { try { if (v === undefined) return sessionStorage.getItem(k); sessionStorage.setItem(k, v); } catch { /* storage off */ } return null; };
 
   // The simulcast ladder, lowest first (docs/signaling.md): 180p, 360p, 720p.
   const ENCODINGS = [
@@ -263,10 +272,34 @@
     const me = document.createElement('li');
     me.textContent = `${myName} (${S.you})` + (audioMuted ? ` · ${S.muted}` : '');
     ul.append(me);
+    if (myHand) me.textContent += ` · ${S.hand_raised}`;
+    if (role === 'host') me.textContent += ` · ${S.host}`;
     for (const [id, p] of peers) {
       const li = document.createElement('li');
       li.dataset.peer = id;
-      li.textContent = p.name + (p.host ? ` · ${S.host}` : '') + (p.hand ? ` · ${S.hand_raised}` : '') + (p.audio ? ` · ${S.muted}` : '');
+      const who = document.createElement('span');
+      who.textContent = p.name + (p.host ? ` · ${S.host}` : '') + (p.hand ? ` · ${S.hand_raised}` : '') + (p.audio ? ` · ${S.muted}` : '');
+      li.append(who);
+      if (role === 'host') {
+        const act = (cls, text, msg, confirmText) => {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'small ' + cls;
+          b.textContent = text;
+          b.setAttribute('aria-label', `${text}: ${p.name}`);
+          b.addEventListener('click', () => {
+            if (confirmText && !window.confirm(confirmText)) return;
+            send(msg);
+          });
+          li.append(b);
+        };
+        if (p.hand) act('lower-hand', S.lower_hand, { type: 'lower-hand', id });
+        if (!p.host) {
+          if (!p.audio && M.audio) act('mute-one', S.host_mute, { type: 'mute-participant', id, audio: true });
+          if (!p.video && M.video) act('camera-one', S.host_camera_off, { type: 'mute-participant', id, video: true });
+          act('remove danger', S.remove, { type: 'remove', id }, S.remove_confirm.replace('{name}', p.name));
+        }
+      }
       ul.append(li);
     }
     if (!peers.size) {
@@ -279,6 +312,43 @@
       const tile = tiles.get(id);
       if (tile) tile.querySelector('figcaption').textContent = label(id);
     }
+  }
+
+  // Hosts: who waits in the lobby, each with "let in" and "turn away".
+  function renderKnocks() {
+    const box = $('knocks');
+    const ul = $('knock-list');
+    if (!box || !ul) return;
+    ul.textContent = '';
+    for (const [id, name] of knocks) {
+      const li = document.createElement('li');
+      li.dataset.peer = id;
+      const who = document.createElement('span');
+      who.textContent = name;
+      li.append(who);
+      for (const [cls, text, type] of [['admit', S.admit, 'admit'], ['refuse danger', S.refuse, 'refuse']]) {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'small ' + cls;
+        b.textContent = text;
+        b.setAttribute('aria-label', `${text}: ${name}`);
+        b.addEventListener('click', () => send({ type, id }));
+        li.append(b);
+      }
+      ul.append(li);
+    }
+    box.hidden = !knocks.size;
+  }
+
+  function renderHost() {
+    $('host-controls').hidden = role !== 'host';
+    const lock = $('lock');
+    lock.textContent = locked ? S.unlock : S.lock;
+    lock.setAttribute('aria-pressed', String(locked));
+    const hand = $('hand');
+    hand.textContent = myHand ? S.lower_hand : S.raise_hand;
+    hand.setAttribute('aria-pressed', String(myHand));
+    renderKnocks();
   }
 
   function chatLine(from, text, mine) {
@@ -338,15 +408,19 @@
     peers.clear();
   }
 
-  function end(title, text) {
+  // The call is over for us. `again`: whether joining again can work (not after the
+  // meeting ended, or a host removed or turned us away).
+  function end(title, text, again = true) {
     leaving = true;
     teardown();
     if (local) local.getTracks().forEach((t) => t.stop());
     $('call').hidden = true;
+    $('knock').hidden = true;
+    $('rejoin').hidden = !again;
     $('end').hidden = false;
     $('end-title').textContent = title;
     $('end-text').textContent = text || '';
-    $('rejoin').focus();
+    if (again) $('rejoin').focus();
   }
 
   function lost() {
@@ -400,7 +474,8 @@
       if (conn.connectionState === 'failed') { status(S.err_media); lost(); }
     };
     socket.onopen = async () => {
-      send({ type: 'join', name: myName, token });
+      const seat = store(seatKey);
+      send(Object.assign({ type: 'join', name: myName, token }, seat ? { seat } : {}));
     };
     socket.onclose = () => { if (socket === ws) lost(); };
     socket.onmessage = async (ev) => {
@@ -413,8 +488,25 @@
   async function handle(msg, conn) {
     if (conn !== pc) return;
     switch (msg.type) {
+      case 'waiting': {
+        // Not in yet: a host lets us in (welcome follows) or not (an error).
+        $('call').hidden = true;
+        $('knock').hidden = false;
+        const lobby = msg.reason === 'lobby';
+        $('knock-title').textContent = lobby ? S.wait_lobby_title : S.wait_host_title;
+        $('knock-text').textContent = lobby ? S.wait_lobby_text : S.wait_host_text;
+        break;
+      }
       case 'welcome': {
         myId = msg.id;
+        $('knock').hidden = true;
+        $('call').hidden = false;
+        role = msg.role === 'host' ? 'host' : 'participant';
+        if (typeof msg.seat === 'string') store(seatKey, msg.seat);
+        knocks.clear();
+        for (const k of msg.lobby || []) knocks.set(String(k.id), k.name);
+        myHand = false;
+        renderHost();
         // TURN for networks that block UDP or most ports: this participant's own
         // credential, set before the offer starts gathering candidates.
         if (Array.isArray(msg.ice_servers) && msg.ice_servers.length) {
@@ -481,9 +573,26 @@
         break;
       }
       case 'locked':
-        notice(msg.locked ? S.locked_notice : S.unlocked_notice);
+        locked = !!msg.locked;
+        notice(locked ? S.locked_notice : S.unlocked_notice);
+        renderHost();
+        break;
+      case 'lobby-joined':
+        knocks.set(String(msg.peer.id), msg.peer.name);
+        notice(S.knock_notice.replace('{name}', msg.peer.name));
+        renderKnocks();
+        break;
+      case 'lobby-left':
+        knocks.delete(String(msg.id));
+        renderKnocks();
         break;
       case 'hand': {
+        if (String(msg.id) === myId) {
+          myHand = !!msg.raised;
+          renderHost();
+          renderPeople();
+          break;
+        }
         const p = peers.get(String(msg.id));
         if (p) {
           p.hand = !!msg.raised;
@@ -507,13 +616,14 @@
       case 'error':
         switch (msg.code) {
           case 'room-full': end(S.full_title, S.full_text.replace('{n}', M.maxParticipants)); break;
-          case 'meeting-ended': end(S.ended_title, S.ended_text); break;
+          case 'meeting-ended': end(S.ended_title, S.ended_text, false); break;
           case 'unauthorized': end(S.not_found_title, S.not_found_text); break;
           case 'not-started': leaving = true; teardown(); location.reload(); break;
           case 'rate-limited': status(S.err_rate); break;
           case 'forbidden': status(S.err_forbidden); break;
           case 'locked': end(S.locked_title, S.locked_text); break;
-          case 'removed': end(S.removed_title, S.removed_text); break;
+          case 'removed': end(S.removed_title, S.removed_text, false); break;
+          case 'refused': end(S.refused_title, S.refused_text, false); break;
           case 'unavailable': break; // the socket closes next: reconnect with backoff
           default: console.warn('signaling error', msg.code);
         }
@@ -536,6 +646,12 @@
     end(S.left, '');
   });
   $('rejoin').addEventListener('click', () => location.reload());
+  $('knock-leave').addEventListener('click', () => { send({ type: 'leave' }); end(S.left, ''); });
+  $('hand').addEventListener('click', () => send({ type: 'hand', raised: !myHand }));
+  $('mute-all').addEventListener('click', () => send({ type: 'mute-everyone', audio: true }));
+  $('lift-all').addEventListener('click', () => send({ type: 'mute-everyone', audio: false, video: false }));
+  $('lock').addEventListener('click', () => send({ type: 'lock', locked: !locked }));
+  $('end-all').addEventListener('click', () => { if (window.confirm(S.end_confirm)) send({ type: 'end-meeting' }); });
   if ($('view')) $('view').addEventListener('click', () => { view = view === 'grid' ? 'speaker' : 'grid'; layout(); });
   if ($('page-prev')) $('page-prev').addEventListener('click', () => { pageNo = Math.max(0, pageNo - 1); layout(); });
   if ($('page-next')) $('page-next').addEventListener('click', () => { pageNo += 1; layout(); });
@@ -573,6 +689,11 @@
     get view() { return view; },
     get layout() { return lastLayout ? JSON.parse(lastLayout) : null; },
     get pc() { return pc; },
+    get role() { return role; },
+    get hand() { return myHand; },
+    get locked() { return locked; },
+    get lobby() { return [...knocks.entries()].map(([id, name]) => ({ id, name })); },
+    get hands() { return [...peers.entries()].filter(([, p]) => p.hand).map(([id]) => id); },
   };
 
   lobby();
