@@ -170,6 +170,7 @@ async fn gateway(sfu: &str) -> (String, tempfile::TempDir) {
             audio: true,
             video: true,
             chat: true,
+            screen_share: Default::default(),
             host_token_sha256: None,
         }),
     )]));

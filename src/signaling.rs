@@ -35,6 +35,10 @@ pub enum ClientMessage {
     Offer {
         /// The SDP.
         sdp: String,
+        /// The mid of the video section that carries a screen share, while it shares
+        /// one (absent otherwise).
+        #[serde(default)]
+        screen: Option<String>,
     },
     /// The answer to an offer from the SFU.
     Answer {
@@ -179,6 +183,9 @@ pub struct PeerInfo {
     /// meeting.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub host: bool,
+    /// Sharing a screen now (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub screen: bool,
 }
 
 /// Someone waiting in the lobby, as hosts see them.
@@ -327,6 +334,14 @@ pub enum ServerMessage {
         id: String,
         /// Raised.
         raised: bool,
+    },
+    /// Someone started or stopped sharing a screen (its video comes as the stream
+    /// `<id>-screen`).
+    Screen {
+        /// Who.
+        id: String,
+        /// Sharing now.
+        sharing: bool,
     },
     /// A host locked or unlocked the meeting.
     Locked {
@@ -545,7 +560,9 @@ pub fn parse(frame: &str) -> Result<ClientMessage, Refusal> {
                 "the message must name a participant",
             ));
         }
-        ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp } if !sdp.starts_with("v=0") => {
+        ClientMessage::Offer { sdp, .. } | ClientMessage::Answer { sdp }
+            if !sdp.starts_with("v=0") =>
+        {
             // An SDP that does not parse ends the session (docs/signaling.md).
             return Err(Refusal {
                 closes: true,
@@ -863,6 +880,7 @@ mod tests {
                     video_muted: false,
                     hand: true,
                     host: true,
+                    screen: false,
                 }
             }
             .to_frame(),
@@ -886,6 +904,7 @@ mod tests {
                 video_muted: true,
                 hand: false,
                 host: false,
+                screen: false,
             }],
             ice_servers: vec![],
             seat: "s3".into(),

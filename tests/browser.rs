@@ -167,7 +167,8 @@ fn a_phone_sized_screen_fits_and_the_call_works_by_keyboard() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for control in ["mic", "cam", "leave", "chat-input"] {
+    assert_eq!(r["shareHidden"], true, "no screen sharing on phones: {r}");
+    for control in ["mic", "cam", "hand", "leave", "chat-input"] {
         assert!(
             reached.contains(&control),
             "{control} not reachable by Tab: {r}"
@@ -241,4 +242,47 @@ fn a_teacher_runs_a_lesson_with_a_lobby_mute_hands_lock_and_removal() {
             "{secret:?} in the process log:\n{log}"
         );
     }
+}
+
+/// Screen sharing where only hosts may share: a participant's page that shares
+/// anyway is refused by the SFU, the teacher's screen is decoded large by the others,
+/// a second host cannot share at the same time, and stopping in the browser's bar
+/// ends it cleanly (and sharing again works).
+#[test]
+fn a_host_shares_a_screen_that_the_others_decode_and_participants_cannot() {
+    use raum::gateway::i18n::EN;
+    let s = Standalone::start(
+        &[(
+            "slides.yaml",
+            &meeting_yaml("slides", "  title: Slides\n  screenShare: hosts\n"),
+        )],
+        &[],
+    );
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("slides"));
+    let host_url = format!("http://{}/j/{}", s.addr, Standalone::host_token("slides"));
+    let r = browser::run(
+        json!({"scenario": "share", "url": url, "hostUrl": host_url}),
+        Duration::from_secs(180),
+    );
+    eprintln!("{r}");
+    assert_eq!(r["adaButtonHidden"], true, "{r}");
+    assert_eq!(r["teacherButtonHidden"], false, "{r}");
+    assert_eq!(r["adaStatus"], EN.err_forbidden, "{r}");
+    assert_eq!(r["adaStillSharing"], false, "{r}");
+    assert_eq!(r["teacherSeesScreenOfAda"], serde_json::Value::Null, "{r}");
+    let teacher = r["teacherId"].as_str().unwrap();
+    for seen in [&r["adaSees"], &r["adaSeesAgain"]] {
+        assert_eq!(seen["peer"], format!("{teacher}-screen"), "{r}");
+        assert_eq!(seen["caption"], "Screen of Teacher", "{r}");
+        // Screen capture sends frames as the picture changes: few, but they come.
+        assert!(seen["rising"].as_u64().unwrap() > 1, "decoded: {r}");
+        assert!(seen["share"].as_f64().unwrap() > 0.9, "shown large: {r}");
+        assert!(seen["width"].as_u64().unwrap() >= 640, "{r}");
+    }
+    assert_eq!(r["teacherButton"], EN.stop_share, "{r}");
+    assert_eq!(r["coButtonDisabled"], true, "{r}");
+    assert_eq!(r["coStatus"], EN.share_busy, "{r}");
+    assert_eq!(r["coSharing"], false, "{r}");
+    assert_eq!(r["adaSharerAfterStop"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["adaReceivesAll"]["videos"], 2, "{r}");
 }

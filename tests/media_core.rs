@@ -78,6 +78,9 @@ struct Client {
     plis: Vec<u32>,
     /// The audio level its microphone sends (RFC 6464: 0 loudest, 127 silence).
     level: u8,
+    /// A screen share it sends (a second video track), if any, and its transceiver.
+    screen: Option<(RTCRtpSenderId, u32)>,
+    screen_transceiver: Option<rtc::rtp_transceiver::RTCRtpTransceiverId>,
 }
 
 struct Simulcast {
@@ -153,6 +156,8 @@ impl Client {
             simulcast: None,
             plis: Vec::new(),
             level: 127,
+            screen: None,
+            screen_transceiver: None,
         }
     }
 
@@ -520,7 +525,9 @@ impl Client {
                         .strip_prefix(VP8_KEYFRAME)
                         .unwrap_or_default()
                 };
-                let expect = format!("{stream}:{kind:?}:");
+                // A screen share (stream `<id>-screen`) is its publisher's too.
+                let publisher = stream.strip_suffix("-screen").unwrap_or(&stream);
+                let expect = format!("{publisher}:{kind:?}:");
                 let ok = p.starts_with(MAGIC) && p[MAGIC.len()..].starts_with(expect.as_bytes());
                 if ok {
                     entry.seqs.push(packet.header.sequence_number);
@@ -670,7 +677,7 @@ impl World {
             .expect("joined");
         let sdp = c.offer(self.now, audio, video);
         self.room
-            .handle_message(self.now, c.id, ClientMessage::Offer { sdp });
+            .handle_message(self.now, c.id, ClientMessage::Offer { sdp, screen: None });
         self.clients.push(c);
         self.pump();
         n
@@ -684,7 +691,7 @@ impl World {
         c.add_simulcast_video();
         let sdp = c.offer(self.now, true, false);
         self.room
-            .handle_message(self.now, c.id, ClientMessage::Offer { sdp });
+            .handle_message(self.now, c.id, ClientMessage::Offer { sdp, screen: None });
         self.clients.push(c);
         self.pump();
         n
@@ -832,6 +839,13 @@ impl World {
                 }
                 if t.is_multiple_of(30) {
                     c.send_simulcast(now);
+                }
+                if t.is_multiple_of(10) && c.screen.is_some() {
+                    // A screen share is sent as the camera is (these clients have
+                    // none when they share).
+                    let camera = c.video.replace(c.screen.unwrap());
+                    c.send_media(now, RtpCodecKind::Video);
+                    c.video = camera;
                 }
             }
             self.drain_link();
@@ -1262,6 +1276,7 @@ fn offers_that_cannot_be_used_end_the_session_with_a_reason() {
         id,
         ClientMessage::Offer {
             sdp: "v=0\r\nm=audio 9 X 111\r\n".into(),
+            screen: None,
         },
     );
     let mut got = Vec::new();
@@ -1383,8 +1398,14 @@ fn mutated_datagrams_and_sdp_never_panic_the_room() {
         }
         let text = m.join("\r\n");
         let id = w.room.join(w.now, format!("Fuzz {round}")).unwrap();
-        w.room
-            .handle_message(w.now, id, ClientMessage::Offer { sdp: text });
+        w.room.handle_message(
+            w.now,
+            id,
+            ClientMessage::Offer {
+                sdp: text,
+                screen: None,
+            },
+        );
         w.room.leave(w.now, id);
     }
     let count = w.clients[b].count(w.clients[a].id, RtpCodecKind::Video);

@@ -163,7 +163,9 @@ async fn join(sfu: &Sfu, name: &str) -> Client {
     tokio::spawn(async move {
         while let Some(msg) = to_rx.recv().await {
             let v = match msg {
-                ClientMessage::Offer { sdp } => serde_json::json!({"type": "offer", "sdp": sdp}),
+                ClientMessage::Offer { sdp, .. } => {
+                    serde_json::json!({"type": "offer", "sdp": sdp})
+                }
                 ClientMessage::Answer { sdp } => serde_json::json!({"type": "answer", "sdp": sdp}),
                 ClientMessage::Chat { text } => serde_json::json!({"type": "chat", "text": text}),
                 ClientMessage::Leave => serde_json::json!({"type": "leave"}),

@@ -136,7 +136,7 @@ pub struct MeetingSpec {
     pub participants_may_unmute: bool,
 
     /// Whether participants wait in a lobby until a host lets them in (false). Hosts
-    /// (who join with the host link, from the Secret `<meeting>-host`) always come in.
+    /// (who join with the host link, from the Secret `raum-<meeting>-host`) always come in.
     #[serde(default)]
     pub lobby: bool,
 
@@ -145,6 +145,11 @@ pub struct MeetingSpec {
     /// come in, or are let in one by one when `lobby` is on).
     #[serde(default)]
     pub without_host: WithoutHost,
+
+    /// Who may share a screen (one at a time, shown large to everyone): `everyone`
+    /// (the default), `hosts` or `nobody`.
+    #[serde(default)]
+    pub screen_share: ScreenShare,
 
     /// Scheduling and resources of the meeting's SFU pod.
     #[serde(default)]
@@ -180,6 +185,43 @@ impl std::str::FromStr for WithoutHost {
             "open" => Ok(Self::Open),
             "wait" => Ok(Self::Wait),
             other => Err(format!("{other:?} is neither open nor wait")),
+        }
+    }
+}
+
+/// Who may share a screen in a meeting (`spec.screenShare`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScreenShare {
+    /// Everyone.
+    #[default]
+    Everyone,
+    /// Hosts only.
+    Hosts,
+    /// Nobody.
+    Nobody,
+}
+
+impl ScreenShare {
+    /// The spec's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Everyone => "everyone",
+            Self::Hosts => "hosts",
+            Self::Nobody => "nobody",
+        }
+    }
+}
+
+impl std::str::FromStr for ScreenShare {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "everyone" => Ok(Self::Everyone),
+            "hosts" => Ok(Self::Hosts),
+            "nobody" => Ok(Self::Nobody),
+            other => Err(format!("{other:?} is none of everyone, hosts, nobody")),
         }
     }
 }

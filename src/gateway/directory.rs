@@ -65,6 +65,8 @@ pub struct Meeting {
     pub video: bool,
     /// Whether chat is on.
     pub chat: bool,
+    /// Who may share a screen (the web client shows the button only to them).
+    pub screen_share: crate::api::meeting::ScreenShare,
     /// The SHA-256 (hex) of its host link's token: the host link leads here too
     /// (whoever joins with it is a host, as the SFU decides from the token).
     pub host_token_sha256: Option<String>,
@@ -93,6 +95,7 @@ impl Meeting {
             audio: spec.media.audio,
             video: spec.media.video,
             chat: spec.chat.enabled,
+            screen_share: spec.screen_share,
             host_token_sha256: None,
         }
     }
@@ -283,6 +286,7 @@ mod tests {
             audio: true,
             video: true,
             chat: true,
+            screen_share: Default::default(),
             host_token_sha256: None,
         };
         assert!(!m.full());
@@ -307,6 +311,7 @@ mod tests {
             audio: true,
             video: true,
             chat: true,
+            screen_share: Default::default(),
             host_token_sha256: None,
         });
         d.publish(HashMap::from([(TOKEN.to_owned(), m.clone())]));

@@ -144,6 +144,11 @@ pub struct Strings {
     pub end_confirm: &'static str,
     pub host_actions: &'static str,
     pub host_you: &'static str,
+    pub share: &'static str,
+    pub stop_share: &'static str,
+    pub screen_of: &'static str,
+    pub share_notice: &'static str,
+    pub share_busy: &'static str,
 }
 
 /// English.
@@ -234,6 +239,11 @@ pub static EN: Strings = Strings {
     end_confirm: "End the meeting for everyone?",
     host_actions: "Host controls",
     host_you: "You run this meeting.",
+    share: "Share screen",
+    stop_share: "Stop sharing",
+    screen_of: "Screen of {name}",
+    share_notice: "{name} shares a screen",
+    share_busy: "Someone else is sharing a screen.",
 };
 
 /// German.
@@ -324,6 +334,11 @@ pub static DE: Strings = Strings {
     end_confirm: "Das Meeting für alle beenden?",
     host_actions: "Moderation",
     host_you: "Sie moderieren dieses Meeting.",
+    share: "Bildschirm teilen",
+    stop_share: "Teilen beenden",
+    screen_of: "Bildschirm von {name}",
+    share_notice: "{name} teilt den Bildschirm",
+    share_busy: "Jemand anderes teilt gerade den Bildschirm.",
 };
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
             "video": meeting.video,
             "chat": meeting.chat,
             "maxParticipants": meeting.max_participants,
+            "screenShare": meeting.screen_share.as_str(),
         },
     });
     let mut body = String::with_capacity(4096);
@@ -178,6 +179,7 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
          <div id=\"grid\"></div>\
          <div id=\"controls\">{mic}{cam}\
          <button id=\"hand\" type=\"button\" aria-pressed=\"false\">{raise_hand}</button>\
+         <button id=\"share\" type=\"button\" aria-pressed=\"false\" hidden>{share}</button>\
          <button id=\"view\" type=\"button\" aria-pressed=\"false\">{view}</button>\
          <span id=\"pager\" hidden><button id=\"page-prev\" type=\"button\" aria-label=\"{prev}\">‹</button>\
          <span id=\"page\" aria-live=\"polite\"></span>\
@@ -215,6 +217,7 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
         },
         leave = s.leave,
         raise_hand = s.raise_hand,
+        share = s.share,
         host_actions = s.host_actions,
         host_you = s.host_you,
         mute_all = s.mute_all,
@@ -362,6 +365,7 @@ mod tests {
             audio: true,
             video: false,
             chat: true,
+            screen_share: Default::default(),
             host_token_sha256: None,
         }
     }

@@ -44,7 +44,7 @@ use super::stun;
 use super::twcc;
 use super::vp8::Descriptor;
 use super::{Remote, Transmit, random_bytes, random_token};
-pub use crate::api::meeting::WithoutHost;
+pub use crate::api::meeting::{ScreenShare, WithoutHost};
 use crate::signaling::{
     ClientMessage, ErrorCode, IceServer, Knock, PeerInfo, Role as Access, ServerMessage, WaitReason,
 };
@@ -117,6 +117,8 @@ pub struct RoomSettings {
     pub lobby: bool,
     /// What happens while no host is in the room.
     pub without_host: WithoutHost,
+    /// Who may share a screen.
+    pub screen_share: ScreenShare,
 }
 
 /// A participant's id within the room.
@@ -294,7 +296,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn info(&self) -> PeerInfo {
+    /// As the others see it; `screen`: it shares a screen now.
+    fn info(&self, screen: bool) -> PeerInfo {
         PeerInfo {
             id: self.id.to_string(),
             name: self.name.clone(),
@@ -302,6 +305,7 @@ impl Peer {
             video_muted: self.video_muted,
             hand: self.hand,
             host: self.role == crate::signaling::Role::Host,
+            screen,
         }
     }
 }
@@ -423,6 +427,9 @@ impl Encoding {
 struct Track {
     publisher: PeerKey,
     publisher_id: PeerId,
+    /// A screen share (else a microphone or camera): shown large by everyone, never
+    /// paused by a layout.
+    screen: bool,
     kind: Kind,
     /// The payload type agreed with the publisher.
     pt: u8,
@@ -980,8 +987,12 @@ impl RoomCore {
             rtcp_ssrc: u32::from_be_bytes(random_bytes::<4>()),
             next_mid: 0,
         };
-        let others: Vec<PeerInfo> = self.peers.iter().map(|(_, p)| p.info()).collect();
-        let info = peer.info();
+        let others: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(_, p)| p.info(p.tracks.iter().any(|t| self.tracks[*t].screen)))
+            .collect();
+        let info = peer.info(false);
         let key = self.peers.insert(peer);
         self.ids.insert(id, key);
         self.ufrags.insert(ufrag, key);
@@ -1050,25 +1061,114 @@ impl RoomCore {
         }
         // Its tracks go, and with them the others' sections for them.
         for track in peer.tracks {
-            let t = self.tracks.remove(track);
-            for leg in t.legs {
-                let l = self.legs.remove(leg);
-                if let Some(sub) = self.peers.get_mut(l.subscriber) {
-                    sub.legs.retain(|x| *x != leg);
-                    for s in &mut sub.sections {
-                        if matches!(s.role, SectionRole::Subscribe(k) if k == leg) {
-                            s.role = SectionRole::Idle;
-                            sub.needs_offer = true;
-                        }
-                    }
-                }
-            }
+            self.drop_track(track);
         }
         for other in self.others(usize::MAX) {
             self.send(other, ServerMessage::PeerLeft { id: id.to_string() });
         }
         self.offer_where_needed(now);
         info!(participants = self.peers.len(), "participant left");
+    }
+
+    /// Forgets a published track, and with it the others' sections for it (they go
+    /// idle, to be renegotiated).
+    fn drop_track(&mut self, track: TrackKey) -> Track {
+        let t = self.tracks.remove(track);
+        for &leg in &t.legs {
+            let l = self.legs.remove(leg);
+            if let Some(sub) = self.peers.get_mut(l.subscriber) {
+                sub.legs.retain(|x| *x != leg);
+                for s in &mut sub.sections {
+                    if matches!(s.role, SectionRole::Subscribe(k) if k == leg) {
+                        s.role = SectionRole::Idle;
+                        sub.needs_offer = true;
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// `key` stops publishing `track` (its browser stopped sending it, or stopped a
+    /// screen share).
+    fn unpublish(&mut self, key: PeerKey, track: TrackKey) {
+        let t = self.drop_track(track);
+        let p = &mut self.peers[key];
+        p.tracks.retain(|x| *x != track);
+        p.incoming.retain(|i| i.track != track);
+        if t.screen {
+            let id = p.id.to_string();
+            info!("screen share ended");
+            self.broadcast(&ServerMessage::Screen { id, sharing: false });
+        }
+    }
+
+    /// Whether `key` may start sharing its screen in the section `mid` of `d`; if not,
+    /// it is told why.
+    fn may_share(&mut self, key: PeerKey, mid: &str, d: &Description) -> bool {
+        let p = &self.peers[key];
+        let id = p.id;
+        let section_ok = d.media.iter().any(|m| {
+            m.mid.as_deref() == Some(mid)
+                && m.kind == Kind::Video
+                && m.port != 0
+                && m.direction.sends()
+        });
+        if !section_ok {
+            self.send(
+                id,
+                ServerMessage::error(
+                    ErrorCode::BadRequest,
+                    "the screen share names no video section this offer sends",
+                ),
+            );
+            return false;
+        }
+        let already_mine = p.tracks.iter().any(|t| self.tracks[*t].screen);
+        let other = self
+            .tracks
+            .iter()
+            .any(|(_, t)| t.screen && t.publisher != key);
+        let refusal = match self.settings.screen_share {
+            ScreenShare::Nobody => Some("screen sharing is off in this meeting"),
+            ScreenShare::Hosts if p.role != Access::Host => {
+                Some("only hosts may share a screen in this meeting")
+            }
+            _ if other => Some("someone else is sharing a screen; one at a time"),
+            _ if !self.settings.video => Some("video is off in this meeting"),
+            _ => None,
+        };
+        match refusal {
+            Some(why) if !already_mine => {
+                self.send(id, ServerMessage::error(ErrorCode::Forbidden, why));
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// A section the room knew, as the participant's new offer has it: a track it
+    /// publishes stops when the section no longer sends (or stops being the screen
+    /// share), and a section that sends again publishes again.
+    fn renegotiated_section(
+        &mut self,
+        key: PeerKey,
+        s: Section,
+        m: &sdp::Media,
+        screen: bool,
+    ) -> Section {
+        match s.role {
+            SectionRole::Publish { track: Some(t), .. } => {
+                let sends = m.port != 0 && m.direction.sends();
+                if sends && self.tracks[t].screen == screen {
+                    return s;
+                }
+                self.unpublish(key, t);
+                self.new_remote_section(key, m, screen)
+            }
+            SectionRole::Publish { track: None, .. } => self.new_remote_section(key, m, screen),
+            _ => s,
+        }
     }
 
     /// `id` no longer waits (it left, or was let in or turned away); hosts who saw it
@@ -1154,7 +1254,7 @@ impl RoomCore {
                 id,
                 ServerMessage::error(ErrorCode::BadRequest, "already joined"),
             ),
-            ClientMessage::Offer { sdp } => self.offer(now, key, &sdp),
+            ClientMessage::Offer { sdp, screen } => self.offer(now, key, &sdp, screen.as_deref()),
             ClientMessage::Answer { sdp } => self.answer(now, key, &sdp),
             // ICE-lite: the participant's checks find the room; its candidates are not
             // needed.
@@ -1412,9 +1512,10 @@ impl RoomCore {
         }
         for i in 0..self.peers[key].legs.len() {
             let leg_key = self.peers[key].legs[i];
-            let publisher = self.tracks[self.legs[leg_key].track].publisher_id;
+            let track = &self.tracks[self.legs[leg_key].track];
+            let (publisher, screen) = (track.publisher_id, track.screen);
             let leg = &mut self.legs[leg_key];
-            if leg.video.is_some() {
+            if leg.video.is_some() && !screen {
                 leg.want = want_in(Some(&wants), publisher);
             }
         }
@@ -1440,7 +1541,7 @@ impl RoomCore {
     }
 
     /// The participant's offer: its own media (first), or later changes.
-    fn offer(&mut self, now: Instant, key: PeerKey, sdp: &str) {
+    fn offer(&mut self, now: Instant, key: PeerKey, sdp: &str, screen: Option<&str>) {
         let id = self.peers[key].id;
         if self.peers[key].negotiation == Negotiation::OfferSent {
             self.send(
@@ -1490,8 +1591,14 @@ impl RoomCore {
             return self.refuse_and_drop(now, key, "the offer could not be used");
         }
         let first = self.peers[key].negotiation == Negotiation::AwaitingOffer;
-        // Sections: existing ones by mid keep their role; new ones are the
-        // participant's own media (or refused).
+        let (screen, refused) = match screen {
+            Some(mid) if self.may_share(key, mid, &d) => (Some(mid), None),
+            Some(mid) => (None, Some(mid)),
+            None => (None, None),
+        };
+        // Sections: existing ones by mid keep their role (a track of the
+        // participant's own stops or starts with the section's direction); new ones
+        // are the participant's own media (or refused).
         let mut sections = Vec::with_capacity(d.media.len());
         for m in &d.media {
             let existing = self.peers[key]
@@ -1499,15 +1606,36 @@ impl RoomCore {
                 .iter()
                 .find(|s| Some(&s.mid) == m.mid.as_ref())
                 .cloned();
-            let section = match existing {
-                Some(s) => s,
-                None => self.new_remote_section(key, m),
+            let is_screen = screen.is_some() && screen == m.mid.as_deref();
+            let mut section = match existing {
+                Some(s) => self.renegotiated_section(key, s, m, is_screen),
+                None => self.new_remote_section(key, m, is_screen),
             };
+            // A refused screen share is not taken for a camera either.
+            if refused.is_some()
+                && refused == m.mid.as_deref()
+                && let SectionRole::Publish {
+                    track,
+                    direction,
+                    rids,
+                    ..
+                } = &mut section.role
+            {
+                if let Some(t) = track.take() {
+                    self.unpublish(key, t);
+                }
+                *direction = Direction::Inactive;
+                rids.clear();
+            }
             sections.push(section);
         }
-        // Sections the offer left out (it must not): keep them, so mids stay unique.
+        // Sections the offer left out: a refused one whose m-line the browser reused
+        // for a new mid is gone; others (an offer must not leave them out) stay, so
+        // mids stay unique.
         let mut known: Vec<Section> = std::mem::take(&mut self.peers[key].sections);
-        known.retain(|s| !sections.iter().any(|n| n.mid == s.mid));
+        known.retain(|s| {
+            !sections.iter().any(|n| n.mid == s.mid) && !matches!(s.role, SectionRole::Rejected)
+        });
         sections.extend(known);
         self.peers[key].sections = sections;
         let answer = self.render(key);
@@ -1559,9 +1687,9 @@ impl RoomCore {
         Ok(())
     }
 
-    /// A section the participant's offer adds: its microphone or camera (one each), or
-    /// something refused.
-    fn new_remote_section(&mut self, key: PeerKey, m: &sdp::Media) -> Section {
+    /// A section the participant's offer adds: its microphone or camera or screen share
+    /// (one each), or something refused.
+    fn new_remote_section(&mut self, key: PeerKey, m: &sdp::Media, screen: bool) -> Section {
         let mid = m.mid.clone().unwrap_or_default();
         let rejected = Section {
             mid: mid.clone(),
@@ -1580,7 +1708,10 @@ impl RoomCore {
             Kind::Other => false,
         };
         let p = &self.peers[key];
-        let has_one = p.tracks.iter().any(|t| self.tracks[*t].kind == m.kind);
+        let has_one = p
+            .tracks
+            .iter()
+            .any(|t| self.tracks[*t].kind == m.kind && self.tracks[*t].screen == screen);
         let publisher_id = p.id;
         let publishes = allowed && m.direction.sends() && !has_one;
         let extmaps = accept_extmaps(&m.extmaps);
@@ -1602,6 +1733,7 @@ impl RoomCore {
             let t = self.tracks.insert(Track {
                 publisher: key,
                 publisher_id,
+                screen,
                 kind: m.kind,
                 pt: codec.pt,
                 clock: codec.clock,
@@ -1623,6 +1755,13 @@ impl RoomCore {
             }
             t
         });
+        if screen && track.is_some() {
+            info!("screen share started");
+            self.broadcast(&ServerMessage::Screen {
+                id: publisher_id.to_string(),
+                sharing: true,
+            });
+        }
         Section {
             mid,
             kind: m.kind,
@@ -1709,7 +1848,12 @@ impl RoomCore {
         }
         let kind = self.tracks[track].kind;
         let clock = self.tracks[track].clock;
-        let want = want_in(sub.layout.as_deref(), self.tracks[track].publisher_id);
+        // A screen share is shown by everyone, whatever their layout says.
+        let want = if self.tracks[track].screen {
+            Want::Best
+        } else {
+            want_in(sub.layout.as_deref(), self.tracks[track].publisher_id)
+        };
         // An idle section is reused only between negotiations: the answer to an offer
         // still pending would otherwise seem to accept a track it never saw.
         let idle = (sub.negotiation == Negotiation::Stable)
@@ -1841,7 +1985,13 @@ impl RoomCore {
                     SectionRole::Subscribe(leg) => {
                         let l = &self.legs[*leg];
                         let t = &self.tracks[l.track];
-                        let stream = t.publisher_id.to_string();
+                        // A screen share is a stream of its own, so browsers show it
+                        // apart from the camera.
+                        let stream = if t.screen {
+                            format!("{}-screen", t.publisher_id)
+                        } else {
+                            t.publisher_id.to_string()
+                        };
                         let kind = if s.kind == Kind::Audio {
                             "audio"
                         } else {

@@ -117,6 +117,7 @@ impl Launch {
             args.push("--lobby".to_owned());
         }
         args.push(format!("--without-host={}", s.without_host.as_str()));
+        args.push(format!("--screen-share={}", s.screen_share.as_str()));
         if let Advertise::Ips(ips) = &self.advertise {
             args.extend(ips.iter().map(|ip| format!("--advertise-ip={ip}")));
         }

@@ -42,6 +42,7 @@ impl RoomSettings {
             participants_may_unmute: spec.participants_may_unmute,
             lobby: spec.lobby,
             without_host: spec.without_host,
+            screen_share: spec.screen_share,
         }
     }
 }
@@ -284,16 +285,18 @@ mod tests {
                 participants_may_unmute: true,
                 lobby: false,
                 without_host: crate::api::meeting::WithoutHost::Open,
+                screen_share: crate::api::meeting::ScreenShare::Everyone,
             }
         );
         let strict: MeetingSpec = serde_yaml::from_str(
-            "title: t\nparticipantsMayUnmute: false\nlobby: true\nwithoutHost: wait\n",
+            "title: t\nparticipantsMayUnmute: false\nlobby: true\nwithoutHost: wait\nscreenShare: hosts\n",
         )
         .unwrap();
         let s = RoomSettings::from_spec(&strict);
         assert!(!s.participants_may_unmute);
         assert!(s.lobby);
         assert_eq!(s.without_host, crate::api::meeting::WithoutHost::Wait);
+        assert_eq!(s.screen_share, crate::api::meeting::ScreenShare::Hosts);
         assert!(serde_yaml::from_str::<MeetingSpec>("title: t\nwithoutHost: later\n").is_err());
         let spec: MeetingSpec = serde_yaml::from_str(
             "title: t\nmaxParticipants: 7\nmedia: {video: false, maxVideoBitrateKbps: 300}\nchat: {enabled: false}\n",

@@ -132,6 +132,10 @@ pub struct Args {
     /// `wait` (they wait until a host has joined).
     #[arg(long, default_value = "open")]
     pub without_host: crate::api::meeting::WithoutHost,
+
+    /// Who may share a screen: `everyone`, `hosts` or `nobody`.
+    #[arg(long, default_value = "everyone")]
+    pub screen_share: crate::api::meeting::ScreenShare,
 }
 
 impl Args {
@@ -147,6 +151,7 @@ impl Args {
             participants_may_unmute: !self.no_participant_unmute,
             lobby: self.lobby,
             without_host: self.without_host,
+            screen_share: self.screen_share,
         }
     }
 
@@ -407,6 +412,7 @@ mod tests {
                     participants_may_unmute: false,
                     lobby: true,
                     without_host: crate::api::meeting::WithoutHost::Wait,
+                    screen_share: crate::api::meeting::ScreenShare::Nobody,
                 },
                 Advertise::NodeIp,
             ),

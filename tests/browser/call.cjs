@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
 //   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast" |
-//    "class" | "firewalled" | "lesson", "url": "...", ...}
+//    "class" | "firewalled" | "lesson" | "share", "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -220,6 +220,8 @@ async function phone() {
   const browser = await launch();
   try {
     const context = await browser.newContext({ locale: args.locale || 'en-US', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    // As on phones, whose browsers cannot share a screen.
+    await context.addInitScript(() => { delete MediaDevices.prototype.getDisplayMedia; });
     const page = await context.newPage();
     await page.goto(args.url);
     await until('devices listed', () => page.evaluate(() => document.getElementById('camera').options.length > 0));
@@ -240,7 +242,8 @@ async function phone() {
     }
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
-    process.stdout.write(JSON.stringify({ overflow, reached: [...reached].sort() }) + '\n');
+    const shareHidden = await page.evaluate(() => document.getElementById('share').hidden);
+    process.stdout.write(JSON.stringify({ overflow, reached: [...reached].sort(), shareHidden }) + '\n');
   } finally {
     await browser.close();
   }
@@ -541,7 +544,80 @@ async function lesson() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson };
+// Screen sharing in a meeting where only hosts may share: Ada (a participant) has
+// no button, and when her page shares anyway (as a modified client would) the SFU
+// refuses it; the teacher shares, Ada decodes it large; a co-teacher cannot share
+// at the same time; the teacher stops in the browser's own bar (the track ends) and
+// the screen goes from Ada's page; the teacher shares again and it comes again.
+async function shareScenario() {
+  const browser = await launch();
+  try {
+    const out = {};
+    const teacher = await participant(browser, 'Teacher', args.hostUrl);
+    const ada = await participant(browser, 'Ada', args.url);
+    const co = await participant(browser, 'Co', args.hostUrl);
+    for (const p of [teacher, ada, co]) await join(p);
+    await receiving(ada, 2);
+    const screenTile = (p) => p.page.evaluate(async () => {
+      const tile = document.querySelector('.tile.screen');
+      if (!tile) return null;
+      const v = tile.querySelector('video');
+      const track = v.srcObject && v.srcObject.getVideoTracks()[0];
+      let frames = 0;
+      if (track) {
+        const report = await window.raum.pc.getStats();
+        report.forEach((r) => { if (r.type === 'inbound-rtp' && r.trackIdentifier === track.id) frames = r.framesDecoded || 0; });
+      }
+      const grid = document.getElementById('grid').getBoundingClientRect();
+      const box = tile.getBoundingClientRect();
+      return { peer: tile.dataset.peer, caption: tile.querySelector('figcaption').textContent, frames, width: v.videoWidth, share: box.width / grid.width };
+    });
+    const decoding = async (p, what) => {
+      const first = await until(`${p.name}: ${what}`, async () => { const s = await screenTile(p); return s && s.frames > 0 ? s : null; });
+      await sleep(2000);
+      const second = await screenTile(p);
+      return { ...second, rising: second.frames - first.frames };
+    };
+    out.adaButtonHidden = await ada.page.evaluate(() => document.getElementById('share').hidden);
+    out.teacherButtonHidden = await teacher.page.evaluate(() => document.getElementById('share').hidden);
+    // Ada's page shares anyway: refused by the SFU.
+    await ada.page.evaluate(() => window.raum.share());
+    await until('Ada is refused', () => ada.page.evaluate(() => document.getElementById('status').textContent !== ''));
+    out.adaStatus = await ada.page.evaluate(() => document.getElementById('status').textContent);
+    await sleep(2000);
+    out.adaStillSharing = await ada.page.evaluate(() => window.raum.sharing);
+    out.teacherSeesScreenOfAda = await screenTile(teacher);
+    // The teacher shares: Ada decodes it, large.
+    await teacher.page.click('#share');
+    out.adaSees = await decoding(ada, 'the teacher\'s screen');
+    out.teacherId = await teacher.page.evaluate(() => window.raum.id);
+    out.teacherButton = await teacher.page.evaluate(() => document.getElementById('share').textContent);
+    // The co-teacher cannot share at the same time.
+    await until('the co-teacher knows', () => co.page.evaluate(() => window.raum.sharer !== null));
+    out.coButtonDisabled = await co.page.evaluate(() => document.getElementById('share').disabled);
+    await co.page.evaluate(() => window.raum.share());
+    await until('the co-teacher is refused', () => co.page.evaluate(() => document.getElementById('status').textContent !== ''));
+    out.coStatus = await co.page.evaluate(() => document.getElementById('status').textContent);
+    out.coSharing = await co.page.evaluate(() => window.raum.sharing);
+    // Stopped in the browser's own bar: the capture track ends.
+    await teacher.page.evaluate(() => {
+      const sender = window.raum.pc.getSenders().find((s) => s.track && s.track.label.startsWith('screen'));
+      sender.track.stop();
+      sender.track.dispatchEvent(new Event('ended'));
+    });
+    await until('the screen goes from Ada\'s page', async () => (await screenTile(ada)) === null);
+    out.adaSharerAfterStop = await ada.page.evaluate(() => window.raum.sharer);
+    // Shared again: it comes again.
+    await teacher.page.click('#share');
+    out.adaSeesAgain = await decoding(ada, 'the teacher\'s screen again');
+    out.adaReceivesAll = await receiving(teacher, 2);
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

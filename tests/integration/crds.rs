@@ -94,6 +94,8 @@ async fn valid_objects_are_accepted_and_defaulted() {
     assert_eq!(m.spec.max_participants, 50);
     assert!(m.spec.media.audio && m.spec.media.video && m.spec.chat.enabled);
     assert_eq!(m.spec.media.max_video_bitrate_kbps, 1500);
+    assert!(!m.spec.lobby && m.spec.participants_may_unmute);
+    assert_eq!(m.spec.without_host, raum::api::meeting::WithoutHost::Open);
 
     // Every field set.
     create::<Meeting>(
@@ -106,6 +108,9 @@ async fn valid_objects_are_accepted_and_defaulted() {
             "maxParticipants": 500,
             "media": {"audio": true, "video": false, "maxVideoBitrateKbps": 800},
             "chat": {"enabled": false},
+            "lobby": true,
+            "withoutHost": "wait",
+            "participantsMayUnmute": false,
             "sfu": {
                 "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
                 "nodeSelector": {"raum.dev/media": "true"},
@@ -207,6 +212,16 @@ async fn invalid_meetings_are_refused_with_a_readable_reason() {
             "bad-time",
             json!({"title": "t", "startsAt": "tomorrow"}),
             "spec.startsAt",
+        ),
+        (
+            "bad-without-host",
+            json!({"title": "t", "withoutHost": "later"}),
+            "spec.withoutHost: Unsupported value: \"later\"",
+        ),
+        (
+            "lobby-not-bool",
+            json!({"title": "t", "lobby": "yes"}),
+            "spec.lobby",
         ),
     ];
     for (name, spec, expected) in cases {
@@ -351,6 +366,14 @@ async fn kubectl_shows_refusals_field_docs_and_the_url_column() {
             "The most people who may be in the meeting at once",
         ),
         ("meeting.spec.endsAt", "Must be later than startsAt"),
+        (
+            "meeting.spec.lobby",
+            "wait in a lobby until a host lets them in",
+        ),
+        (
+            "meeting.spec.withoutHost",
+            "participants wait until a host has joined",
+        ),
         (
             "retentionpolicy.spec.maxAge",
             "How long access-log entries are kept",

@@ -5,6 +5,10 @@
 use super::*;
 use raum::media::room::Arrival;
 use raum::signaling::{Knock, WaitReason};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 
 /// Packets of `from`'s `kind` that client `me` has received so far.
 fn received(w: &World, me: usize, from: usize, kind: RtpCodecKind) -> usize {
@@ -401,7 +405,7 @@ impl World {
         let sdp = self.clients[i].offer(now, audio, video);
         let id = self.clients[i].id;
         self.room
-            .handle_message(now, id, ClientMessage::Offer { sdp });
+            .handle_message(now, id, ClientMessage::Offer { sdp, screen: None });
         self.pump();
     }
 }
@@ -458,6 +462,7 @@ fn a_lobby_holds_participants_until_a_host_admits_or_refuses_them() {
         ada,
         ClientMessage::Offer {
             sdp: "v=0\r\n".into(),
+            screen: None,
         },
     );
     w.say(ada, ClientMessage::Hand { raised: true });
@@ -717,4 +722,175 @@ fn a_host_mute_changes_only_the_kinds_it_names() {
     assert_eq!(host(Some(true), None), Some((true, false)));
     assert_eq!(host(None, Some(true)), Some((true, true)));
     assert_eq!(host(Some(false), None), Some((false, true)));
+}
+
+impl World {
+    /// Client `i` starts sharing a screen: a second video track, named in its offer
+    /// as the screen share. `stop`: it stops (the track goes, the offer names none).
+    fn share(&mut self, i: usize, stop: bool) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        if stop {
+            let (sender, _) = c.screen.take().expect("sharing");
+            c.pc.remove_track(sender).unwrap();
+        } else {
+            let ssrc = 0x2000_0000 + c.id * 16;
+            let track = MediaStreamTrack::new(
+                format!("client-{}", c.id),
+                format!("screen-{}", c.id),
+                format!("screen-{}", c.id),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: codec(RtpCodecKind::Video),
+                    ..Default::default()
+                }],
+            );
+            // A transceiver of its own, as the web client's addTransceiver makes (an
+            // addTrack could take over a section another track arrives on).
+            let init = rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let tr = c.pc.add_transceiver_from_track(track, Some(init)).unwrap();
+            let sender = c.pc.rtp_transceiver(tr).unwrap().sender().unwrap();
+            c.screen = Some((sender, ssrc));
+            c.screen_transceiver = Some(tr);
+        }
+        let offer = c.pc.create_offer(None).unwrap();
+        c.pc.set_local_description(now, offer).unwrap();
+        let sdp = c.pc.local_description().unwrap().sdp;
+        let mid = c
+            .screen_transceiver
+            .and_then(|tr| c.pc.rtp_transceiver(tr).unwrap().mid().clone());
+        let id = c.id;
+        let screen = if stop { None } else { mid };
+        self.room
+            .handle_message(now, id, ClientMessage::Offer { sdp, screen });
+        self.pump();
+    }
+}
+
+fn screen_of(w: &World, me: usize, from: usize) -> usize {
+    w.clients[me]
+        .received
+        .get(&(
+            format!("{}-screen", w.clients[from].id),
+            RtpCodecKind::Video,
+        ))
+        .map_or(0, |s| s.seqs.len())
+}
+
+/// A host's screen share reaches everyone as a stream of its own, also those whose
+/// layout shows no tile for it; a participant's share is refused where only hosts
+/// may share, and what that peer (ignoring the refusal) sends on it is forwarded to
+/// nobody, not as a camera either; a second host cannot share while one does; the
+/// share stops when its track goes, and then another may share.
+#[test]
+fn one_screen_share_at_a_time_by_whom_the_meeting_allows() {
+    let mut w = World::new(RoomSettings {
+        screen_share: raum::media::room::ScreenShare::Hosts,
+        ..settings(10)
+    });
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    let co = w.join_host("Co", true, false);
+    w.run(Duration::from_secs(1));
+    // A layout naming nobody: cameras would be paused, a screen is not.
+    w.layout(pupil, &[]);
+    w.share(teacher, false);
+    let teacher_id = w.clients[teacher].id.to_string();
+    let started = ServerMessage::Screen {
+        id: teacher_id.clone(),
+        sharing: true,
+    };
+    for c in [teacher, pupil, co] {
+        assert!(said(&w, c, |m| *m == started), "{}", w.clients[c].name);
+    }
+    w.run(Duration::from_secs(2));
+    assert!(
+        screen_of(&w, pupil, teacher) > 100,
+        "{}",
+        screen_of(&w, pupil, teacher)
+    );
+    assert!(screen_of(&w, co, teacher) > 100);
+    let late = w.join("Late", true, false);
+    let welcome_says = w.clients[late].messages.iter().any(|m| matches!(m, ServerMessage::Welcome { peers, .. } if peers.iter().any(|p| p.name == "Teacher" && p.screen)));
+    assert!(welcome_says, "who comes later learns who shares");
+
+    // A participant may not; what it sends anyway reaches nobody.
+    w.share(pupil, false);
+    assert!(said(
+        &w,
+        pupil,
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("only hosts"))
+    ));
+    let answer = w.clients[pupil]
+        .messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::Answer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mid = w.clients[pupil]
+        .screen_transceiver
+        .and_then(|tr| {
+            w.clients[pupil]
+                .pc
+                .rtp_transceiver(tr)
+                .unwrap()
+                .mid()
+                .clone()
+        })
+        .unwrap();
+    let section = answer
+        .split("m=")
+        .find(|s| s.contains(&format!("a=mid:{mid}\r\n")))
+        .unwrap();
+    assert!(
+        section.contains("a=inactive"),
+        "the refused share is received as nothing, not as a camera:\n{section}"
+    );
+    // A second host may not while the first shares.
+    w.share(co, false);
+    assert!(said(
+        &w,
+        co,
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("one at a time"))
+    ));
+    w.run(Duration::from_secs(2));
+    for (from, name) in [(pupil, "Pupil"), (co, "Co")] {
+        assert_eq!(screen_of(&w, teacher, from), 0, "{name}'s share");
+        assert_eq!(
+            received(&w, teacher, from, RtpCodecKind::Video),
+            0,
+            "{name}'s share as a camera"
+        );
+    }
+
+    // The teacher stops: the stream ends for everyone; now the co-teacher may share.
+    w.share(teacher, true);
+    let stopped = ServerMessage::Screen {
+        id: teacher_id,
+        sharing: false,
+    };
+    assert!(said(&w, pupil, |m| *m == stopped));
+    w.run(Duration::from_millis(500));
+    let before = screen_of(&w, pupil, teacher);
+    w.run(Duration::from_secs(1));
+    assert_eq!(screen_of(&w, pupil, teacher), before, "nothing more of it");
+    w.share(co, true);
+    w.share(co, false);
+    w.run(Duration::from_secs(2));
+    assert!(
+        screen_of(&w, pupil, co) > 100,
+        "{}",
+        screen_of(&w, pupil, co)
+    );
 }

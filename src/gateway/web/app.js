@@ -46,6 +46,16 @@
   let myHand = false;
   let locked = false;
   const knocks = new Map(); // hosts: who waits in the lobby, id -> name
+  // Screen sharing: our transceiver for it (kept for the next share), the track we
+  // share, whether the SFU has yet to accept it, and who shares now.
+  let screenTx = null;
+  let sharing = null;
+  let sharePending = false;
+  let sharer = null;
+  // Our own offers (a screen share came or went): one at a time, and again after an
+  // offer of the SFU's crossed ours.
+  let offering = false;
+  let reoffer = false;
   // This tab's seat (from `welcome`): a tab a host removed stays out. Kept for the
   // tab's session only, never sent anywhere but this meeting's SFU.
   const seatKey = 'raum-seat:' + location.pathname;
@@ -171,6 +181,7 @@
       if (self) video.muted = true; // never hear yourself
       const caption = document.createElement('figcaption');
       tile.append(video, caption);
+      if (id.endsWith('-screen')) tile.classList.add('screen');
       $('grid').append(tile);
       tiles.set(id, tile);
     }
@@ -193,15 +204,21 @@
     const grid = $('grid');
     const ids = [...tiles.keys()];
     grid.classList.toggle('speaker-view', view === 'speaker');
-    const main = view === 'speaker' ? (tiles.has(speakerId) ? speakerId : ids.find((i) => i !== 'self')) : null;
-    const pages = view === 'grid' ? Math.max(1, Math.ceil(ids.length / PAGE)) : 1;
+    // A shared screen is shown large, first, in either view, on every page.
+    const screen = ids.find((i) => i.endsWith('-screen'));
+    const people = ids.filter((i) => i !== screen);
+    const main = screen || (view === 'speaker' ? (tiles.has(speakerId) ? speakerId : people.find((i) => i !== 'self')) : null);
+    const pages = view === 'grid' ? Math.max(1, Math.ceil(people.length / PAGE)) : 1;
     pageNo = Math.min(pageNo, pages - 1);
-    ids.forEach((id, i) => {
+    grid.classList.toggle('has-screen', !!screen);
+    if (screen) tiles.get(screen).hidden = false;
+    people.forEach((id, i) => {
       const tile = tiles.get(id);
       tile.classList.toggle('main', id === main);
       tile.classList.toggle('speaking', id === speakerId);
       tile.hidden = view === 'grid' && Math.floor(i / PAGE) !== pageNo;
     });
+    if (screen) tiles.get(screen).classList.add('main');
     const shown = ids.filter((id) => !tiles.get(id).hidden).length;
     grid.dataset.count = String(shown);
     const pager = $('pager');
@@ -233,7 +250,8 @@
     const area = $('grid').getBoundingClientRect();
     const list = [];
     for (const [id, tile] of tiles) {
-      if (id === 'self' || tile.hidden) continue;
+      // Screens always come (the SFU does not pause them): not part of the layout.
+      if (id === 'self' || id.endsWith('-screen') || tile.hidden) continue;
       const r = tile.getBoundingClientRect();
       const onScreen = r.width > 0 && r.height > 0 && r.bottom > Math.max(0, area.top) &&
         r.top < Math.min(window.innerHeight, area.bottom) && r.right > 0 && r.left < window.innerWidth;
@@ -259,6 +277,10 @@
   }
 
   function label(id) {
+    if (id.endsWith('-screen')) {
+      const owner = peers.get(id.slice(0, -'-screen'.length));
+      return owner ? S.screen_of.replace('{name}', owner.name) : '';
+    }
     const p = peers.get(id);
     if (!p) return '';
     const flags = [];
@@ -401,7 +423,92 @@
     renderPeople();
   }
 
+  // ---- screen sharing ------------------------------------------------------
+
+  // Phones' browsers cannot share (no getDisplayMedia): no button there. The meeting
+  // may let only hosts share, or nobody; the SFU enforces it either way.
+  function canShare() {
+    return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) && M.video &&
+      (M.screenShare === 'everyone' || (M.screenShare === 'hosts' && role === 'host'));
+  }
+
+  function updateShare() {
+    const b = $('share');
+    if (!b) return;
+    b.hidden = !canShare();
+    b.textContent = sharing ? S.stop_share : S.share;
+    b.setAttribute('aria-pressed', String(!!sharing));
+    b.disabled = !sharing && !!sharer && sharer !== myId;
+    b.title = b.disabled ? S.share_busy : '';
+  }
+
+  async function share() {
+    const conn = pc;
+    if (sharing || !conn || !myId) return;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
+    } catch { return; } // the person chose not to share
+    const track = stream.getVideoTracks()[0];
+    if (!track || conn !== pc) { stream.getTracks().forEach((t) => t.stop()); return; }
+    track.contentHint = 'detail';
+    // Also when the browser's own "stop sharing" bar ends it.
+    track.addEventListener('ended', stopShare);
+    sharing = track;
+    sharePending = true;
+    if (screenTx) {
+      await screenTx.sender.replaceTrack(track);
+      screenTx.direction = 'sendonly';
+    } else {
+      screenTx = conn.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    updateShare();
+    serially(renegotiate);
+  }
+
+  async function stopShare() {
+    const track = sharing;
+    if (!track) return;
+    sharing = null;
+    sharePending = false;
+    track.removeEventListener('ended', stopShare);
+    track.stop();
+    if (screenTx && pc) {
+      try { await screenTx.sender.replaceTrack(null); } catch { /* closed meanwhile */ }
+      screenTx.direction = 'inactive';
+      serially(renegotiate);
+    }
+    updateShare();
+  }
+
+  // Signaling work runs one step at a time, in order: a message is handled only after
+  // the one before it (an answer applied before the next offer is looked at).
+  let work = Promise.resolve();
+  function serially(step) {
+    work = work.then(step).catch((e) => console.warn('signaling', e));
+    return work;
+  }
+
+  async function renegotiate() {
+    const conn = pc;
+    if (!conn || !myId) return;
+    if (offering || conn.signalingState !== 'stable') { reoffer = true; return; }
+    offering = true;
+    reoffer = false;
+    await conn.setLocalDescription(await conn.createOffer());
+    const msg = { type: 'offer', sdp: conn.localDescription.sdp };
+    if (sharing && screenTx && screenTx.mid) msg.screen = screenTx.mid;
+    send(msg);
+  }
+
   function teardown() {
+    if (sharing) { sharing.removeEventListener('ended', stopShare); sharing.stop(); }
+    sharing = null;
+    sharePending = false;
+    screenTx = null;
+    sharer = null;
+    offering = false;
+    reoffer = false;
     if (pc) { pc.onconnectionstatechange = null; pc.close(); pc = null; }
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
     for (const id of [...tiles.keys()]) if (id !== 'self') removeTile(id);
@@ -478,10 +585,10 @@
       send(Object.assign({ type: 'join', name: myName, token }, seat ? { seat } : {}));
     };
     socket.onclose = () => { if (socket === ws) lost(); };
-    socket.onmessage = async (ev) => {
+    socket.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
-      try { await handle(msg, conn); } catch (e) { console.warn('signaling', e); }
+      serially(() => handle(msg, conn));
     };
   }
 
@@ -502,6 +609,7 @@
         $('knock').hidden = true;
         $('call').hidden = false;
         role = msg.role === 'host' ? 'host' : 'participant';
+        updateShare();
         if (typeof msg.seat === 'string') store(seatKey, msg.seat);
         knocks.clear();
         for (const k of msg.lobby || []) knocks.set(String(k.id), k.name);
@@ -514,8 +622,13 @@
         }
         lastLayout = '';
         peers.clear();
-        for (const p of msg.peers) peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted, hand: !!p.hand, host: !!p.host });
+        for (const p of msg.peers) {
+          peers.set(String(p.id), { name: p.name, audio: p.audio_muted, video: p.video_muted, hand: !!p.hand, host: !!p.host });
+          if (p.screen) sharer = String(p.id);
+        }
         renderPeople();
+        updateShare();
+        offering = true;
         const offer = await conn.createOffer();
         await conn.setLocalDescription(offer);
         send({ type: 'offer', sdp: conn.localDescription.sdp });
@@ -524,12 +637,34 @@
       }
       case 'answer':
         await conn.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        offering = false;
+        if (reoffer) await renegotiate();
         break;
       case 'offer': {
+        if (conn.signalingState === 'have-local-offer') {
+          // The SFU's offer crossed ours, which it refused: ours goes again after.
+          await conn.setLocalDescription({ type: 'rollback' });
+          offering = false;
+          reoffer = true;
+        }
         await conn.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         const answer = await conn.createAnswer();
         await conn.setLocalDescription(answer);
         send({ type: 'answer', sdp: conn.localDescription.sdp });
+        if (reoffer) await renegotiate();
+        break;
+      }
+      case 'screen': {
+        const id = String(msg.id);
+        if (msg.sharing) {
+          sharer = id;
+          if (id === myId) sharePending = false;
+          const p = peers.get(id);
+          if (p) notice(S.share_notice.replace('{name}', p.name));
+        } else if (sharer === id) {
+          sharer = null;
+        }
+        updateShare();
         break;
       }
       case 'candidate':
@@ -547,6 +682,8 @@
         const p = peers.get(id);
         peers.delete(id);
         removeTile(id);
+        removeTile(`${id}-screen`);
+        if (sharer === id) { sharer = null; updateShare(); }
         if (p) notice(S.peer_left.replace('{name}', p.name));
         renderPeople();
         break;
@@ -620,7 +757,11 @@
           case 'unauthorized': end(S.not_found_title, S.not_found_text); break;
           case 'not-started': leaving = true; teardown(); location.reload(); break;
           case 'rate-limited': status(S.err_rate); break;
-          case 'forbidden': status(S.err_forbidden); break;
+          case 'forbidden':
+            // A share the SFU did not take (hosts only, or someone else shares).
+            if (sharePending) { stopShare(); status(sharer && sharer !== myId ? S.share_busy : S.err_forbidden); break; }
+            status(S.err_forbidden);
+            break;
           case 'locked': end(S.locked_title, S.locked_text); break;
           case 'removed': end(S.removed_title, S.removed_text, false); break;
           case 'refused': end(S.refused_title, S.refused_text, false); break;
@@ -648,6 +789,7 @@
   $('rejoin').addEventListener('click', () => location.reload());
   $('knock-leave').addEventListener('click', () => { send({ type: 'leave' }); end(S.left, ''); });
   $('hand').addEventListener('click', () => send({ type: 'hand', raised: !myHand }));
+  $('share').addEventListener('click', () => (sharing ? stopShare() : share()));
   $('mute-all').addEventListener('click', () => send({ type: 'mute-everyone', audio: true }));
   $('lift-all').addEventListener('click', () => send({ type: 'mute-everyone', audio: false, video: false }));
   $('lock').addEventListener('click', () => send({ type: 'lock', locked: !locked }));
@@ -694,6 +836,11 @@
     get locked() { return locked; },
     get lobby() { return [...knocks.entries()].map(([id, name]) => ({ id, name })); },
     get hands() { return [...peers.entries()].filter(([, p]) => p.hand).map(([id]) => id); },
+    get sharer() { return sharer; },
+    get sharing() { return !!sharing; },
+    // What the share button does, for tests that act as a modified client would
+    // (the SFU, not the button's absence, keeps them from sharing).
+    share,
   };
 
   lobby();

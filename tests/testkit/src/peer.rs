@@ -214,7 +214,9 @@ pub async fn start(
     pc.set_local_description(offer).await.unwrap();
     gathered.recv().await;
     let sdp = pc.local_description().await.unwrap().sdp;
-    to_sfu.send(ClientMessage::Offer { sdp }).unwrap();
+    to_sfu
+        .send(ClientMessage::Offer { sdp, screen: None })
+        .unwrap();
 
     // Signaling: answer every offer of the SFU; keep everything for the test.
     let messages: Arc<Mutex<Vec<ServerMessage>>> = Default::default();
