@@ -194,6 +194,8 @@ fn host_messages_from_a_participant_are_forbidden_and_change_nothing() {
         ClientMessage::LowerHand {
             id: other_id.clone(),
         },
+        ClientMessage::Admit { id: "99".into() },
+        ClientMessage::Refuse { id: "99".into() },
     ] {
         let before = w.clients[pupil].messages.len();
         w.say(pupil, msg.clone());
@@ -488,14 +490,19 @@ fn a_lobby_holds_participants_until_a_host_admits_or_refuses_them() {
     w.pump();
     assert!(welcomed(&w, ada));
     w.offer_media(ada, true, false);
-    w.say(
-        ada,
-        ClientMessage::Admit {
-            id: w.clients[bob].id.to_string(),
-        },
-    );
+    let bob_id = w.clients[bob].id.to_string();
+    w.say(ada, ClientMessage::Admit { id: bob_id.clone() });
+    w.say(ada, ClientMessage::Refuse { id: bob_id.clone() });
     w.pump();
-    assert!(said(&w, ada, forbidden));
+    assert_eq!(
+        w.clients[ada]
+            .messages
+            .iter()
+            .filter(|m| forbidden(m))
+            .count(),
+        2
+    );
+    assert_eq!(w.room.waiting(), 1, "Bob still waits");
     assert!(!welcomed(&w, bob));
     w.run(Duration::from_secs(2));
     assert!(
@@ -505,7 +512,6 @@ fn a_lobby_holds_participants_until_a_host_admits_or_refuses_them() {
     assert!(said(&w, teacher, |m| *m
         == ServerMessage::LobbyLeft { id: ada_id.clone() }));
 
-    let bob_id = w.clients[bob].id.to_string();
     w.say(teacher, ClientMessage::Refuse { id: bob_id.clone() });
     w.pump();
     assert!(said(&w, bob, refused(ErrorCode::Refused)));
@@ -602,6 +608,23 @@ fn a_lobby_of_500_waiting_is_bounded_and_the_meeting_goes_on() {
             .count(),
         500
     );
+    // A flood of host messages for nobody: each answered, nothing changes.
+    for i in 0..2000 {
+        w.say(
+            teacher,
+            ClientMessage::Admit {
+                id: format!("{}", 10_000 + i),
+            },
+        );
+        w.say(
+            teacher,
+            ClientMessage::Remove {
+                id: format!("{}", 10_000 + i),
+            },
+        );
+    }
+    w.pump();
+    assert_eq!(w.room.waiting(), 500);
     w.run(Duration::from_secs(2));
     assert!(received(&w, teacher, pupil, RtpCodecKind::Audio) > 20);
     w.say(teacher, ClientMessage::EndMeeting);

@@ -318,6 +318,8 @@
         if (p.hand) act('lower-hand', S.lower_hand, { type: 'lower-hand', id });
         if (!p.host) {
           if (!p.audio && M.audio) act('mute-one', S.host_mute, { type: 'mute-participant', id, audio: true });
+          // Lifts a host's mute (they unmute themselves); nothing for a self-mute.
+          if (p.audio && M.audio) act('allow-one', S.allow_unmute, { type: 'mute-participant', id, audio: false, video: false });
           if (!p.video && M.video) act('camera-one', S.host_camera_off, { type: 'mute-participant', id, video: true });
           act('remove danger', S.remove, { type: 'remove', id }, S.remove_confirm.replace('{name}', p.name));
         }
