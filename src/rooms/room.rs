@@ -227,9 +227,10 @@ impl Room {
     }
 
     /// At most this many ICE-TCP connections at once: two paths per participant (a
-    /// browser may try two local interfaces), and a few being checked.
+    /// browser may try two local interfaces; hosts beyond the limit included), and a
+    /// few being checked.
     fn core_max_paths(&self) -> usize {
-        2 * self.core.max_participants() as usize + 8
+        2 * (self.core.max_participants() + room::HOST_SEATS) as usize + 8
     }
 
     fn tcp_event(&mut self, event: ice_tcp::Event) {

@@ -538,6 +538,7 @@ async function lesson() {
     await teacher.page.click('#end-all');
     await until('the meeting ends', () => visible(teacher, '#end'));
     out.teacherEnd = await text(teacher, '#end-title');
+    out.teacherEndRejoin = await visible(teacher, '#rejoin');
     process.stdout.write(JSON.stringify(out) + '\n');
   } finally {
     await browser.close();
@@ -574,7 +575,7 @@ async function shareScenario() {
     });
     const decoding = async (p, what) => {
       const first = await until(`${p.name}: ${what}`, async () => { const s = await screenTile(p); return s && s.frames > 0 ? s : null; });
-      await sleep(2000);
+      await sleep(3000);
       const second = await screenTile(p);
       return { ...second, rising: second.frames - first.frames };
     };

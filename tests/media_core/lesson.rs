@@ -570,6 +570,26 @@ fn a_lobby_holds_participants_until_a_host_admits_or_refuses_them() {
     };
     assert!(said(&w, teacher, |m| *m == gone) && said(&w, co, |m| *m == gone));
     assert_eq!(w.room.waiting(), 0);
+
+    // Ada's connection drops; her tab joins again with its seat: she was let in
+    // before, so she need not wait again. A seat never let in waits.
+    let seat = seat_of(&w, ada);
+    w.say(ada, ClientMessage::Leave);
+    w.pump();
+    let knocks = |w: &World| {
+        w.clients[teacher]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::LobbyJoined { .. }))
+            .count()
+    };
+    let before = knocks(&w);
+    let again = w.knock("Ada", Some(&seat)).unwrap();
+    assert!(welcomed(&w, again));
+    assert_eq!(knocks(&w), before);
+    let stranger = w.knock("Eve", Some("madeUpSeat123")).unwrap();
+    assert!(!welcomed(&w, stranger));
+    assert_eq!(knocks(&w), before + 1);
 }
 
 /// A lobby holds at most as many as the meeting: a flood of 600 sockets fills it with
@@ -850,7 +870,7 @@ fn one_screen_share_at_a_time_by_whom_the_meeting_allows() {
     assert!(said(
         &w,
         pupil,
-        |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("only hosts"))
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::ScreenRefused, message } if message.contains("only hosts"))
     ));
     let answer = w.clients[pupil]
         .messages
@@ -885,7 +905,7 @@ fn one_screen_share_at_a_time_by_whom_the_meeting_allows() {
     assert!(said(
         &w,
         co,
-        |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("one at a time"))
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::ScreenRefused, message } if message.contains("one at a time"))
     ));
     w.run(Duration::from_secs(2));
     for (from, name) in [(pupil, "Pupil"), (co, "Co")] {
@@ -915,5 +935,85 @@ fn one_screen_share_at_a_time_by_whom_the_meeting_allows() {
         screen_of(&w, pupil, co) > 100,
         "{}",
         screen_of(&w, pupil, co)
+    );
+
+    // A host switches the sharer's video off: the share ends for all, and the sharer
+    // may not start another until that is lifted.
+    w.say(
+        teacher,
+        ClientMessage::MuteParticipant {
+            id: w.clients[co].id.to_string(),
+            audio: None,
+            video: Some(true),
+        },
+    );
+    w.pump();
+    let co_id = w.clients[co].id.to_string();
+    let ended = ServerMessage::Screen {
+        id: co_id.clone(),
+        sharing: false,
+    };
+    assert!(said(&w, pupil, |m| *m == ended));
+    w.run(Duration::from_millis(500));
+    let before = screen_of(&w, pupil, co);
+    w.run(Duration::from_secs(1));
+    assert_eq!(screen_of(&w, pupil, co), before);
+    w.share(co, true);
+    w.share(co, false);
+    assert!(said(
+        &w,
+        co,
+        |m| matches!(m, ServerMessage::Error { code: ErrorCode::ScreenRefused, message } if message.contains("video off"))
+    ));
+
+    // Who leaves while sharing ends the share.
+    w.say(
+        teacher,
+        ClientMessage::MuteParticipant {
+            id: co_id.clone(),
+            audio: None,
+            video: Some(false),
+        },
+    );
+    w.share(co, true);
+    w.share(co, false);
+    w.run(Duration::from_millis(500));
+    assert!(screen_of(&w, pupil, co) > before, "shared again");
+    w.say(co, ClientMessage::Leave);
+    w.pump();
+    assert_eq!(
+        w.clients[pupil]
+            .messages
+            .iter()
+            .filter(|m| **m == ended)
+            .count(),
+        2
+    );
+}
+
+/// A browser that shares its screen again keeps the stream's SSRC and its sequence
+/// numbers: the room keeps the stream's SRTP state, so a share after the first one
+/// has wrapped its sequence numbers still decrypts.
+#[test]
+fn a_screen_shared_again_after_its_sequence_numbers_wrapped_still_arrives() {
+    let mut w = World::new(settings(10));
+    let teacher = w.join_host("Teacher", true, false);
+    let pupil = w.join("Pupil", true, false);
+    w.run(Duration::from_secs(1));
+    // The screen's packets start just below the wrap.
+    w.clients[teacher].sent.insert(RtpCodecKind::Video, 65_300);
+    w.share(teacher, false);
+    w.run(Duration::from_secs(4));
+    let first = screen_of(&w, pupil, teacher);
+    assert!(first > 300, "{first}");
+    w.share(teacher, true);
+    w.run(Duration::from_millis(500));
+    w.share(teacher, false);
+    w.run(Duration::from_secs(2));
+    let refused = w.room.stats().datagrams_refused;
+    assert!(
+        screen_of(&w, pupil, teacher) > first + 100,
+        "{} after {first}; {refused} refused",
+        screen_of(&w, pupil, teacher)
     );
 }

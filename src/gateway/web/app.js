@@ -47,10 +47,9 @@
   let locked = false;
   const knocks = new Map(); // hosts: who waits in the lobby, id -> name
   // Screen sharing: our transceiver for it (kept for the next share), the track we
-  // share, whether the SFU has yet to accept it, and who shares now.
+  // share, and who shares now.
   let screenTx = null;
   let sharing = null;
-  let sharePending = false;
   let sharer = null;
   // Our own offers (a screen share came or went): one at a time, and again after an
   // offer of the SFU's crossed ours.
@@ -317,10 +316,11 @@
         };
         if (p.hand) act('lower-hand', S.lower_hand, { type: 'lower-hand', id });
         if (!p.host) {
-          if (!p.audio && M.audio) act('mute-one', S.host_mute, { type: 'mute-participant', id, audio: true });
-          // Lifts a host's mute (they unmute themselves); nothing for a self-mute.
-          if (p.audio && M.audio) act('allow-one', S.allow_unmute, { type: 'mute-participant', id, audio: false, video: false });
-          if (!p.video && M.video) act('camera-one', S.host_camera_off, { type: 'mute-participant', id, video: true });
+          // Also for someone muted already: a host's mute holds (they cannot unmute
+          // where the meeting does not let them) until a host allows it.
+          if (M.audio) act('mute-one', S.host_mute, { type: 'mute-participant', id, audio: true });
+          if (p.audio && M.audio) act('allow-one', S.allow_unmute, { type: 'mute-participant', id, audio: false });
+          if (M.video) act('camera-one', S.host_camera_off, { type: 'mute-participant', id, video: true });
           act('remove danger', S.remove, { type: 'remove', id }, S.remove_confirm.replace('{name}', p.name));
         }
       }
@@ -350,11 +350,14 @@
       const who = document.createElement('span');
       who.textContent = name;
       li.append(who);
+      // Nobody more fits while the meeting is full (the SFU would refuse it).
+      const full = peers.size + 1 >= M.maxParticipants;
       for (const [cls, text, type] of [['admit', S.admit, 'admit'], ['refuse danger', S.refuse, 'refuse']]) {
         const b = document.createElement('button');
         b.type = 'button';
         b.className = 'small ' + cls;
         b.textContent = text;
+        if (type === 'admit' && full) { b.disabled = true; b.title = S.full_title; }
         b.setAttribute('aria-label', `${text}: ${name}`);
         b.addEventListener('click', () => send({ type, id }));
         li.append(b);
@@ -444,23 +447,26 @@
     b.title = b.disabled ? S.share_busy : '';
   }
 
+  let starting = false; // the browser's picker is open
   async function share() {
     const conn = pc;
-    if (sharing || !conn || !myId) return;
+    if (sharing || starting || !conn || !myId) return;
+    starting = true;
     let stream;
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
-    } catch { return; } // the person chose not to share
+    } catch { return; } finally { starting = false; } // the person chose not to share
     const track = stream.getVideoTracks()[0];
-    if (!track || conn !== pc) { stream.getTracks().forEach((t) => t.stop()); return; }
+    if (!track || conn !== pc || sharing) { stream.getTracks().forEach((t) => t.stop()); return; }
     track.contentHint = 'detail';
     // Also when the browser's own "stop sharing" bar ends it.
     track.addEventListener('ended', stopShare);
     sharing = track;
-    sharePending = true;
     if (screenTx) {
-      await screenTx.sender.replaceTrack(track);
-      screenTx.direction = 'sendonly';
+      const tx = screenTx;
+      await tx.sender.replaceTrack(track);
+      if (conn !== pc || sharing !== track) return; // reconnected or stopped meanwhile
+      tx.direction = 'sendonly';
     } else {
       screenTx = conn.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
     }
@@ -472,12 +478,13 @@
     const track = sharing;
     if (!track) return;
     sharing = null;
-    sharePending = false;
     track.removeEventListener('ended', stopShare);
     track.stop();
-    if (screenTx && pc) {
-      try { await screenTx.sender.replaceTrack(null); } catch { /* closed meanwhile */ }
-      screenTx.direction = 'inactive';
+    const tx = screenTx;
+    if (tx && pc) {
+      try { await tx.sender.replaceTrack(null); } catch { /* closed meanwhile */ }
+      if (tx !== screenTx || sharing) return; // reconnected, or sharing again
+      tx.direction = 'inactive';
       serially(renegotiate);
     }
     updateShare();
@@ -497,7 +504,12 @@
     if (offering || conn.signalingState !== 'stable') { reoffer = true; return; }
     offering = true;
     reoffer = false;
-    await conn.setLocalDescription(await conn.createOffer());
+    try {
+      await conn.setLocalDescription(await conn.createOffer());
+    } catch (e) {
+      offering = false;
+      throw e;
+    }
     const msg = { type: 'offer', sdp: conn.localDescription.sdp };
     if (sharing && screenTx && screenTx.mid) msg.screen = screenTx.mid;
     send(msg);
@@ -506,7 +518,6 @@
   function teardown() {
     if (sharing) { sharing.removeEventListener('ended', stopShare); sharing.stop(); }
     sharing = null;
-    sharePending = false;
     screenTx = null;
     sharer = null;
     offering = false;
@@ -545,6 +556,9 @@
   async function join() {
     if (leaving) return;
     myId = null;
+    // A fresh queue for this connection: a step of the old one may never settle (a
+    // description being set when its connection closed).
+    work = Promise.resolve();
     const socket = new WebSocket(wsUrl);
     ws = socket;
     const conn = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
@@ -598,7 +612,9 @@
     if (conn !== pc) return;
     switch (msg.type) {
       case 'waiting': {
-        // Not in yet: a host lets us in (welcome follows) or not (an error).
+        // Not in yet: a host lets us in (welcome follows) or not (an error). The
+        // connection works: a drop later starts the backoff afresh.
+        attempt = 0;
         $('call').hidden = true;
         $('knock').hidden = false;
         const lobby = msg.reason === 'lobby';
@@ -660,11 +676,12 @@
         const id = String(msg.id);
         if (msg.sharing) {
           sharer = id;
-          if (id === myId) sharePending = false;
           const p = peers.get(id);
           if (p) notice(S.share_notice.replace('{name}', p.name));
-        } else if (sharer === id) {
-          sharer = null;
+        } else {
+          if (sharer === id) sharer = null;
+          // The SFU ended our share (a host switched our video off).
+          if (id === myId && sharing) await stopShare();
         }
         updateShare();
         break;
@@ -759,10 +776,11 @@
           case 'unauthorized': end(S.not_found_title, S.not_found_text); break;
           case 'not-started': leaving = true; teardown(); location.reload(); break;
           case 'rate-limited': status(S.err_rate); break;
-          case 'forbidden':
-            // A share the SFU did not take (hosts only, or someone else shares).
-            if (sharePending) { stopShare(); status(sharer && sharer !== myId ? S.share_busy : S.err_forbidden); break; }
-            status(S.err_forbidden);
+          case 'forbidden': status(S.err_forbidden); break;
+          case 'screen-refused':
+            // A share the SFU did not take (hosts only, someone else shares, ...).
+            await stopShare();
+            status(sharer && sharer !== myId ? S.share_busy : S.err_forbidden);
             break;
           case 'locked': end(S.locked_title, S.locked_text); break;
           case 'removed': end(S.removed_title, S.removed_text, false); break;
