@@ -516,17 +516,18 @@ async fn ice_tcp_closes_what_is_not_ice_and_bounds_its_connections() {
     // The unknown ufrag was counted, not answered.
     assert!(stats(&room).await.datagrams_unrouted >= 1);
 
-    // One participant: 2 × 1 + 8 paths, each held by a connection awaiting its first
-    // check; one more is closed.
+    // One participant and the hosts who may come beyond it: 2 × (1 + 5) + 8 paths,
+    // each held by a connection awaiting its first check; one more is closed.
+    let paths = 2 * (1 + raum::media::room::HOST_SEATS as usize) + 8;
     let mut held = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..paths {
         held.push(TcpStream::connect(tcp).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut one_more = TcpStream::connect(tcp).await.unwrap();
     assert!(
         closed_by_room(&mut one_more).await,
-        "the eleventh connection"
+        "the connection beyond the paths"
     );
     for s in &held {
         let mut buf = [0u8; 64];
