@@ -109,7 +109,7 @@ fn a_full_meeting_is_explained_in_the_browsers_language() {
 }
 
 #[test]
-fn the_waiting_page_joins_by_itself_when_the_meeting_starts() {
+fn the_waiting_page_names_the_start_counts_down_and_becomes_the_join_page() {
     // Far enough ahead that the page is still waiting when it first loads: starting
     // Chromium beside four other browser tests once took over 5 s (the page opened on
     // the join page already).
@@ -126,7 +126,53 @@ fn the_waiting_page_joins_by_itself_when_the_meeting_starts() {
     );
     assert_eq!(r["before"], "waiting", "{r}");
     assert_eq!(r["heading"], "Das Meeting hat noch nicht begonnen", "{r}");
+    // The start in words, with the time zone it is given in (the test machine's).
+    let starts = r["starts"].as_str().unwrap();
+    assert!(starts.starts_with("Es beginnt am "), "{r}");
+    assert!(
+        ["UTC", "GMT", "MEZ", "MESZ"]
+            .iter()
+            .any(|z| starts.contains(z)),
+        "no time zone: {r}"
+    );
+    assert!(
+        r["countdown"].as_str().unwrap().starts_with("Beginnt in "),
+        "{r}"
+    );
     assert_eq!(r["after"], "join", "{r}");
+}
+
+/// The bugs a first call found, each as a participant meets it.
+#[test]
+fn a_first_call_keeps_state_names_and_the_call_and_asks_only_its_origin() {
+    let s = Standalone::start(
+        &[("team.yaml", &meeting_yaml("team", "  title: Team\n"))],
+        &[],
+    );
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("team"));
+    let r = browser::run(
+        json!({"scenario": "firstcall", "url": url}),
+        Duration::from_secs(120),
+    );
+    eprintln!("{r}");
+    assert_eq!(
+        r["bobSeesAda"],
+        json!({"cameraOff": true, "initials": "AL", "initialsShown": true}),
+        "a latecomer sees the camera-off tile: {r}"
+    );
+    assert_eq!(
+        r["adaSelf"],
+        json!({"cameraOff": true, "initials": "AL"}),
+        "{r}"
+    );
+    assert_eq!(r["noticePath"], "/privacy", "{r}");
+    assert_eq!(
+        r["bobStillIn"], true,
+        "the privacy link leaves the call: {r}"
+    );
+    assert_eq!(r["nameAfterRejoin"], "Bob", "{r}");
+    assert_eq!(r["failed"], json!([]), "requests that failed: {r}");
+    assert_eq!(r["foreign"], json!([]), "requests beyond the origin: {r}");
 }
 
 #[test]

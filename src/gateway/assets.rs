@@ -43,6 +43,10 @@ fn asset(stem: &str, ext: &str, content_type: &'static str, body: &'static [u8])
     }
 }
 
+/// The icon browsers ask every page's origin for (`/favicon.ico`): a 32 × 32 PNG in
+/// an ICO container, embedded like the rest (no request leaves the origin).
+pub const FAVICON: &[u8] = include_bytes!("web/favicon.ico");
+
 /// The embedded files, hashed once.
 pub static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
     js: asset(

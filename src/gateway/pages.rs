@@ -40,7 +40,7 @@ fn layout(lang: Lang, page: &str, title: &str, body: &str) -> String {
          <meta name=\"referrer\" content=\"no-referrer\">\
          <title>{title} · raum</title><link rel=\"stylesheet\" href=\"{css}\"></head>\
          <body data-page=\"{page}\"><main id=\"main\">{body}</main>\
-         <footer><a href=\"/privacy\">{privacy}</a></footer>\
+         <footer><a href=\"/privacy\" target=\"_blank\" rel=\"noopener\">{privacy}</a></footer>\
          <script src=\"{js}\" defer></script></body></html>\n",
         tag = lang.tag(),
         title = escape(title),
@@ -99,7 +99,8 @@ pub fn full(lang: Lang, max: u32) -> String {
 }
 
 /// Before the start: shows the start time (UTC here; the script shows it in the
-/// participant's time zone) and joins by itself when the meeting opens.
+/// participant's time zone, with the zone, and counts down) and turns into the join
+/// page when the meeting opens.
 pub fn waiting(lang: Lang, meeting: &Meeting, starts_at: Option<Timestamp>) -> String {
     let s = lang.strings();
     let when = match starts_at {
@@ -119,9 +120,10 @@ pub fn waiting(lang: Lang, meeting: &Meeting, starts_at: Option<Timestamp>) -> S
         s.waiting_title,
         &format!(
             "<section class=\"notice\"><p class=\"meeting-title\">{}</p><h1>{}</h1>\
-             <p>{when}</p><p>{}</p></section>",
+             <p id=\"starts\">{when}</p><p id=\"countdown\" data-template=\"{}\"></p><p>{}</p></section>",
             escape(&meeting.title),
             escape(s.waiting_title),
+            escape(s.waiting_countdown),
             escape(s.waiting_auto),
         ),
     )

@@ -70,6 +70,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/j/{token}/state", get(state))
         .route("/j/{token}/ws", get(ws))
         .route("/assets/{file}", get(asset))
+        .route("/favicon.ico", get(favicon))
         .route("/privacy", get(privacy))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -387,6 +388,18 @@ async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/x-icon"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        crate::gateway::assets::FAVICON,
+    )
+        .into_response()
 }
 
 async fn privacy(headers: HeaderMap, State(gw): State<Arc<Gateway>>) -> Response {

@@ -187,9 +187,12 @@ async function waiting() {
     const p = await participant(browser, 'Early', args.url, args.locale);
     const before = await p.page.getAttribute('body', 'data-page');
     const heading = await p.page.textContent('h1');
+    const starts = await p.page.textContent('#starts');
+    const countdown = await until('a countdown', async () => (await p.page.textContent('#countdown')) || null);
     await until('the join page', async () => (await p.page.getAttribute('body', 'data-page')) === 'join', 40000);
     const after = await p.page.getAttribute('body', 'data-page');
-    process.stdout.write(JSON.stringify({ before, heading, after }) + '\n');
+    const name = await p.page.inputValue('#name');
+    process.stdout.write(JSON.stringify({ before, heading, starts, countdown, after, name }) + '\n');
   } finally {
     await browser.close();
   }
@@ -618,7 +621,61 @@ async function shareScenario() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario };
+// What a first call found (issue: "the bugs a first call finds"): a latecomer sees
+// the camera-off tile (with initials) of someone whose camera was off before it
+// came; the footer's privacy link opens beside the call, which goes on; "Join again"
+// keeps the name; no request fails or leaves the page's origin (the icon included).
+async function firstCall() {
+  const browser = await launch();
+  try {
+    const out = { failed: [], foreign: [] };
+    const origin = new URL(args.url).origin;
+    const watch = (p) => {
+      p.page.on('response', (r) => { if (r.status() >= 400) out.failed.push(`${r.status()} ${new URL(r.url()).pathname}`); });
+      p.page.on('request', (r) => { if (!r.url().startsWith(origin)) out.foreign.push(r.url()); });
+    };
+    const ada = await participant(browser, 'Ada Lovelace', args.url);
+    watch(ada);
+    await join(ada);
+    await ada.page.click('#cam');
+    const bob = await participant(browser, 'Bob', args.url);
+    watch(bob);
+    await join(bob);
+    const adaId = await ada.page.evaluate(() => window.raum.id);
+    const tile = await until('Bob shows Ada', () => bob.page.evaluate((id) => {
+      const t = document.querySelector(`.tile[data-peer="${id}"]`);
+      return t && { cameraOff: t.classList.contains('camera-off'), initials: t.querySelector('.initials').textContent,
+        initialsShown: getComputedStyle(t.querySelector('.initials')).display !== 'none' };
+    }, adaId));
+    out.bobSeesAda = tile;
+    out.adaSelf = await ada.page.evaluate(() => {
+      const t = document.querySelector('.tile[data-peer="self"]');
+      return { cameraOff: t.classList.contains('camera-off'), initials: t.querySelector('.initials').textContent };
+    });
+    // The privacy notice opens beside the call.
+    const [notice] = await Promise.all([
+      bob.context.waitForEvent('page'),
+      bob.page.click('footer a'),
+    ]);
+    await notice.waitForLoadState();
+    out.noticePath = new URL(notice.url()).pathname;
+    await notice.close();
+    await sleep(500);
+    out.bobStillIn = await bob.page.evaluate(() => window.raum.id !== null && !document.getElementById('call').hidden);
+    // Leave and join again: the name is still there.
+    await bob.page.click('#leave');
+    await until('Bob left', () => bob.page.isVisible('#end'));
+    await bob.page.click('#rejoin');
+    await bob.page.waitForSelector('#join-form');
+    out.nameAfterRejoin = await bob.page.inputValue('#name');
+    out.failed = [...new Set(out.failed)];
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario, firstcall: firstCall };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

@@ -146,12 +146,17 @@
         }
       }
     }
+    // The name entered before in this tab (joining again, or after the waiting page):
+    // kept in the tab's session storage only, never sent anywhere but to join.
+    const known = store('raum-name');
+    if (known && !$('name').value) $('name').value = known;
     $('name').focus();
     $('join-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const name = $('name').value.trim();
       if (!name || name.length > 64) { lobbyMsg(S.err_name); $('name').focus(); return; }
       myName = name;
+      store('raum-name', name);
       $('lobby').hidden = true;
       $('call').hidden = false;
       addTile('self', `${myName} (${S.you})`, local, true);
@@ -179,7 +184,11 @@
       video.playsInline = true;
       if (self) video.muted = true; // never hear yourself
       const caption = document.createElement('figcaption');
-      tile.append(video, caption);
+      // Shown instead of the picture while the camera is off (or there is none).
+      const initials = document.createElement('span');
+      initials.className = 'initials';
+      initials.setAttribute('aria-hidden', 'true');
+      tile.append(video, initials, caption);
       if (id.endsWith('-screen')) tile.classList.add('screen');
       $('grid').append(tile);
       tiles.set(id, tile);
@@ -187,8 +196,28 @@
     tile.querySelector('figcaption').textContent = label;
     const video = tile.querySelector('video');
     if (stream && video.srcObject !== stream) video.srcObject = stream;
+    tileState(id);
     layout();
     return tile;
+  }
+
+  // A tile's camera-off look and initials, from what is known of its person (a
+  // latecomer learns who has the camera off from `welcome`).
+  function tileState(id) {
+    const tile = tiles.get(id);
+    if (!tile || id.endsWith('-screen')) return;
+    const p = id === 'self' ? { name: myName, video: videoMuted } : peers.get(id);
+    if (!p) return;
+    const video = tile.querySelector('video');
+    const hasVideo = !!(video.srcObject && video.srcObject.getVideoTracks().length);
+    tile.classList.toggle('camera-off', !!p.video || !hasVideo);
+    tile.querySelector('.initials').textContent = initialsOf(p.name);
+  }
+
+  function initialsOf(name) {
+    const words = String(name || '').trim().split(/\s+/).filter(Boolean);
+    const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words;
+    return letters.map((w) => [...w][0] || '').join('').toUpperCase();
   }
 
   function removeTile(id) {
@@ -335,6 +364,7 @@
     for (const [id] of peers) {
       const tile = tiles.get(id);
       if (tile) tile.querySelector('figcaption').textContent = label(id);
+      tileState(id);
     }
   }
 
@@ -426,6 +456,7 @@
     send({ type: 'mute', audio: audioMuted, video: videoMuted });
     updateControls();
     renderPeople();
+    tileState('self');
   }
 
   // ---- screen sharing ------------------------------------------------------
@@ -589,7 +620,8 @@
       if (!stream) return;
       const id = stream.id;
       addTile(id, label(id) || '…', stream, false);
-      stream.onremovetrack = () => { if (!stream.getTracks().length) removeTile(id); };
+      stream.onremovetrack = () => { if (!stream.getTracks().length) removeTile(id); else tileState(id); };
+      stream.onaddtrack = () => tileState(id);
     };
     conn.onconnectionstatechange = () => {
       if (conn !== pc) return;
@@ -710,8 +742,7 @@
       case 'mute': {
         const p = peers.get(String(msg.id));
         if (p) { p.audio = msg.audio; p.video = msg.video; renderPeople(); }
-        const tile = tiles.get(String(msg.id));
-        if (tile) tile.classList.toggle('camera-off', !!msg.video);
+        tileState(String(msg.id));
         break;
       }
       case 'muted-by-host': {
@@ -723,8 +754,6 @@
         if (!audio && !video) notice(S.mute_lifted);
         if ((audio && !audioMuted) || (video && !videoMuted)) {
           setMute(audioMuted || audio, videoMuted || video);
-          const self = tiles.get('self');
-          if (self) self.classList.toggle('camera-off', videoMuted);
         }
         break;
       }
@@ -799,8 +828,6 @@
   if ($('mic')) $('mic').addEventListener('click', () => setMute(!audioMuted, videoMuted));
   if ($('cam')) $('cam').addEventListener('click', () => {
     setMute(audioMuted, !videoMuted);
-    const self = tiles.get('self');
-    if (self) self.classList.toggle('camera-off', videoMuted);
   });
   $('leave').addEventListener('click', () => {
     send({ type: 'leave' });
@@ -869,10 +896,26 @@
 
   function waiting() {
     const lang = document.documentElement.lang;
+    // The start in the participant's own time zone, which is named; and how long
+    // until then.
+    const when = { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' };
+    let start = null;
     for (const el of document.querySelectorAll('time[datetime]')) {
       const t = new Date(el.getAttribute('datetime'));
-      if (!isNaN(t)) el.textContent = new Intl.DateTimeFormat(lang, { dateStyle: 'full', timeStyle: 'short' }).format(t);
+      if (!isNaN(t)) { el.textContent = new Intl.DateTimeFormat(lang, when).format(t); start = t; }
     }
+    const countdown = document.getElementById('countdown');
+    const rel = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
+    const tick = () => {
+      if (!countdown || !start) return;
+      const s = Math.round((start - Date.now()) / 1000);
+      if (s <= 0) { countdown.textContent = ''; return; }
+      const [n, unit] = s < 90 ? [s, 'second'] : s < 90 * 60 ? [Math.round(s / 60), 'minute']
+        : s < 36 * 3600 ? [Math.round(s / 3600), 'hour'] : [Math.round(s / 86400), 'day'];
+      countdown.textContent = countdown.dataset.template.replace('{rel}', rel.format(n, unit));
+    };
+    tick();
+    setInterval(tick, 1000);
     const poll = async () => {
       try {
         const r = await fetch(location.pathname.replace(/\/+$/, '') + '/state', { cache: 'no-store' });
