@@ -526,3 +526,83 @@ fn demo_prints_a_link_that_opens_the_demo_meeting() {
     assert!(dir.path().join("raum-data/meetings/demo.yaml").is_file());
     assert!(dir.path().join("raum-data/url-key").is_file());
 }
+
+/// Whoever runs standalone learns each meeting's links: printed on standard output
+/// when a file is first read (one added while running too), never into the process
+/// log, and by `raum standalone urls` for every file at any time (which creates no
+/// key and names the files it cannot use).
+#[test]
+fn each_meeting_files_links_are_printed_once_and_by_the_urls_command() {
+    // Before any key exists: refused, and nothing is created.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raum"))
+        .args(["standalone", "urls"])
+        .arg(format!(
+            "--meetings-dir={}",
+            empty.path().join("meetings").display()
+        ))
+        .arg(format!("--key-file={}", empty.path().join("key").display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no URL key yet"), "{err}");
+    assert!(!empty.path().join("key").exists(), "urls created a key");
+
+    let s = Standalone::start(
+        &[("team.yaml", &meeting_yaml("team", "  title: Team\n"))],
+        &[],
+    );
+    let link = |token: String| format!("http://{}/j/{token}", s.addr);
+    eventually("the team's links", Duration::from_secs(10), || {
+        s.output().contains(&link(Standalone::token("team")))
+    });
+    std::fs::write(
+        s.meetings().join("lesson.yaml"),
+        meeting_yaml("lesson", "  title: Maths\n"),
+    )
+    .unwrap();
+    std::fs::write(s.meetings().join("broken.yaml"), "spec: [").unwrap();
+    eventually("the new file's links", Duration::from_secs(10), || {
+        s.output().contains(&link(Standalone::host_token("lesson")))
+    });
+    let printed = s.output();
+    assert!(
+        printed.contains(&link(Standalone::token("lesson"))),
+        "{printed}"
+    );
+    assert!(printed.contains("meeting lesson ("), "{printed}");
+    // Once each, however often the directory is read again.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        s.output().matches(&link(Standalone::token("team"))).count(),
+        1
+    );
+    let log = s.log();
+    for token in [Standalone::token("team"), Standalone::token("lesson")] {
+        assert!(!log.contains(&token), "a token in the process log:\n{log}");
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raum"))
+        .args(["standalone", "urls"])
+        .arg(format!("--listen={}", s.addr))
+        .arg(format!("--meetings-dir={}", s.meetings().display()))
+        .arg(format!(
+            "--key-file={}",
+            s.dir.path().join("url-key").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for token in [
+        Standalone::token("team"),
+        Standalone::host_token("team"),
+        Standalone::token("lesson"),
+        Standalone::host_token("lesson"),
+    ] {
+        assert!(listed.contains(&link(token)), "{listed}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.yaml: ignored"), "{err}");
+}

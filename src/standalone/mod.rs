@@ -31,24 +31,39 @@ use crate::token::TokenKey;
 pub struct Args {
     /// Where meetings (Meeting YAML files) and an optional RetentionPolicy YAML live;
     /// files added, changed or removed while running are picked up.
-    #[arg(long, default_value = "raum-data/meetings", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = "raum-data/meetings",
+        value_name = "DIR",
+        global = true
+    )]
     pub meetings_dir: PathBuf,
 
     /// The file holding the key join tokens are derived from (created if missing).
-    #[arg(long, default_value = "raum-data/url-key", value_name = "FILE")]
+    #[arg(
+        long,
+        default_value = "raum-data/url-key",
+        value_name = "FILE",
+        global = true
+    )]
     pub key_file: PathBuf,
 
     /// Where the gateway listens.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR",
+        global = true
+    )]
     pub listen: std::net::SocketAddr,
 
     /// The public base URL of join links. Default: `http://<listen address>`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub public_url: Option<PublicUrl>,
 
     /// The address browsers send media to (the meeting rooms' UDP ports). Default:
     /// the listen address when it is a specific one.
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", global = true)]
     pub advertise_ip: Option<IpAddr>,
 
     /// How often the meetings directory is read again.
@@ -90,6 +105,18 @@ pub struct Args {
     /// The web front end. The access log goes to raum-data/access-log unless given.
     #[command(flatten)]
     pub web: WebArgs,
+
+    /// Instead of running: something else to do with the same files.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `raum standalone` can do besides running.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print each meeting file's join URL and host link (from --meetings-dir,
+    /// --key-file and --public-url, as the running server has them) and exit.
+    Urls,
 }
 
 /// The eight weeks the design promises when no RetentionPolicy file says otherwise.
@@ -136,6 +163,11 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// There is no key file yet, so no URL either.
+    #[error(
+        "{0}: no URL key yet: start `raum standalone` once (it creates the key, and with it every meeting's URL)"
+    )]
+    NoKey(PathBuf),
     /// No address to advertise for media.
     #[error(
         "--advertise-ip is required when listening on {0} (the address browsers send media to)"
@@ -326,16 +358,19 @@ async fn start_turn(
     }))
 }
 
-/// Runs `raum standalone` until SIGTERM or Ctrl-C.
-pub async fn run(args: Args) -> Result<(), Error> {
-    let advertise_ip = match args.advertise_ip {
-        Some(ip) => ip,
-        None if !args.listen.ip().is_unspecified() => args.listen.ip(),
-        None => return Err(Error::NoAdvertiseIp(args.listen.ip())),
-    };
-    // Without --public-url: the listen address, or the advertised one when listening on
-    // every interface (http://0.0.0.0:... opens nowhere).
-    let public_url = match &args.public_url {
+/// The address browsers send media to: --advertise-ip, else the listen address.
+fn advertise_ip_of(args: &Args) -> Result<IpAddr, Error> {
+    match args.advertise_ip {
+        Some(ip) => Ok(ip),
+        None if !args.listen.ip().is_unspecified() => Ok(args.listen.ip()),
+        None => Err(Error::NoAdvertiseIp(args.listen.ip())),
+    }
+}
+
+/// Where join URLs point: --public-url, else the listen address, or the advertised
+/// one when listening on every interface (http://0.0.0.0:... opens nowhere).
+fn public_url_of(args: &Args, advertise_ip: IpAddr) -> PublicUrl {
+    match &args.public_url {
         Some(url) => url.clone(),
         None => {
             let host = if args.listen.ip().is_unspecified() {
@@ -350,7 +385,58 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .parse()
             .expect("an IP address and port make a public URL")
         }
-    };
+    }
+}
+
+/// `raum standalone urls`: each meeting file's links, on standard output; files that
+/// cannot be used, with the reason, on standard error. Reads only: it creates no key.
+pub fn print_urls(args: &Args) -> Result<(), Error> {
+    let advertise_ip = advertise_ip_of(args)?;
+    let public_url = public_url_of(args, advertise_ip);
+    if !args.key_file.exists() {
+        return Err(Error::NoKey(args.key_file.clone()));
+    }
+    let key = load_key(&args.key_file)?;
+    let listing = files::list(&args.meetings_dir).map_err(io("cannot read", &args.meetings_dir))?;
+    let scan = files::scan(&listing);
+    let mut out = std::io::stdout().lock();
+    for (name, file) in &scan.meetings {
+        let _ = writeln!(out, "{}", announcement(name, file, &public_url, &key));
+    }
+    let _ = out.flush();
+    for (path, reason) in &scan.problems {
+        eprintln!("{}: ignored: {reason}", path.display());
+    }
+    if scan.meetings.is_empty() {
+        eprintln!("no meeting files in {}", args.meetings_dir.display());
+    }
+    Ok(())
+}
+
+/// How a meeting's links are printed (by `urls`, and when a running server first
+/// reads its file): on standard output, never into the process log.
+pub fn announcement(
+    name: &str,
+    file: &files::MeetingFile,
+    public_url: &PublicUrl,
+    key: &TokenKey,
+) -> String {
+    format!(
+        "meeting {name} ({}): {}\n    join link: {}\n    host link: {}\n",
+        file.path.display(),
+        file.meeting.spec.title,
+        public_url.join_url(&token_for(key, &file.meeting)),
+        public_url.join_url(&host_token_for(key, &file.meeting)),
+    )
+}
+
+/// Runs standalone mode (or its `urls` command) until SIGTERM or Ctrl-C.
+pub async fn run(args: Args) -> Result<(), Error> {
+    if let Some(Command::Urls) = args.command {
+        return print_urls(&args);
+    }
+    let advertise_ip = advertise_ip_of(&args)?;
+    let public_url = public_url_of(&args, advertise_ip);
     let mut origins = vec![public_url.origin().to_owned()];
     if args.public_url.is_none() && args.listen.ip().is_loopback() {
         // The printed link says 127.0.0.1; people type localhost too.
@@ -388,6 +474,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .unwrap_or(SignedDuration::from_hours(8)),
     };
     let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url, timing, turn);
+    if args.demo {
+        // The demo's links get a banner of their own, below.
+        rooms.announced("demo");
+    }
     let gateway_state = front.gateway.clone();
     rooms
         .rescan(&args.meetings_dir, &directory, Timestamp::now())

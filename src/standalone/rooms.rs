@@ -60,6 +60,8 @@ pub struct Rooms {
     urls: HashMap<String, (String, String)>,
     reported: BTreeMap<PathBuf, String>,
     listing_failed: bool,
+    /// Meetings whose links were printed (once each, when their file is first read).
+    announced: std::collections::HashSet<String>,
 }
 
 impl Rooms {
@@ -81,7 +83,13 @@ impl Rooms {
             urls: HashMap::new(),
             reported: BTreeMap::new(),
             listing_failed: false,
+            announced: std::collections::HashSet::new(),
         }
+    }
+
+    /// Marks `name`'s links as printed already.
+    pub fn announced(&mut self, name: &str) {
+        self.announced.insert(name.to_owned());
     }
 
     /// The join URL of the meeting called `name`, once it was read.
@@ -120,6 +128,15 @@ impl Rooms {
         let mut index = HashMap::new();
         let mut urls = HashMap::new();
         for (name, file) in &scan.meetings {
+            // Its links, the first time its file is read: on standard output for the
+            // person running this (the process log never holds a token).
+            if self.announced.insert(name.clone()) {
+                use std::io::Write;
+                let text = super::announcement(name, file, &self.public_url, &self.key);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
             let token = super::token_for(&self.key, &file.meeting);
             let host_token = super::host_token_for(&self.key, &file.meeting);
             let host_digest = token_digest(&host_token);

@@ -251,7 +251,7 @@ impl Standalone {
             // Everything a person could switch on: privacy checks read the whole log.
             .env("RAUM_LOG", "trace")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
@@ -271,6 +271,11 @@ impl Standalone {
     /// The host link's token of a meeting file named `name`.
     pub fn host_token(name: &str) -> String {
         raum::token::TokenKey::from_bytes(KEY.to_vec()).host_token(&format!("standalone:{name}"))
+    }
+
+    /// What it printed on standard output so far (the links of meetings it read).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     /// The process log so far.
