@@ -606,3 +606,83 @@ fn each_meeting_files_links_are_printed_once_and_by_the_urls_command() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.yaml: ignored"), "{err}");
 }
+
+/// Media ports come from one range the person running standalone names (so a
+/// firewall can be planned): each meeting takes the first free one, ICE-TCP on the
+/// same number; when the range is used up a meeting waits, and takes a port once one
+/// is free again. A range that is none is refused with the reason.
+#[test]
+fn media_ports_come_from_the_flag_chosen_range() {
+    for (bad, why) in [
+        ("5-3", "5 is above 3"),
+        ("0-10", "is not a port"),
+        ("40000", "is not FIRST-LAST"),
+        ("a-b", "is not a port"),
+        ("40000-70000", "is not a port"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_raum"))
+            .args(["standalone", &format!("--media-ports={bad}"), "urls"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    // Two ports for three meetings.
+    let first = web::free_port();
+    let range = format!("--media-ports={first}-{}", first + 1);
+    let files: Vec<(String, String)> = ["a", "b", "c"]
+        .iter()
+        .map(|n| (format!("{n}.yaml"), meeting_yaml(n, "  title: T\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, y)| (f.as_str(), y.as_str()))
+        .collect();
+    let s = Standalone::start(&refs, &[&range]);
+    eventually(
+        "two meetings open, one waits",
+        Duration::from_secs(10),
+        || {
+            let log = s.log();
+            log.matches("meeting open").count() == 2
+                && log.contains("no free UDP port in the media range")
+        },
+    );
+    let log = s.log();
+    let ports: Vec<u16> = log
+        .lines()
+        .filter(|l| l.contains("meeting open"))
+        .map(|l| {
+            let p = l.split("media_port=").nth(1).unwrap();
+            p.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    let mut sorted = ports.clone();
+    sorted.sort();
+    assert_eq!(sorted, [first, first + 1], "{log}");
+    for p in &ports {
+        assert!(
+            log.contains(&format!("media_port={p} ice_tcp_port=Some({p})")),
+            "ICE-TCP on the same number: {log}"
+        );
+    }
+    // The one without a port says "in a moment"; once a meeting ends, it opens.
+    let waiting: Vec<&str> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|n| {
+            page(&s, &format!("/j/{}", Standalone::token(n)), "en")
+                .body
+                .contains("data-page=\"waiting\"")
+        })
+        .collect();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let open = ["a", "b", "c"]
+        .into_iter()
+        .find(|n| !waiting.contains(n))
+        .unwrap();
+    std::fs::remove_file(s.meetings().join(format!("{open}.yaml"))).unwrap();
+    eventually("the waiting meeting opens", Duration::from_secs(10), || {
+        s.log().matches("meeting open").count() == 3
+    });
+}

@@ -66,6 +66,11 @@ pub struct Args {
     #[arg(long, value_name = "IP", global = true)]
     pub advertise_ip: Option<IpAddr>,
 
+    /// The UDP ports meetings take their media port from (the first free one each;
+    /// ICE-TCP on the same number): open these in a firewall.
+    #[arg(long, default_value = "40000-40099", value_name = "FIRST-LAST", value_parser = parse_port_range)]
+    pub media_ports: std::ops::RangeInclusive<u16>,
+
     /// How often the meetings directory is read again.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub rescan_interval: Duration,
@@ -358,6 +363,25 @@ async fn start_turn(
     }))
 }
 
+/// `FIRST-LAST`, both ports (1 to 65535), FIRST not above LAST.
+fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not FIRST-LAST (for example 40000-40099)"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1 to 65535)"))
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err(format!("{a} is above {b}"));
+    }
+    Ok(a..=b)
+}
+
 /// The address browsers send media to: --advertise-ip, else the listen address.
 fn advertise_ip_of(args: &Args) -> Result<IpAddr, Error> {
     match args.advertise_ip {
@@ -473,7 +497,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
         default_length: SignedDuration::try_from(args.default_length)
             .unwrap_or(SignedDuration::from_hours(8)),
     };
-    let mut rooms = rooms::Rooms::new(advertise_ip, key, public_url, timing, turn);
+    let mut rooms = rooms::Rooms::new(
+        advertise_ip,
+        key,
+        public_url,
+        timing,
+        turn,
+        args.media_ports.clone(),
+    );
     if args.demo {
         // The demo's links get a banner of their own, below.
         rooms.announced("demo");

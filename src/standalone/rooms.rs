@@ -62,6 +62,8 @@ pub struct Rooms {
     listing_failed: bool,
     /// Meetings whose links were printed (once each, when their file is first read).
     announced: std::collections::HashSet<String>,
+    /// Where media ports come from.
+    ports: std::ops::RangeInclusive<u16>,
 }
 
 impl Rooms {
@@ -72,6 +74,7 @@ impl Rooms {
         public_url: PublicUrl,
         timing: Timing,
         turn: Option<TurnOffer>,
+        ports: std::ops::RangeInclusive<u16>,
     ) -> Self {
         Self {
             advertise_ip,
@@ -84,6 +87,7 @@ impl Rooms {
             reported: BTreeMap::new(),
             listing_failed: false,
             announced: std::collections::HashSet::new(),
+            ports,
         }
     }
 
@@ -237,25 +241,45 @@ impl Rooms {
             None => {}
         }
         let bind = bind_ip(self.advertise_ip);
-        let socket = match tokio::net::UdpSocket::bind(SocketAddr::new(bind, 0)).await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(meeting = %name, error = %e, "cannot open a media port for the meeting");
+        // The first port of the range free for UDP and, preferably, TCP too (one
+        // number to open in a firewall); else the first free for UDP, with ICE-TCP on
+        // another of the range. A meeting without ICE-TCP still runs over UDP.
+        let mut udp_only = None;
+        let mut both = None;
+        for p in self.ports.clone() {
+            let Ok(udp) = tokio::net::UdpSocket::bind(SocketAddr::new(bind, p)).await else {
+                continue;
+            };
+            match tokio::net::TcpListener::bind(SocketAddr::new(bind, p)).await {
+                Ok(tcp) => {
+                    both = Some((udp, Some(tcp)));
+                    break;
+                }
+                Err(_) if udp_only.is_none() => udp_only = Some(udp),
+                Err(_) => {}
+            }
+        }
+        let (socket, tcp) = match (both, udp_only) {
+            (Some(b), _) => b,
+            (None, Some(udp)) => {
+                let mut tcp = None;
+                for p in self.ports.clone() {
+                    if let Ok(l) = tokio::net::TcpListener::bind(SocketAddr::new(bind, p)).await {
+                        tcp = Some(l);
+                        break;
+                    }
+                }
+                if tcp.is_none() {
+                    warn!(meeting = %name, ports = ?self.ports, "no free ICE-TCP port in the media range: UDP only");
+                }
+                (udp, tcp)
+            }
+            (None, None) => {
+                warn!(meeting = %name, ports = ?self.ports, "no free UDP port in the media range: the meeting waits");
                 return false;
             }
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-        // ICE-TCP on the same number if it is free (one port to open in a firewall),
-        // else on another; a meeting without it still runs over UDP.
-        let tcp = match tokio::net::TcpListener::bind(SocketAddr::new(bind, port)).await {
-            Ok(l) => Some(l),
-            Err(_) => tokio::net::TcpListener::bind(SocketAddr::new(bind, 0))
-                .await
-                .inspect_err(|e| {
-                    warn!(meeting = %name, error = %e, "cannot open an ICE-TCP port for the meeting");
-                })
-                .ok(),
-        };
         let tcp_port = tcp
             .as_ref()
             .and_then(|l| l.local_addr().ok())
