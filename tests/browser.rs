@@ -337,3 +337,37 @@ fn a_host_shares_a_screen_that_the_others_decode_and_participants_cannot() {
     assert_eq!(r["adaSharerAfterStop"], serde_json::Value::Null, "{r}");
     assert_eq!(r["adaReceivesAll"]["videos"], 2, "{r}");
 }
+
+/// No text below WCAG AA contrast, in either colour scheme, on a desktop or a phone,
+/// in the lobby or in the call with its buttons pressed; and no sideways scrolling.
+#[test]
+fn every_text_has_aa_contrast_in_light_and_dark_on_desktop_and_phone() {
+    let s = Standalone::start(
+        &[(
+            "team.yaml",
+            &meeting_yaml("team", "  title: Elternabend der Klasse 7b\n"),
+        )],
+        &[],
+    );
+    let url = format!("http://{}/j/{}", s.addr, Standalone::token("team"));
+    let shots = browser::artifacts();
+    let r = browser::run(
+        json!({"scenario": "contrast", "url": url, "screenshots": shots}),
+        Duration::from_secs(120),
+    );
+    eprintln!("{r}");
+    let views = r.as_array().unwrap();
+    assert_eq!(views.len(), 4, "{r}");
+    for v in views {
+        for stage in ["lobby", "inCall"] {
+            let c = &v[stage];
+            assert!(c["checked"].as_u64().unwrap() > 5, "{r}");
+            assert_eq!(c["bad"], json!([]), "{}: {r}", v["where"]);
+            assert!(
+                c["overflow"].as_i64().unwrap() <= 0,
+                "{}: sideways: {r}",
+                v["where"]
+            );
+        }
+    }
+}

@@ -675,7 +675,82 @@ async function firstCall() {
   }
 }
 
-const scenarios = { call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario, firstcall: firstCall };
+// Text contrast (WCAG AA: 4.5:1, 3:1 for large text) of everything visible with
+// text, from the computed styles, in the light and the dark scheme, on a desktop and
+// a phone, in the lobby and in the call (German: the longest labels); and no
+// horizontal scrolling.
+async function contrast() {
+  const browser = await launch();
+  try {
+    const out = [];
+    for (const colorScheme of ['light', 'dark']) {
+      for (const [device, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+        const context = await browser.newContext({ locale: 'de-DE', colorScheme, viewport, isMobile: device === 'phone' });
+        const page = await context.newPage();
+        await page.goto(args.url);
+        const p = { name: 'Maximilian Mustermann-Schmidt', page, context };
+        const check = (where) => page.evaluate((where) => {
+          const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number); return { r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1 }; };
+          const lum = ({ r, g, b }) => { const f = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+          const over = (top, under) => ({ r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a), b: top.b * top.a + under.b * (1 - top.a), a: 1 });
+          const background = (el) => {
+            const layers = [];
+            for (let e = el; e; e = e.parentElement) {
+              const c = parse(getComputedStyle(e).backgroundColor);
+              if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+            }
+            let c = { r: 255, g: 255, b: 255, a: 1 };
+            if (!layers.length || layers[layers.length - 1].a < 1) c = parse(getComputedStyle(document.documentElement).backgroundColor) || c;
+            for (const l of layers.reverse()) c = over(l, c);
+            return c;
+          };
+          const bad = [];
+          let checked = 0;
+          for (const el of document.querySelectorAll('body *')) {
+            if (!el.offsetParent && getComputedStyle(el).position !== 'fixed') continue;
+            if (el.closest('[hidden], [aria-hidden="true"], video')) continue;
+            const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+            const field = el.matches('input, select') && (el.value || el.placeholder);
+            if (!own && !field) continue;
+            if (el.disabled) continue; // WCAG exempts inactive controls
+            const st = getComputedStyle(el);
+            if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
+            const fg = over(parse(st.color), background(el));
+            const bg = background(el);
+            const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+            const ratio = (a + 0.05) / (b + 0.05);
+            const size = parseFloat(st.fontSize);
+            const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+            checked += 1;
+            if (ratio < (large ? 3 : 4.5)) bad.push(`${where} ${el.tagName.toLowerCase()}#${el.id || ''}.${el.className || ''} "${(el.textContent || el.value || '').trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+          }
+          return { bad, checked, overflow: document.documentElement.scrollWidth - window.innerWidth };
+        }, where);
+        await page.waitForSelector('#join-form');
+        await page.fill('#name', p.name);
+        const lobby = await check(`${colorScheme}/${device}/lobby`);
+        await page.click('#join');
+        await until('joined', () => page.evaluate(() => window.raum && window.raum.id !== null));
+        // Pressed buttons too: the microphone muted, the hand raised.
+        await page.click('#mic');
+        await page.click('#hand');
+        await until('hand raised', () => page.evaluate(() => window.raum.hand));
+        await page.fill('#chat-input', 'Guten Morgen');
+        await page.press('#chat-input', 'Enter');
+        await sleep(300);
+        const inCall = await check(`${colorScheme}/${device}/call`);
+        if (args.screenshots) await page.screenshot({ path: `${args.screenshots}/contrast-${colorScheme}-${device}.png`, fullPage: true });
+        out.push({ where: `${colorScheme}/${device}`, lobby, inCall });
+        await context.close();
+      }
+    }
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+const scenarios = { contrast, call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario, firstcall: firstCall };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },
