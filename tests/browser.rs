@@ -150,8 +150,9 @@ fn a_first_call_keeps_state_names_and_the_call_and_asks_only_its_origin() {
         &[],
     );
     let url = format!("http://{}/j/{}", s.addr, Standalone::token("team"));
+    let host_url = format!("http://{}/j/{}", s.addr, Standalone::host_token("team"));
     let r = browser::run(
-        json!({"scenario": "firstcall", "url": url}),
+        json!({"scenario": "firstcall", "url": url, "hostUrl": host_url}),
         Duration::from_secs(120),
     );
     eprintln!("{r}");
@@ -171,6 +172,19 @@ fn a_first_call_keeps_state_names_and_the_call_and_asks_only_its_origin() {
         "the privacy link leaves the call: {r}"
     );
     assert_eq!(r["nameAfterRejoin"], "Bob", "{r}");
+    assert_eq!(r["title"], "Team", "{r}");
+    assert_eq!(r["peopleHead"], "People here (2)", "{r}");
+    // Hours and minutes in the browser's way ("12:28 AM" in en-US).
+    let time = r["chatTime"].as_str().unwrap();
+    assert!(
+        time.contains(':') && time.len() <= 8,
+        "a chat line's time: {r}"
+    );
+    assert_eq!(r["invite"], url, "{r}");
+    assert_eq!(
+        r["hostInvite"], url,
+        "the host's page invites with the participants' link: {r}"
+    );
     assert_eq!(r["failed"], json!([]), "requests that failed: {r}");
     assert_eq!(r["foreign"], json!([]), "requests beyond the origin: {r}");
 }

@@ -127,14 +127,16 @@ struct Index {
     /// By participants' token.
     meetings: HashMap<String, Arc<Meeting>>,
     /// By the digest of the host link's token (the token itself is known only to
-    /// the operator and the Secret's readers).
-    hosts: HashMap<String, Arc<Meeting>>,
+    /// the operator and the Secret's readers), with the participants' token (a host
+    /// invites people with the participants' link).
+    hosts: HashMap<String, (String, Arc<Meeting>)>,
 }
 
 impl Index {
     fn insert(&mut self, token: String, meeting: Arc<Meeting>) {
         if let Some(d) = &meeting.host_token_sha256 {
-            self.hosts.insert(d.clone(), meeting.clone());
+            self.hosts
+                .insert(d.clone(), (token.clone(), meeting.clone()));
         }
         if let Some(old) = self.meetings.insert(token, meeting) {
             self.forget_host(&old);
@@ -150,7 +152,7 @@ impl Index {
     /// Drops `old`'s host link, unless its digest already leads to a newer entry.
     fn forget_host(&mut self, old: &Arc<Meeting>) {
         if let Some(d) = &old.host_token_sha256
-            && self.hosts.get(d).is_some_and(|m| Arc::ptr_eq(m, old))
+            && self.hosts.get(d).is_some_and(|(_, m)| Arc::ptr_eq(m, old))
         {
             self.hosts.remove(d);
         }
@@ -167,7 +169,23 @@ impl Directory {
         if index.hosts.is_empty() {
             return None;
         }
-        index.hosts.get(&crate::token::token_digest(token)).cloned()
+        index
+            .hosts
+            .get(&crate::token::token_digest(token))
+            .map(|(_, m)| m.clone())
+    }
+
+    /// The participants' token of the meeting behind `token` (itself, or the one a
+    /// host link belongs to): what an invitation carries.
+    pub fn invite_token(&self, token: &str) -> Option<String> {
+        let index = self.index.read().expect("not poisoned");
+        if index.meetings.contains_key(token) {
+            return Some(token.to_owned());
+        }
+        index
+            .hosts
+            .get(&crate::token::token_digest(token))
+            .map(|(t, _)| t.clone())
     }
 
     /// Replaces the whole index.
@@ -238,6 +256,10 @@ mod tests {
         assert!(d.get(TOKEN).is_some());
         assert!(d.get(host).is_some(), "the host link");
         assert!(d.get(&digest).is_none(), "the digest itself is no link");
+        // Either link invites with the participants' token, never the host's.
+        assert_eq!(d.invite_token(TOKEN).as_deref(), Some(TOKEN));
+        assert_eq!(d.invite_token(host).as_deref(), Some(TOKEN));
+        assert_eq!(d.invite_token(&digest), None);
         // Replaced without a host digest: the host link leads nowhere.
         d.upsert(TOKEN.to_owned(), entry(None));
         assert!(d.get(host).is_none());

@@ -130,8 +130,10 @@ pub fn waiting(lang: Lang, meeting: &Meeting, starts_at: Option<Timestamp>) -> S
 }
 
 /// The join page: the lobby (name, devices, preview) and the call, driven by the
-/// script with the texts of `lang` embedded.
-pub fn join(lang: Lang, meeting: &Meeting) -> String {
+/// script with the texts of `lang` embedded. `invite`: the participants' token, for
+/// the "copy invite link" button (also on the host link's page, which must never
+/// hand out its own).
+pub fn join(lang: Lang, meeting: &Meeting, invite: &str) -> String {
     let s: &Strings = lang.strings();
     let config = serde_json::json!({
         "lang": lang.tag(),
@@ -143,6 +145,7 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
             "chat": meeting.chat,
             "maxParticipants": meeting.max_participants,
             "screenShare": meeting.screen_share.as_str(),
+            "invitePath": format!("/j/{invite}"),
         },
     });
     let mut body = String::with_capacity(4096);
@@ -177,7 +180,9 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
         "<p id=\"lobby-msg\" class=\"msg\" role=\"alert\"></p>\
          <button type=\"submit\" id=\"join\">{join}</button></form></section>\
          <section id=\"call\" hidden>\
-         <p id=\"status\" class=\"msg\" role=\"status\" aria-live=\"polite\"></p>\
+         <header id=\"call-head\"><h1 id=\"call-title\">{title}</h1>\
+         <button id=\"invite\" type=\"button\" class=\"quiet\">{invite}</button>\
+         <p id=\"status\" class=\"msg\" role=\"status\" aria-live=\"polite\"></p></header>\
          <div id=\"grid\"></div>\
          <div id=\"controls\">{mic}{cam}\
          <button id=\"hand\" type=\"button\" aria-pressed=\"false\">{raise_hand}</button>\
@@ -194,13 +199,15 @@ pub fn join(lang: Lang, meeting: &Meeting) -> String {
          <button id=\"lock\" type=\"button\" aria-pressed=\"false\">{lock}</button>\
          <button id=\"end-all\" type=\"button\" class=\"danger\">{end_all}</button></div>\
          <div id=\"knocks\" hidden><h2>{lobby_heading}</h2><ul id=\"knock-list\"></ul></div></div>\
-         <h2>{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
+         <h2 id=\"people-head\">{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
          </section>\
          <section id=\"knock\" class=\"notice\" hidden><h1 id=\"knock-title\"></h1>\
          <p id=\"knock-text\"></p><button id=\"knock-leave\" type=\"button\">{leave}</button></section>\
          <section id=\"end\" class=\"notice\" hidden><h1 id=\"end-title\"></h1><p id=\"end-text\"></p>\
          <button id=\"rejoin\" type=\"button\">{rejoin}</button></section>",
         join = s.join,
+        title = escape(&meeting.title),
+        invite = s.invite,
         mic = if meeting.audio {
             format!(
                 "<button id=\"mic\" type=\"button\" aria-pressed=\"false\">{}</button>",
@@ -374,7 +381,11 @@ mod tests {
 
     #[test]
     fn titles_are_escaped_and_cannot_end_the_config_script() {
-        let page = join(Lang::En, &meeting("</script><img src=x onerror=alert(1)>"));
+        let page = join(
+            Lang::En,
+            &meeting("</script><img src=x onerror=alert(1)>"),
+            "tok",
+        );
         assert!(!page.contains("<img"), "{page}");
         assert_eq!(page.matches("</script>").count(), 2, "config and app.js");
         assert!(page.contains("\\u003c/script>"));
@@ -382,7 +393,8 @@ mod tests {
 
     #[test]
     fn the_join_page_offers_only_what_the_meeting_allows() {
-        let page = join(Lang::De, &meeting("Team"));
+        let page = join(Lang::De, &meeting("Team"), "tok");
+        assert!(page.contains("\"invitePath\":\"/j/tok\""));
         assert!(page.contains("<html lang=\"de\">"));
         assert!(page.contains("id=\"microphone\""));
         assert!(!page.contains("id=\"camera\""), "video is off");

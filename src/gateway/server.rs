@@ -200,7 +200,10 @@ async fn join_page(
             StatusCode::SERVICE_UNAVAILABLE,
             pages::full(lang, meeting.max_participants),
         ),
-        MeetingState::Open => html(StatusCode::OK, pages::join(lang, &meeting)),
+        MeetingState::Open => {
+            let invite = gw.directory.invite_token(&token).unwrap_or_default();
+            html(StatusCode::OK, pages::join(lang, &meeting, &invite))
+        }
     }
 }
 

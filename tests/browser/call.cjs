@@ -648,6 +648,26 @@ async function firstCall() {
         initialsShown: getComputedStyle(t.querySelector('.initials')).display !== 'none' };
     }, adaId));
     out.bobSeesAda = tile;
+    // The call names the meeting and counts who is here; chat lines carry the time.
+    out.title = await bob.page.textContent('#call-title');
+    out.peopleHead = await bob.page.textContent('#people-head');
+    await bob.page.fill('#chat-input', 'Hallo');
+    await bob.page.press('#chat-input', 'Enter');
+    out.chatTime = await until('Ada gets the chat', () => ada.page.evaluate(() => {
+      const t = document.querySelector('#messages li time');
+      return t && t.textContent;
+    }));
+    // The invite link is the participants' link, also from the host's page.
+    const copied = async (p) => {
+      await p.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      await p.page.click('#invite');
+      return p.page.evaluate(() => navigator.clipboard.readText());
+    };
+    out.invite = await copied(bob);
+    const host = await participant(browser, 'Host', args.hostUrl);
+    watch(host);
+    await join(host);
+    out.hostInvite = await copied(host);
     out.adaSelf = await ada.page.evaluate(() => {
       const t = document.querySelector('.tile[data-peer="self"]');
       return { cameraOff: t.classList.contains('camera-off'), initials: t.querySelector('.initials').textContent };

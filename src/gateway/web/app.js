@@ -319,6 +319,7 @@
   function renderPeople() {
     const ul = $('people');
     ul.textContent = '';
+    $('people-head').textContent = `${S.people} (${peers.size + 1})`;
     const me = document.createElement('li');
     me.textContent = `${myName} (${S.you})` + (audioMuted ? ` · ${S.muted}` : '');
     ul.append(me);
@@ -413,6 +414,12 @@
     if (!list) return;
     const li = document.createElement('li');
     if (mine) li.className = 'mine';
+    // When it was said, in the participant's own clock (kept nowhere but here).
+    const now = new Date();
+    const at = document.createElement('time');
+    at.dateTime = now.toISOString();
+    at.textContent = new Intl.DateTimeFormat(document.documentElement.lang, { hour: '2-digit', minute: '2-digit' }).format(now);
+    li.append(at, ' ');
     const who = document.createElement('b');
     who.textContent = from;
     const what = document.createElement('span');
@@ -834,6 +841,24 @@
     end(S.left, '');
   });
   $('rejoin').addEventListener('click', () => location.reload());
+  // The participants' link (also on the host link's page, which never hands out its
+  // own).
+  $('invite').addEventListener('click', async () => {
+    const link = location.origin + M.invitePath;
+    try {
+      await navigator.clipboard.writeText(link);
+    } catch {
+      // No clipboard API (an insecure origin): the old way.
+      const field = document.createElement('input');
+      field.value = link;
+      document.body.append(field);
+      field.select();
+      document.execCommand('copy');
+      field.remove();
+    }
+    status(S.invite_copied);
+    setTimeout(() => { if ($('status').textContent === S.invite_copied) status(''); }, 4000);
+  });
   $('knock-leave').addEventListener('click', () => { send({ type: 'leave' }); end(S.left, ''); });
   $('hand').addEventListener('click', () => send({ type: 'hand', raised: !myHand }));
   $('share').addEventListener('click', () => (sharing ? stopShare() : share()));
