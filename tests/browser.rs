@@ -172,6 +172,11 @@ fn a_first_call_keeps_state_names_and_the_call_and_asks_only_its_origin() {
         "the privacy link leaves the call: {r}"
     );
     assert_eq!(r["nameAfterRejoin"], "Bob", "{r}");
+    assert_eq!(
+        r["mutedMarks"],
+        json!({"bob": true, "own": true, "emoji": false, "micButtonIcon": true}),
+        "{r}"
+    );
     assert_eq!(r["title"], "Team", "{r}");
     assert_eq!(r["peopleHead"], "People here (2)", "{r}");
     // Hours and minutes in the browser's way ("12:28 AM" in en-US).

@@ -648,6 +648,14 @@ async function firstCall() {
         initialsShown: getComputedStyle(t.querySelector('.initials')).display !== 'none' };
     }, adaId));
     out.bobSeesAda = tile;
+    // Ada mutes: a crossed-out microphone on her tile, for Bob and on her own.
+    await ada.page.click('#mic');
+    out.mutedMarks = {
+      bob: await until('Bob sees Ada muted', () => bob.page.evaluate((id) => !!document.querySelector(`.tile[data-peer="${id}"] figcaption .muted svg`), adaId)),
+      own: await ada.page.evaluate(() => !!document.querySelector('.tile[data-peer="self"] figcaption .muted svg')),
+      emoji: await bob.page.evaluate(() => /\p{Extended_Pictographic}/u.test(document.getElementById('grid').textContent)),
+      micButtonIcon: await ada.page.evaluate(() => !!document.querySelector('#mic svg.icon')),
+    };
     // The call names the meeting and counts who is here; chat lines carry the time.
     out.title = await bob.page.textContent('#call-title');
     out.peopleHead = await bob.page.textContent('#people-head');

@@ -67,6 +67,37 @@
     { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
   ];
 
+  // ---- icons ---------------------------------------------------------------
+
+  // Inline SVG (no icon font, no request beyond the page): stroked in the text's
+  // colour, so they follow the colour scheme and a pressed button's inversion.
+  const SLASH = '<path d="M4 4l16 16"/>';
+  const ICONS = {
+    mic: '<path d="M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z"/><path d="M19 11a7 7 0 0 1-14 0M12 18v3"/>',
+    cam: '<rect x="3" y="7" width="12" height="10" rx="2"/><path d="M15 11l6-3v8l-6-3z"/>',
+    hand: '<path d="M7 11V6a1.5 1.5 0 0 1 3 0v4M10 10V4.5a1.5 1.5 0 0 1 3 0V10M13 10V5.5a1.5 1.5 0 0 1 3 0V11M16 11V8.5a1.5 1.5 0 0 1 3 0V14a7 7 0 0 1-7 7h-1a6 6 0 0 1-5-2.7L4 15.5a1.5 1.5 0 0 1 2.4-1.8L7 14.5"/>',
+    screen: '<rect x="3" y="4" width="18" height="12" rx="2"/><path d="M8 20h8M12 16v4"/>',
+    grid: '<rect x="4" y="4" width="7" height="7" rx="1"/><rect x="13" y="4" width="7" height="7" rx="1"/><rect x="4" y="13" width="7" height="7" rx="1"/><rect x="13" y="13" width="7" height="7" rx="1"/>',
+    speaker: '<rect x="3" y="4" width="18" height="11" rx="1"/><path d="M5 19h3M10.5 19h3M16 19h3"/>',
+    leave: '<path d="M10 17l-5-5 5-5M5 12h11M14 4h4a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-4"/>',
+    link: '<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"/>',
+  };
+  ICONS['mic-off'] = ICONS.mic + SLASH;
+  ICONS['cam-off'] = ICONS.cam + SLASH;
+
+  function icon(name) {
+    return `<svg class="icon" viewBox="0 0 24 24" width="20" height="20" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">${ICONS[name]}</svg>`;
+  }
+
+  // A button's icon and text (the text may be hidden on small screens; it stays the
+  // button's accessible name).
+  function setButton(el, name, text) {
+    if (!el) return;
+    el.innerHTML = icon(name) + '<span class="label"></span>';
+    el.querySelector('.label').textContent = text;
+    el.setAttribute('aria-label', text);
+  }
+
   // ---- lobby ---------------------------------------------------------------
 
   const lobbyMsg = (text) => { $('lobby-msg').textContent = text || ''; };
@@ -193,7 +224,9 @@
       $('grid').append(tile);
       tiles.set(id, tile);
     }
-    tile.querySelector('figcaption').textContent = label;
+    const caption = tile.querySelector('figcaption');
+    if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = label;
+    else caption.prepend(label);
     const video = tile.querySelector('video');
     if (stream && video.srcObject !== stream) video.srcObject = stream;
     tileState(id);
@@ -212,6 +245,20 @@
     const hasVideo = !!(video.srcObject && video.srcObject.getVideoTracks().length);
     tile.classList.toggle('camera-off', !!p.video || !hasVideo);
     tile.querySelector('.initials').textContent = initialsOf(p.name);
+    // Muted: a crossed-out microphone in the caption, on one's own tile too.
+    const muted = id === 'self' ? audioMuted : !!p.audio;
+    const caption = tile.querySelector('figcaption');
+    let mark = caption.querySelector('.muted');
+    if (muted && !mark) {
+      mark = document.createElement('span');
+      mark.className = 'muted';
+      mark.innerHTML = icon('mic-off');
+      mark.setAttribute('role', 'img');
+      mark.setAttribute('aria-label', S.muted);
+      caption.append(mark);
+    } else if (!muted && mark) {
+      mark.remove();
+    }
   }
 
   function initialsOf(name) {
@@ -258,7 +305,7 @@
     }
     const v = $('view');
     if (v) {
-      v.textContent = view === 'grid' ? S.view_speaker : S.view_grid;
+      setButton(v, view === 'grid' ? 'speaker' : 'grid', view === 'grid' ? S.view_speaker : S.view_grid);
       v.setAttribute('aria-pressed', String(view === 'speaker'));
     }
     sendLayoutSoon();
@@ -310,10 +357,7 @@
       return owner ? S.screen_of.replace('{name}', owner.name) : '';
     }
     const p = peers.get(id);
-    if (!p) return '';
-    const flags = [];
-    if (p.audio) flags.push('🔇');
-    return p.name + (flags.length ? ' ' + flags.join(' ') : '');
+    return p ? p.name : '';
   }
 
   function renderPeople() {
@@ -364,7 +408,11 @@
     }
     for (const [id] of peers) {
       const tile = tiles.get(id);
-      if (tile) tile.querySelector('figcaption').textContent = label(id);
+      if (tile) {
+        const caption = tile.querySelector('figcaption');
+        if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = label(id);
+        else caption.prepend(label(id));
+      }
       tileState(id);
     }
   }
@@ -404,7 +452,7 @@
     lock.textContent = locked ? S.unlock : S.lock;
     lock.setAttribute('aria-pressed', String(locked));
     const hand = $('hand');
-    hand.textContent = myHand ? S.lower_hand : S.raise_hand;
+    setButton(hand, 'hand', myHand ? S.lower_hand : S.raise_hand);
     hand.setAttribute('aria-pressed', String(myHand));
     renderKnocks();
   }
@@ -441,13 +489,13 @@
   function updateControls() {
     const mic = $('mic');
     if (mic) {
-      mic.textContent = audioMuted ? S.unmute : S.mute;
+      setButton(mic, audioMuted ? 'mic-off' : 'mic', audioMuted ? S.unmute : S.mute);
       mic.setAttribute('aria-pressed', String(audioMuted));
       mic.disabled = !(local && local.getAudioTracks().length);
     }
     const cam = $('cam');
     if (cam) {
-      cam.textContent = videoMuted ? S.camera_on : S.camera_off;
+      setButton(cam, videoMuted ? 'cam-off' : 'cam', videoMuted ? S.camera_on : S.camera_off);
       cam.setAttribute('aria-pressed', String(videoMuted));
       cam.disabled = !(local && local.getVideoTracks().length);
     }
@@ -479,7 +527,7 @@
     const b = $('share');
     if (!b) return;
     b.hidden = !canShare();
-    b.textContent = sharing ? S.stop_share : S.share;
+    setButton(b, 'screen', sharing ? S.stop_share : S.share);
     b.setAttribute('aria-pressed', String(!!sharing));
     b.disabled = !sharing && !!sharer && sharer !== myId;
     b.title = b.disabled ? S.share_busy : '';
@@ -831,6 +879,10 @@
   }
 
   // ---- controls ------------------------------------------------------------
+
+  setButton($('leave'), 'leave', S.leave);
+  setButton($('invite'), 'link', S.invite);
+  updateControls();
 
   if ($('mic')) $('mic').addEventListener('click', () => setMute(!audioMuted, videoMuted));
   if ($('cam')) $('cam').addEventListener('click', () => {
