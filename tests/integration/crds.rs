@@ -110,6 +110,7 @@ async fn valid_objects_are_accepted_and_defaulted() {
             "chat": {"enabled": false},
             "lobby": true,
             "withoutHost": "wait",
+            "screenShare": "hosts",
             "participantsMayUnmute": false,
             "sfu": {
                 "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
@@ -222,6 +223,11 @@ async fn invalid_meetings_are_refused_with_a_readable_reason() {
             "lobby-not-bool",
             json!({"title": "t", "lobby": "yes"}),
             "spec.lobby",
+        ),
+        (
+            "bad-screen-share",
+            json!({"title": "t", "screenShare": "teachers"}),
+            "spec.screenShare: Unsupported value: \"teachers\"",
         ),
     ];
     for (name, spec, expected) in cases {
@@ -370,6 +376,7 @@ async fn kubectl_shows_refusals_field_docs_and_the_url_column() {
             "meeting.spec.lobby",
             "wait in a lobby until a host lets them in",
         ),
+        ("meeting.spec.screenShare", "Who may share a screen"),
         (
             "meeting.spec.withoutHost",
             "participants wait until a host has joined",
