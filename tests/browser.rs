@@ -38,6 +38,13 @@ fn three_browsers_see_hear_and_chat_and_the_grid_shrinks_when_one_leaves() {
         assert_eq!(r["captions"], json!(others), "{name}: {result}");
     }
     assert_eq!(result["chatSeenBy"], 2);
+    for name in ["Ada", "Grace", "Linus"] {
+        assert_eq!(
+            result["talking"][name],
+            json!({"self": true, "others": 2}),
+            "{name}: the talking rings: {result}"
+        );
+    }
     assert_eq!(result["afterLeave"], json!({"Ada": 1, "Grace": 1}));
     let size = std::fs::metadata(&shot).expect("a screenshot").len();
     assert!(size > 10_000, "screenshot of {size} bytes");
@@ -177,6 +184,7 @@ fn a_first_call_keeps_state_names_and_the_call_and_asks_only_its_origin() {
         json!({"bob": true, "own": true, "emoji": false, "micButtonIcon": true}),
         "{r}"
     );
+    assert_eq!(r["mutedRang"], false, "a muted tile rang: {r}");
     assert_eq!(r["title"], "Team", "{r}");
     assert_eq!(r["peopleHead"], "People here (2)", "{r}");
     // Hours and minutes in the browser's way ("12:28 AM" in en-US).

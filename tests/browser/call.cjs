@@ -124,6 +124,18 @@ async function call() {
     const ids = await Promise.all(ps.map((p) => p.page.evaluate(() => window.raum.id)));
     const result = { joined: new Set(ids.filter((id) => id !== null)).size, received: {} };
     for (const p of ps) result.received[p.name] = await receiving(p, ps.length - 1);
+    // The fake microphones beep: each page rings the tiles of who is heard, its own
+    // too, at some moment within a few seconds.
+    result.talking = {};
+    for (const p of ps) {
+      const seen = new Set();
+      const end = Date.now() + 6000;
+      while (Date.now() < end && seen.size < ps.length) {
+        for (const id of await p.page.evaluate(() => window.raum.talking)) seen.add(id);
+        await sleep(100);
+      }
+      result.talking[p.name] = { self: seen.has('self'), others: [...seen].filter((id) => id !== 'self').length };
+    }
     const text = 'Hallo from the test';
     await ps[0].page.fill('#chat-input', text);
     await ps[0].page.press('#chat-input', 'Enter');
@@ -650,6 +662,15 @@ async function firstCall() {
     out.bobSeesAda = tile;
     // Ada mutes: a crossed-out microphone on her tile, for Bob and on her own.
     await ada.page.click('#mic');
+    // Muted, she does not ring on Bob's page (the ring comes from what arrives; what
+    // was in flight and the ring's hold have gone after 2 s).
+    await sleep(2000);
+    let rang = false;
+    for (let i = 0; i < 20; i++) {
+      rang = rang || await bob.page.evaluate((id) => window.raum.talking.includes(id), adaId);
+      await sleep(100);
+    }
+    out.mutedRang = rang;
     out.mutedMarks = {
       bob: await until('Bob sees Ada muted', () => bob.page.evaluate((id) => !!document.querySelector(`.tile[data-peer="${id}"] figcaption .muted svg`), adaId)),
       own: await ada.page.evaluate(() => !!document.querySelector('.tile[data-peer="self"] figcaption .muted svg')),

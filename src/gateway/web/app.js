@@ -514,6 +514,40 @@
     tileState('self');
   }
 
+  // ---- who is talking --------------------------------------------------------
+
+  // A ring on every tile whose voice is heard now, one's own too: from the audio
+  // levels the browser measures (received tracks, and the microphone), held a
+  // moment so it does not flicker between syllables.
+  const TALKING = 0.03;
+  const TALK_HOLD_MS = 600;
+  async function levels() {
+    const conn = pc;
+    if (!conn || !myId) return;
+    let report;
+    try { report = await conn.getStats(); } catch { return; }
+    const heard = new Map();
+    let own = 0;
+    report.forEach((r) => {
+      if (r.kind !== 'audio' || typeof r.audioLevel !== 'number') return;
+      if (r.type === 'inbound-rtp') heard.set(r.trackIdentifier, r.audioLevel);
+      if (r.type === 'media-source') own = Math.max(own, r.audioLevel);
+    });
+    const now = Date.now();
+    for (const [id, tile] of tiles) {
+      let level = 0;
+      if (id === 'self') {
+        level = audioMuted ? 0 : own;
+      } else {
+        const s = tile.querySelector('video').srcObject;
+        if (s) for (const t of s.getAudioTracks()) level = Math.max(level, heard.get(t.id) || 0);
+      }
+      if (level > TALKING) tile.dataset.talkUntil = String(now + TALK_HOLD_MS);
+      tile.classList.toggle('talking', Number(tile.dataset.talkUntil || 0) > now);
+    }
+  }
+  setInterval(levels, 250);
+
   // ---- screen sharing ------------------------------------------------------
 
   // Phones' browsers cannot share (no getDisplayMedia): no button there. The meeting
@@ -952,6 +986,7 @@
     get peers() { return [...peers.entries()].map(([id, p]) => ({ id, name: p.name })); },
     get tiles() { return [...tiles.keys()]; },
     get speaker() { return speakerId; },
+    get talking() { return [...tiles.entries()].filter(([, t]) => t.classList.contains('talking')).map(([id]) => id); },
     get view() { return view; },
     get layout() { return lastLayout ? JSON.parse(lastLayout) : null; },
     get pc() { return pc; },
