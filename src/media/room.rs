@@ -559,6 +559,17 @@ pub struct Arrival {
     pub ice_servers: Vec<IceServer>,
 }
 
+/// What a participant's media section carries, as its offer says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Carries {
+    /// Its microphone or camera.
+    Media,
+    /// The screen share the offer names, which the room allows.
+    Screen,
+    /// The screen share the offer names, which the room refused: nothing.
+    RefusedScreen,
+}
+
 /// Someone waiting to come in.
 #[derive(Debug)]
 struct Waiting {
@@ -936,15 +947,20 @@ impl RoomCore {
                 self.close(w.id);
                 continue;
             }
-            self.enter(
-                now,
-                w.id,
-                w.name,
-                Access::Participant,
-                w.seat,
-                w.ice_servers,
-            );
+            self.let_in(now, w);
         }
+    }
+
+    /// Someone who waited comes in.
+    fn let_in(&mut self, now: Instant, w: Waiting) {
+        self.enter(
+            now,
+            w.id,
+            w.name,
+            Access::Participant,
+            w.seat,
+            w.ice_servers,
+        );
     }
 
     /// `id` comes into the room: it gets `welcome`, the others `peer-joined`.
@@ -1206,25 +1222,28 @@ impl RoomCore {
     }
 
     /// A section the room knew, as the participant's new offer has it: a track it
-    /// publishes stops when the section no longer sends (or stops being the screen
-    /// share), and a section that sends again publishes again.
+    /// publishes stops when the section no longer sends (or stops being what it was),
+    /// and a section that sends again publishes again.
     fn renegotiated_section(
         &mut self,
         key: PeerKey,
         s: Section,
         m: &sdp::Media,
-        screen: bool,
+        carries: Carries,
     ) -> Section {
         match s.role {
             SectionRole::Publish { track: Some(t), .. } => {
                 let sends = m.port != 0 && m.direction.sends();
-                if sends && self.tracks[t].screen == screen {
+                if sends
+                    && carries != Carries::RefusedScreen
+                    && self.tracks[t].screen == (carries == Carries::Screen)
+                {
                     return s;
                 }
                 self.unpublish(key, t, false);
-                self.new_remote_section(key, m, screen)
+                self.new_remote_section(key, m, carries)
             }
-            SectionRole::Publish { track: None, .. } => self.new_remote_section(key, m, screen),
+            SectionRole::Publish { track: None, .. } => self.new_remote_section(key, m, carries),
             _ => s,
         }
     }
@@ -1486,14 +1505,7 @@ impl RoomCore {
             );
         }
         if let Some(w) = self.stop_waiting(t) {
-            self.enter(
-                now,
-                w.id,
-                w.name,
-                Access::Participant,
-                w.seat,
-                w.ice_servers,
-            );
+            self.let_in(now, w);
         }
     }
 
@@ -1680,27 +1692,18 @@ impl RoomCore {
                 .iter()
                 .find(|s| Some(&s.mid) == m.mid.as_ref())
                 .cloned();
-            let is_screen = screen.is_some() && screen == m.mid.as_deref();
-            let mut section = match existing {
-                Some(s) => self.renegotiated_section(key, s, m, is_screen),
-                None => self.new_remote_section(key, m, is_screen),
+            let mid = m.mid.as_deref();
+            let carries = if mid.is_some() && mid == screen {
+                Carries::Screen
+            } else if mid.is_some() && mid == refused {
+                Carries::RefusedScreen
+            } else {
+                Carries::Media
             };
-            // A refused screen share is not taken for a camera either.
-            if refused.is_some()
-                && refused == m.mid.as_deref()
-                && let SectionRole::Publish {
-                    track,
-                    direction,
-                    rids,
-                    ..
-                } = &mut section.role
-            {
-                if let Some(t) = track.take() {
-                    self.unpublish(key, t, false);
-                }
-                *direction = Direction::Inactive;
-                rids.clear();
-            }
+            let section = match existing {
+                Some(s) => self.renegotiated_section(key, s, m, carries),
+                None => self.new_remote_section(key, m, carries),
+            };
             sections.push(section);
         }
         // Sections the offer left out: a refused one whose m-line the browser reused
@@ -1763,7 +1766,8 @@ impl RoomCore {
 
     /// A section the participant's offer adds: its microphone or camera or screen share
     /// (one each), or something refused.
-    fn new_remote_section(&mut self, key: PeerKey, m: &sdp::Media, screen: bool) -> Section {
+    fn new_remote_section(&mut self, key: PeerKey, m: &sdp::Media, carries: Carries) -> Section {
+        let screen = carries == Carries::Screen;
         let mid = m.mid.clone().unwrap_or_default();
         let rejected = Section {
             mid: mid.clone(),
@@ -1787,7 +1791,9 @@ impl RoomCore {
             .iter()
             .any(|t| self.tracks[*t].kind == m.kind && self.tracks[*t].screen == screen);
         let publisher_id = p.id;
-        let publishes = allowed && m.direction.sends() && !has_one;
+        // A refused screen share is not taken for a camera either.
+        let publishes =
+            allowed && m.direction.sends() && !has_one && carries != Carries::RefusedScreen;
         let extmaps = accept_extmaps(&m.extmaps);
         // Simulcast: one encoding per rid (lowest first, as the web client sends
         // them); the packets say their rid.

@@ -224,14 +224,19 @@
       $('grid').append(tile);
       tiles.set(id, tile);
     }
-    const caption = tile.querySelector('figcaption');
-    if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = label;
-    else caption.prepend(label);
+    setCaption(tile, label);
     const video = tile.querySelector('video');
     if (stream && video.srcObject !== stream) video.srcObject = stream;
     tileState(id);
     layout();
     return tile;
+  }
+
+  // A tile's caption text (its first node; the muted mark, if any, follows it).
+  function setCaption(tile, text) {
+    const caption = tile.querySelector('figcaption');
+    if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = text;
+    else caption.prepend(text);
   }
 
   // A tile's camera-off look and initials, from what is known of its person (a
@@ -408,11 +413,7 @@
     }
     for (const [id] of peers) {
       const tile = tiles.get(id);
-      if (tile) {
-        const caption = tile.querySelector('figcaption');
-        if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = label(id);
-        else caption.prepend(label(id));
-      }
+      if (tile) setCaption(tile, label(id));
       tileState(id);
     }
   }
