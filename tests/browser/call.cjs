@@ -526,7 +526,10 @@ async function lesson() {
     out.adaHandButton = await text(ada, '#hand');
     await teacher.page.click('#people button.lower-hand');
     await until('the hand is lowered', () => ada.page.evaluate(() => !window.raum.hand));
-    out.handsAfter = await teacher.page.evaluate(() => window.raum.hands.length);
+    // The teacher's page hears of it by the same broadcast, perhaps a moment later.
+    out.handsAfter = await until('the teacher sees it lowered', () =>
+      teacher.page.evaluate(() => window.raum.hands.length === 0 ? 'none' : null), 5000)
+      .then(() => 0, () => teacher.page.evaluate(() => window.raum.hands.length));
 
     // Locked: Cleo cannot even knock.
     await teacher.page.click('#lock');
