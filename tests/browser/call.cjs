@@ -109,6 +109,19 @@ async function receiving(p, n) {
   return { videos: rising.length, captions, framesBefore: first.video, framesAfter: second.video, audioPackets: second.audioPackets };
 }
 
+// What `read` gives once it gives `want`, waiting up to `timeout` for it: for a
+// page that hears of something by a broadcast, perhaps a moment after another page.
+// The last value read otherwise, for the caller to assert on.
+async function settles(read, want, timeout = 5000) {
+  const end = Date.now() + timeout;
+  let last = await read();
+  while (last !== want && Date.now() < end) {
+    await sleep(250);
+    last = await read();
+  }
+  return last;
+}
+
 async function chatArrives(p, text) {
   await until(`${p.name}: chat "${text}"`, () =>
     p.page.evaluate((t) => [...document.querySelectorAll('#messages li span')].some((s) => s.textContent === t), text));
@@ -352,7 +365,12 @@ async function simulcast() {
 // on screen (the last layout it sent) the decoded frames and width of its video.
 async function classFigures(p) {
   return p.page.evaluate(async () => {
-    const out = { bytes: 0, tiles: {}, visible: (window.raum.layout || []).map((t) => t.id) };
+    const grid = document.getElementById('grid').getBoundingClientRect();
+    const out = {
+      bytes: 0, tiles: {}, visible: (window.raum.layout || []).map((t) => t.id),
+      // The grid's order and the stage's size, to tell why a tile is not on screen.
+      order: window.raum.tiles, stage: [Math.round(grid.width), Math.round(grid.height)],
+    };
     const report = await window.raum.pc.getStats();
     const byTrack = {};
     report.forEach((r) => {
@@ -387,6 +405,9 @@ async function klass() {
       ps.push(p);
     }
     for (const p of ps) await join(p);
+    // The caller starts the synthetic pupils now, so the window below falls inside
+    // their run however long the browsers took to start.
+    process.stdout.write(JSON.stringify({ joined: ps.length }) + '\n');
     await until('everyone in every grid', async () => {
       for (const p of ps) {
         if ((await p.page.evaluate(() => window.raum.tiles.length)) < args.expect) return false;
@@ -404,11 +425,15 @@ async function klass() {
     const out = ps.map((p, i) => ({
       name: p.name,
       tiles: after[i].visible.length,
+      // Everyone still there at the window's end (nobody left during it).
+      everyone: after[i].order.length,
       receivedKbps: ((after[i].bytes - before[i].bytes) * 8) / 1000 / secs,
       decoded: Object.fromEntries(after[i].visible.map((id) => [id,
         (after[i].tiles[id].frames || 0) - ((before[i].tiles[id] || {}).frames || 0)])),
       widths: Object.fromEntries(after[i].visible.map((id) => [id, after[i].tiles[id].width])),
       pair: pairs[i],
+      order: after[i].order,
+      stage: after[i].stage,
       detail: args.detail ? after[i].tiles : undefined,
     }));
     process.stdout.write(JSON.stringify({ pages: out, seconds: secs }) + '\n');
@@ -493,7 +518,8 @@ async function lesson() {
     await until('Ada is in', () => ada.page.evaluate(() => window.raum.id !== null));
     await until('Bob is turned away', () => visible(bob, '#end'));
     out.bobEnd = { title: await text(bob, '#end-title'), text: await text(bob, '#end-text'), rejoin: await visible(bob, '#rejoin') };
-    out.knocksAfter = await teacher.page.evaluate(() => window.raum.lobby.length);
+    const knocksNow = () => teacher.page.evaluate(() => window.raum.lobby.length);
+    out.knocksAfter = await settles(knocksNow, 0);
     await receiving(teacher, 1);
 
     // The teacher mutes Ada: her audio stops arriving.
@@ -523,13 +549,12 @@ async function lesson() {
     await ada.page.click('#hand');
     await until('the teacher sees the hand', () => teacher.page.evaluate(() => window.raum.hands.length === 1));
     out.handSeen = await text(teacher, '#people li[data-peer] span');
+    // Her own page hears of it by the same broadcast, perhaps a moment later.
+    await until('Ada hears of her hand', () => ada.page.evaluate(() => window.raum.hand), 5000).catch(() => null);
     out.adaHandButton = await text(ada, '#hand');
     await teacher.page.click('#people button.lower-hand');
     await until('the hand is lowered', () => ada.page.evaluate(() => !window.raum.hand));
-    // The teacher's page hears of it by the same broadcast, perhaps a moment later.
-    out.handsAfter = await until('the teacher sees it lowered', () =>
-      teacher.page.evaluate(() => window.raum.hands.length === 0 ? 'none' : null), 5000)
-      .then(() => 0, () => teacher.page.evaluate(() => window.raum.hands.length));
+    out.handsAfter = await settles(() => teacher.page.evaluate(() => window.raum.hands.length), 0);
 
     // Locked: Cleo cannot even knock.
     await teacher.page.click('#lock');
@@ -550,7 +575,7 @@ async function lesson() {
     await ada.page.click('#join');
     await until('Ada stays out', () => visible(ada, '#end'));
     out.adaAgain = await text(ada, '#end-title');
-    out.teacherKnocksAfterRemoval = await teacher.page.evaluate(() => window.raum.lobby.length);
+    out.teacherKnocksAfterRemoval = await knocksNow();
 
     // The teacher ends the meeting for all.
     await teacher.page.click('#end-all');
