@@ -152,7 +152,10 @@ fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
     for p in pages {
         // A page of the grid is 16 tiles, one of them the pupil's own; 1280x800 shows
         // 11 of the others without scrolling (measured), the rest are paused.
-        assert_eq!(p["everyone"], CLASS, "all still in at the window's end: {p}");
+        assert_eq!(
+            p["everyone"], CLASS,
+            "all still in at the window's end: {p}"
+        );
         let tiles = p["tiles"].as_u64().unwrap_or(0);
         assert!((8..=15).contains(&tiles), "others on screen: {p}");
         let kbps = p["receivedKbps"].as_f64().expect("a bitrate");
