@@ -2,10 +2,23 @@
 //! ending in the SRTP keys of both directions. The certificate is checked against the
 //! fingerprint the peer's SDP announced, the only thing that ties the media to the
 //! signaling channel.
+//!
+//! One repair on top of `rtc`'s handshake (0.21): while it waits for the peer's next
+//! flight, any handshake datagram that arrives disarms its retransmission timer, and a
+//! peer repeating its previous flight (because ours was lost) gets no answer. On a
+//! lossy downlink the handshake then stalls for good: the browser keeps repeating its
+//! ClientHello, the room stays silent, and the participant is dropped at the media
+//! timeout (seen with a quarter of the datagrams lost: 1 join in 40). Nor does it
+//! always answer a peer that repeats its last flight after the handshake completed on
+//! our side (our final flight lost). RFC 6347 4.2.4 asks to send our last flight again
+//! when the peer repeats its own; this module keeps that flight and does so (a few
+//! times at most), and before completion also resends it on its own timer (doubling)
+//! while the library's is disarmed.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
@@ -97,11 +110,26 @@ pub struct Keys {
     pub theirs: srtp::Context,
 }
 
+/// The first wait before our own resend of a flight (RFC 6347's initial timer), its
+/// ceiling, and how many resends a handshake gets.
+const RESEND_FIRST: Duration = Duration::from_secs(1);
+const RESEND_MAX_WAIT: Duration = Duration::from_secs(8);
+const RESENDS: u32 = 8;
+
 /// One peer's DTLS association.
 pub struct Dtls {
     endpoint: Endpoint,
     role: Role,
     done: bool,
+    /// What is ready to go out.
+    out: VecDeque<BytesMut>,
+    /// Our last flight as sent, for sending again (see the module's note).
+    flight: Vec<BytesMut>,
+    /// When we send it again ourselves (only while the library's timer is disarmed),
+    /// how long the wait after that, and how many times we did.
+    resend_at: Option<Instant>,
+    resend_wait: Duration,
+    resends: u32,
 }
 
 impl std::fmt::Debug for Dtls {
@@ -148,7 +176,7 @@ impl Dtls {
         now: Instant,
     ) -> Result<Self, Error> {
         let config = Arc::new(config(cert, role, remote_fingerprint)?);
-        let mut endpoint = match role {
+        let endpoint = match role {
             Role::Server => Endpoint::new(ASSOCIATION, TransportProtocol::UDP, Some(config)),
             Role::Client => {
                 let mut e = Endpoint::new(ASSOCIATION, TransportProtocol::UDP, None);
@@ -156,13 +184,79 @@ impl Dtls {
                 e
             }
         };
-        // The client's first flight is queued by `connect`; nothing else to do.
-        let _ = &mut endpoint;
-        Ok(Self {
+        let mut dtls = Self {
             endpoint,
             role,
             done: false,
-        })
+            out: VecDeque::new(),
+            flight: Vec::new(),
+            resend_at: None,
+            resend_wait: RESEND_FIRST,
+            resends: 0,
+        };
+        // The client's first flight, queued by `connect`.
+        dtls.take_flight();
+        Ok(dtls)
+    }
+
+    /// Moves what the library queued to `out`; a new flight (or the library's own
+    /// resend of it) replaces the one kept. Returns how many datagrams it queued.
+    fn take_flight(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(t) = self.endpoint.poll_transmit() {
+            if n == 0 {
+                self.flight.clear();
+            }
+            self.flight.push(t.message.clone());
+            self.out.push_back(t.message);
+            n += 1;
+        }
+        if n > 0 {
+            // The library is driving again.
+            self.resend_at = None;
+            self.resend_wait = RESEND_FIRST;
+        }
+        n
+    }
+
+    /// Whether the library's own retransmission timer is armed.
+    fn library_timer(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout(&ASSOCIATION)
+    }
+
+    /// Sends our last flight again and (before the handshake is done) waits longer
+    /// before the next time.
+    fn resend(&mut self, now: Instant) {
+        if self.flight.is_empty() || self.resends >= RESENDS {
+            self.resend_at = None;
+            return;
+        }
+        self.resends += 1;
+        self.out.extend(self.flight.iter().cloned());
+        self.resend_at = (!self.done).then_some(now + self.resend_wait);
+        self.resend_wait = (self.resend_wait * 2).min(RESEND_MAX_WAIT);
+    }
+
+    /// After a datagram or a timeout: with the library's timer disarmed and a flight
+    /// of ours kept, someone has to send it again. Done, we answer only the peer's
+    /// repeats (our final flight was lost; the library does not always see them).
+    fn keep_flight_alive(&mut self, now: Instant, peer_repeated: bool) {
+        if self.flight.is_empty() || self.library_timer().is_some() {
+            return;
+        }
+        if self.done {
+            if peer_repeated {
+                self.resend(now);
+            }
+            return;
+        }
+        if peer_repeated {
+            // The peer sent a handshake record and we had nothing to say: it repeated
+            // its flight, so ours was lost (RFC 6347 4.2.4).
+            self.resend(now);
+        } else if self.resend_at.is_none() {
+            self.resend_at = Some(now + self.resend_wait);
+        }
     }
 
     /// Whether the handshake has finished.
@@ -172,21 +266,26 @@ impl Dtls {
 
     /// Takes a DTLS datagram; returns the SRTP keys when it completed the handshake.
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<Option<Keys>, Error> {
-        let events = self
+        let read = self
             .endpoint
-            .read(now, ASSOCIATION, None, BytesMut::from(datagram))
-            .map_err(|_| Error::Failed)?;
+            .read(now, ASSOCIATION, None, BytesMut::from(datagram));
+        let queued = self.take_flight();
+        let events = read.map_err(|_| Error::Failed)?;
         let mut keys = None;
         for e in events {
             match e {
                 EndpointEvent::HandshakeComplete if !self.done => {
                     self.done = true;
+                    self.resend_at = None;
                     keys = Some(self.keys()?);
                 }
                 EndpointEvent::PeerClosed => return Err(Error::Failed),
                 _ => {}
             }
         }
+        // Content type 22: a handshake record.
+        let handshake = datagram.first() == Some(&22);
+        self.keep_flight_alive(now, handshake && queued == 0);
         Ok(keys)
     }
 
@@ -210,7 +309,8 @@ impl Dtls {
 
     /// The next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
-        self.endpoint.poll_transmit().map(|t| t.message)
+        self.take_flight();
+        self.out.pop_front()
     }
 
     /// When the handshake next needs [`Dtls::handle_timeout`].
@@ -218,7 +318,7 @@ impl Dtls {
         if self.done {
             return None;
         }
-        self.endpoint.poll_timeout(&ASSOCIATION)
+        self.library_timer().or(self.resend_at)
     }
 
     /// Retransmits a flight whose time has come; fails when retries are exhausted.
@@ -226,7 +326,16 @@ impl Dtls {
         if self.done {
             return Ok(());
         }
-        match self.endpoint.handle_timeout(ASSOCIATION, now) {
+        if self.library_timer().is_none() {
+            if self.resend_at.is_some_and(|at| at <= now) {
+                self.resend(now);
+            }
+            return Ok(());
+        }
+        let result = self.endpoint.handle_timeout(ASSOCIATION, now);
+        self.take_flight();
+        self.keep_flight_alive(now, false);
+        match result {
             Ok(()) => Ok(()),
             // A server before the first ClientHello has no association yet.
             Err(_)
@@ -243,6 +352,7 @@ impl Dtls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A client and a server handshake in memory and end with matching SRTP keys.
     #[test]
@@ -294,6 +404,55 @@ mod tests {
             .unwrap();
         let mut rx2 = srtp::StreamState::default();
         assert!(ck.theirs.unprotect_rtp(&mut back[..n], &mut rx2).is_ok());
+    }
+
+    /// Both roles over a link that loses a quarter of the datagrams each way, from the
+    /// first one, in 200 patterns: each handshake completes within 30 s (virtual).
+    /// Without the flight kept and sent again, 55 of them stalled for good.
+    #[test]
+    fn handshakes_complete_over_a_lossy_link_both_ways() {
+        let (a, b) = (
+            Certificate::generate().unwrap(),
+            Certificate::generate().unwrap(),
+        );
+        let mut stalled = Vec::new();
+        for seed in 1..=200u64 {
+            let mut noise = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut lost = move || {
+                noise ^= noise >> 12;
+                noise ^= noise << 25;
+                noise ^= noise >> 27;
+                noise.wrapping_mul(0x2545_f491_4f6c_dd1d) % 100 < 25
+            };
+            let start = Instant::now();
+            let mut now = start;
+            let mut client = Dtls::new(&a, Role::Client, b.fingerprint(), now).unwrap();
+            let mut server = Dtls::new(&b, Role::Server, a.fingerprint(), now).unwrap();
+            while now < start + Duration::from_secs(30)
+                && !(client.is_connected() && server.is_connected())
+            {
+                now += Duration::from_millis(10);
+                for d in std::iter::from_fn(|| client.poll_transmit()).collect::<Vec<_>>() {
+                    if !lost() {
+                        let _ = server.handle(now, &d);
+                    }
+                }
+                for d in std::iter::from_fn(|| server.poll_transmit()).collect::<Vec<_>>() {
+                    if !lost() {
+                        let _ = client.handle(now, &d);
+                    }
+                }
+                for side in [&mut client, &mut server] {
+                    if side.poll_timeout().is_some_and(|t| t <= now) {
+                        let _ = side.handle_timeout(now);
+                    }
+                }
+            }
+            if !(client.is_connected() && server.is_connected()) {
+                stalled.push(seed);
+            }
+        }
+        assert_eq!(stalled, Vec::<u64>::new(), "seeds whose handshake stalled");
     }
 
     #[test]
