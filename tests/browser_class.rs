@@ -10,9 +10,9 @@
 //! is unoptimised, and a meeting of 30 on it took both cores from the browsers.
 
 use raum_testkit::browser;
+use raum_testkit::loadgen::Generator;
 use raum_testkit::web;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,50 +21,6 @@ use web::{Standalone, meeting_yaml};
 /// The synthetic pupils, and everyone.
 const SYNTHETIC: usize = 27;
 const CLASS: usize = 30;
-
-/// The load generator's VP8 clips, made once and kept in the cache.
-fn clips() -> std::path::PathBuf {
-    let cache = std::env::var_os("RAUM_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("XDG_CACHE_HOME")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache")
-                });
-            home.join("raum")
-        });
-    let dir = cache.join("clips");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/make-clips");
-    let ok = Command::new(script)
-        .arg(&dir)
-        .status()
-        .expect("make-clips runs");
-    assert!(ok.success(), "tests/tools/make-clips failed");
-    dir
-}
-
-/// A child process killed if the test ends before it does.
-struct Killed(Option<std::process::Child>);
-
-impl Killed {
-    fn wait(mut self) -> std::process::Output {
-        self.0
-            .take()
-            .expect("a child")
-            .wait_with_output()
-            .expect("it ends")
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The release build of raum.
 fn release_bin() -> std::path::PathBuf {
@@ -77,7 +33,6 @@ fn release_bin() -> std::path::PathBuf {
 
 #[test]
 fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
-    let clips = clips();
     let bin = release_bin();
     let s = Standalone::start_binary(
         &bin,
@@ -103,19 +58,20 @@ fn a_class_of_thirty_each_browser_under_six_megabits_decoding_every_tile() {
     }));
     let joined = browsers.next(Duration::from_secs(120));
     assert_eq!(joined["joined"], 3, "{joined}");
-    let generator = Killed(Some(
-        Command::new(&bin)
-            .args(["loadtest", "--target", &url, "--token", &token])
-            .args(["--participants", &SYNTHETIC.to_string()])
-            .args(["--simulcast", "--layout", "grid", "--clips"])
-            .arg(&clips)
-            .args(["--warm-up", "20s", "--duration", "40s"])
-            .args(["--sfu-pid", &s.child.id().to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the load generator starts"),
-    ));
+    let sfu_pid = s.child.id().to_string();
+    let generator = Generator::start(
+        &bin,
+        &url,
+        SYNTHETIC,
+        &[
+            "--warm-up",
+            "20s",
+            "--duration",
+            "40s",
+            "--sfu-pid",
+            &sfu_pid,
+        ],
+    );
     let r = browsers.next(Duration::from_secs(180));
     browsers.finish();
     let out = generator.wait();

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use raum_testkit::browser;
-use raum_testkit::netns::{CLIENT_IP, Pair, SERVER_IP, run};
+use raum_testkit::netns::{CLIENT_IP, Pair, SERVER_IP, chromium_in, run};
 use raum_testkit::web::{Standalone, meeting_yaml};
 use serde_json::{Value, json};
 
@@ -43,25 +43,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const WEB_PORT: u16 = 8080;
 const TURN_PORT: u16 = 3478;
 const TURN_TLS_PORT: u16 = 443;
-
-/// A script that runs Chromium in namespace `ns` (playwright-core starts it as its
-/// browser; `ip netns exec` execs, so the pipe to it stays the same), with `home` as
-/// its HOME: where Chromium on Linux finds the NSS database of certificates its user
-/// trusts.
-fn chromium_in(dir: &Path, ns: &str, home: &Path) -> String {
-    let path = dir.join(format!("chromium-{ns}"));
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\nHOME={} exec ip netns exec {ns} /usr/bin/chromium \"$@\"\n",
-            home.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
 
 /// UDP packets the firewall dropped so far.
 fn dropped_udp(ns: &str) -> u64 {

@@ -6,10 +6,12 @@
 //! - [`web`]: HTTP and signaling clients, `raum standalone` as a process;
 //! - [`peer`]: a WebRTC participant on the async `webrtc` crate;
 //! - [`browser`]: headless Chromium driven by playwright-core;
+//! - [`loadgen`]: `raum loadtest` as synthetic participants sending real VP8;
 //! - [`netns`]: two network namespaces joined by a veth pair;
 //! - [`tools`]: helm and kubeconform.
 
 pub mod browser;
+pub mod loadgen;
 pub mod netns;
 pub mod peer;
 pub mod process;

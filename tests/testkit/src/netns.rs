@@ -124,3 +124,22 @@ fn sweep_stale(tag: &str) {
         }
     }
 }
+
+/// A script (written into `dir`) that runs Chromium in namespace `ns`, for
+/// playwright-core to start as its browser (`ip netns exec` execs, so the pipe to it
+/// stays the same), with `home` as its HOME: where Chromium on Linux finds the NSS
+/// database of certificates its user trusts.
+pub fn chromium_in(dir: &std::path::Path, ns: &str, home: &std::path::Path) -> String {
+    let path = dir.join(format!("chromium-{ns}"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nHOME={} exec ip netns exec {ns} /usr/bin/chromium \"$@\"\n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
