@@ -169,10 +169,26 @@ pub fn join(lang: Lang, meeting: &Meeting, invite: &str) -> String {
         );
     }
     if meeting.audio {
+        // The level shows the microphone works before anyone hears it.
         let _ = write!(
             body,
-            "<label for=\"microphone\">{}</label><select id=\"microphone\"></select>",
-            s.microphone
+            "<label for=\"microphone\">{}</label><select id=\"microphone\"></select>\
+             <meter id=\"mic-level\" min=\"0\" max=\"1\" low=\"0.02\" value=\"0\" aria-label=\"{}\"></meter>",
+            s.microphone, s.mic_level
+        );
+    }
+    if meeting.audio {
+        let _ = write!(
+            body,
+            "<label class=\"check\"><input type=\"checkbox\" id=\"join-muted\"> {}</label>",
+            s.join_muted
+        );
+    }
+    if meeting.video {
+        let _ = write!(
+            body,
+            "<label class=\"check\"><input type=\"checkbox\" id=\"join-camera-off\"> {}</label>",
+            s.join_camera_off
         );
     }
     let _ = write!(
@@ -182,25 +198,37 @@ pub fn join(lang: Lang, meeting: &Meeting, invite: &str) -> String {
          <section id=\"call\" hidden>\
          <header id=\"call-head\"><h1 id=\"call-title\">{title}</h1>\
          <button id=\"invite\" type=\"button\" class=\"quiet\">{invite}</button>\
-         <p id=\"status\" class=\"msg\" role=\"status\" aria-live=\"polite\"></p></header>\
-         <div id=\"grid\"></div>\
+         <button id=\"devices-open\" type=\"button\" class=\"quiet\" aria-haspopup=\"dialog\">{devices}</button>\
+         <button id=\"fullscreen\" type=\"button\" class=\"quiet\" aria-pressed=\"false\" hidden>{fullscreen}</button></header>\
+         <p id=\"banner\" role=\"alert\" hidden></p>\
+         <div id=\"stage\"><div id=\"grid\"></div>\
+         <p id=\"status\" role=\"status\" aria-live=\"polite\"></p>\
+         <span id=\"pager\" hidden><button id=\"page-prev\" type=\"button\" aria-label=\"{prev}\">‹</button>\
+         <span id=\"page\" aria-live=\"polite\"></span>\
+         <button id=\"page-next\" type=\"button\" aria-label=\"{next}\">›</button></span></div>\
          <div id=\"controls\">{mic}{cam}\
          <button id=\"hand\" type=\"button\" aria-pressed=\"false\">{raise_hand}</button>\
          <button id=\"share\" type=\"button\" aria-pressed=\"false\" hidden>{share}</button>\
          <button id=\"view\" type=\"button\" aria-pressed=\"false\">{view}</button>\
-         <span id=\"pager\" hidden><button id=\"page-prev\" type=\"button\" aria-label=\"{prev}\">‹</button>\
-         <span id=\"page\" aria-live=\"polite\"></span>\
-         <button id=\"page-next\" type=\"button\" aria-label=\"{next}\">›</button></span>\
+         <button id=\"people-toggle\" type=\"button\" aria-expanded=\"false\" aria-controls=\"people-panel\">{people_toggle}</button>\
+         {chat_toggle}\
          <button id=\"leave\" type=\"button\" class=\"danger\">{leave}</button></div>\
          <aside id=\"side\">\
+         <section id=\"people-panel\" hidden>\
          <div id=\"host-controls\" hidden><h2>{host_actions}</h2><p class=\"hint\">{host_you}</p>\
          <div class=\"row\"><button id=\"mute-all\" type=\"button\">{mute_all}</button>\
          <button id=\"lift-all\" type=\"button\">{lift_all}</button>\
          <button id=\"lock\" type=\"button\" aria-pressed=\"false\">{lock}</button>\
          <button id=\"end-all\" type=\"button\" class=\"danger\">{end_all}</button></div>\
          <div id=\"knocks\" hidden><h2>{lobby_heading}</h2><ul id=\"knock-list\"></ul></div></div>\
-         <h2 id=\"people-head\">{people}</h2><ul id=\"people\"></ul>{chat}</aside>\
+         <h2 id=\"people-head\">{people}</h2><ul id=\"people\"></ul></section>{chat}</aside>\
          </section>\
+         <dialog id=\"devices\" aria-labelledby=\"devices-title\"><form method=\"dialog\">\
+         <h2 id=\"devices-title\">{devices}</h2>{device_choices}\
+         <label for=\"call-speaker\" class=\"speaker-choice\">{speaker}</label>\
+         <select id=\"call-speaker\" class=\"speaker-choice\"></select>\
+         <p id=\"devices-msg\" class=\"msg\" role=\"alert\"></p>\
+         <button id=\"devices-close\" type=\"submit\">{close}</button></form></dialog>\
          <section id=\"knock\" class=\"notice\" hidden><h1 id=\"knock-title\"></h1>\
          <p id=\"knock-text\"></p><button id=\"knock-leave\" type=\"button\">{leave}</button></section>\
          <section id=\"end\" class=\"notice\" hidden><h1 id=\"end-title\"></h1><p id=\"end-text\"></p>\
@@ -238,12 +266,44 @@ pub fn join(lang: Lang, meeting: &Meeting, invite: &str) -> String {
         prev = s.page_prev,
         next = s.page_next,
         people = s.people,
+        people_toggle = s.people_toggle,
+        devices = s.devices,
+        fullscreen = s.fullscreen,
+        speaker = s.speaker,
+        close = s.close,
+        device_choices = {
+            let mut choices = String::new();
+            if meeting.video {
+                let _ = write!(
+                    choices,
+                    "<label for=\"call-camera\">{}</label><select id=\"call-camera\"></select>",
+                    s.camera
+                );
+            }
+            if meeting.audio {
+                let _ = write!(
+                    choices,
+                    "<label for=\"call-microphone\">{}</label><select id=\"call-microphone\"></select>",
+                    s.microphone
+                );
+            }
+            choices
+        },
+        chat_toggle = if meeting.chat {
+            format!(
+                "<button id=\"chat-toggle\" type=\"button\" aria-expanded=\"false\" \
+                 aria-controls=\"chat-panel\">{}</button>",
+                s.chat
+            )
+        } else {
+            String::new()
+        },
         chat = if meeting.chat {
             format!(
-                "<h2>{chat}</h2><ol id=\"messages\" aria-live=\"polite\"></ol>\
+                "<section id=\"chat-panel\" hidden><h2>{chat}</h2><ol id=\"messages\" aria-live=\"polite\"></ol>\
                  <form id=\"chat-form\"><input id=\"chat-input\" maxlength=\"2000\" \
                  autocomplete=\"off\" aria-label=\"{placeholder}\" placeholder=\"{placeholder}\">\
-                 <button type=\"submit\">{send}</button></form>",
+                 <button type=\"submit\">{send}</button></form></section>",
                 chat = s.chat,
                 placeholder = s.chat_placeholder,
                 send = s.send,

@@ -1,7 +1,8 @@
 // Drives Debian's Chromium (headless, fake camera and microphone) through raum's web
 // client. Called by the Rust browser tests with one JSON argument:
 //   {"scenario": "call" | "full" | "waiting" | "denied" | "phone" | "simulcast" |
-//    "class" | "firewalled" | "lesson" | "share", "url": "...", ...}
+//    "class" | "firewalled" | "lesson" | "share" | "firstcall" | "contrast" |
+//    "stage" | "devices" | "weak", "url": "...", ...}
 // ("call" takes "reconnect": true to survive a signaling drop the caller causes).
 // Prints one JSON line with what it observed and exits 0, or prints the failure to
 // stderr and exits 1. The Rust side decides what to assert; this script only fails
@@ -26,12 +27,14 @@ async function until(what, fn, timeout = TIMEOUT) {
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(String(last))})`);
 }
 
-async function launch(grant = true, executablePath = CHROMIUM) {
+async function launch(grant = true, executablePath = CHROMIUM, devices = 1) {
   return chromium.launch({
     executablePath,
     headless: true,
     args: [
-      '--use-fake-device-for-media-stream',
+      // Fake cameras (fake_device_0, ...), microphones and speakers (three of each
+      // audio kind come anyway).
+      devices > 1 ? `--use-fake-device-for-media-stream=device-count=${devices}` : '--use-fake-device-for-media-stream',
       // Without this flag the (headless) permission prompt is answered "deny".
       ...(grant ? ['--use-fake-ui-for-media-stream'] : []),
       '--autoplay-policy=no-user-gesture-required',
@@ -102,7 +105,7 @@ async function receiving(p, n) {
   await sleep(2000);
   const second = await stats(p);
   const rising = Object.keys(first.video).filter((id) => (second.video[id] || 0) > first.video[id]);
-  if (rising.length !== n) throw new Error(`${p.name}: frames rise on ${rising.length} of ${n} videos`);
+  if (rising.length !== n) throw new Error(`${p.name}: frames rise on ${rising.length} of ${n} videos (${JSON.stringify(first)} then ${JSON.stringify(second)})`);
   if (!(second.audioPackets > first.audioPackets)) throw new Error(`${p.name}: no audio packets arrive`);
   const captions = await p.page.evaluate(() =>
     [...document.querySelectorAll('.tile:not([data-peer="self"]) figcaption')].map((c) => c.textContent).sort());
@@ -120,6 +123,13 @@ async function settles(read, want, timeout = 5000) {
     last = await read();
   }
   return last;
+}
+
+// Opens the people or chat panel if it is closed (phones start with both closed).
+async function openPanel(p, name) {
+  const open = await p.page.evaluate((n) => !document.getElementById(`${n}-panel`).hidden, name);
+  if (!open) await p.page.click(`#${name}-toggle`);
+  await until(`${p.name}: ${name} open`, () => p.page.evaluate((n) => !document.getElementById(`${n}-panel`).hidden, name));
 }
 
 async function chatArrives(p, text) {
@@ -168,15 +178,21 @@ async function call() {
       // The Rust side cuts the signaling path (restarts the gateway) after this line.
       process.stdout.write(JSON.stringify({ ready: true }) + '\n');
       const stay = ps.slice(0, -1);
+      // Each page says so in its banner (kept in a log: it may be up only briefly).
       await until('pages notice the lost connection', async () => {
-        const seen = await Promise.all(stay.map((p) => p.page.evaluate(() => document.getElementById('status').textContent)));
-        return seen.every((t) => t.length > 0) ? seen : null;
+        const seen = await Promise.all(stay.map((p) => p.page.evaluate(() => window.raum.banners.length)));
+        return seen.every((n) => n > 0) ? seen : null;
       });
       result.reconnected = 0;
       result.afterReconnect = {};
+      result.banners = {};
       for (const p of stay) {
         result.afterReconnect[p.name] = await receiving(p, stay.length - 1);
         result.reconnected += 1;
+        // What the banner said, and that it went once the call was back.
+        result.banners[p.name] = await p.page.evaluate(() => ({
+          shown: window.raum.banners, now: document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent,
+        }));
       }
     }
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -242,36 +258,65 @@ async function denied() {
   }
 }
 
-// A phone-sized screen: the call fits its width (no horizontal scrolling) and every
-// control can be reached with the Tab key alone.
+// A phone-sized screen, in German with a long name: the call fits its width (no
+// horizontal scrolling), the toolbar is one row also with the microphone muted
+// ("Stummschaltung aufheben"), names are cut short inside their tiles, and every
+// control can be reached with the Tab key alone; people and chat open over the stage
+// above the toolbar.
 async function phone() {
   const browser = await launch();
   try {
-    const context = await browser.newContext({ locale: args.locale || 'en-US', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const context = await browser.newContext({ locale: args.locale || 'de-DE', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     // As on phones, whose browsers cannot share a screen.
     await context.addInitScript(() => { delete MediaDevices.prototype.getDisplayMedia; });
     const page = await context.newPage();
     await page.goto(args.url);
     await until('devices listed', () => page.evaluate(() => document.getElementById('camera').options.length > 0));
     // Keyboard only: focus starts in the name field; type, Tab to Join, press Enter.
-    await page.keyboard.type('Phone');
+    await page.keyboard.type('Maximilian Mustermann-Schmidt');
     let focused = '';
-    for (let i = 0; i < 6 && focused !== 'join'; i++) {
+    for (let i = 0; i < 8 && focused !== 'join'; i++) {
       await page.keyboard.press('Tab');
       focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
     }
     if (focused !== 'join') throw new Error('Tab never reached the Join button');
     await page.keyboard.press('Enter');
     await until('joined', () => page.evaluate(() => window.raum && window.raum.id !== null));
+    // A second person with a long name, so a remote tile's caption is measured too.
+    const other = await participant(browser, 'Konstantin Alexandrowitsch Rachmaninow-Tschaikowski', args.url, 'de-DE');
+    await join(other);
+    await until('the other tile', () => page.evaluate(() => window.raum.tiles.length === 2));
+    await page.click('#mic');
     const reached = new Set();
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 14; i++) {
       await page.keyboard.press('Tab');
       reached.add(await page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.tagName)));
     }
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
+    const measure = () => page.evaluate(() => {
+      const buttons = [...document.querySelectorAll('#controls button')].filter((b) => !b.hidden);
+      const rows = new Set(buttons.map((b) => Math.round(b.getBoundingClientRect().top)));
+      const captions = [...document.querySelectorAll('.tile:not([hidden])')].map((t) => {
+        const tr = t.getBoundingClientRect();
+        const c = t.querySelector('figcaption').getBoundingClientRect();
+        return { inside: c.left >= tr.left && c.right <= tr.right + 0.5 && c.bottom <= tr.bottom + 0.5, heightShare: c.height / tr.height };
+      });
+      const bar = document.getElementById('controls').getBoundingClientRect();
+      const side = document.getElementById('side').getBoundingClientRect();
+      return {
+        toolbarRows: rows.size, captions, micLabel: document.getElementById('mic').getAttribute('aria-label'),
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        sheetAboveToolbar: side.height === 0 || side.bottom <= bar.top + 0.5,
+      };
+    });
+    const closed = await measure();
+    // The chat opens over the stage, by keyboard too; focus goes to its input.
+    await page.focus('#chat-toggle');
+    await page.keyboard.press('Enter');
+    await until('chat open', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'chat-input'));
+    const chatOpen = await measure();
+    if (args.screenshot) await page.screenshot({ path: args.screenshot });
     const shareHidden = await page.evaluate(() => document.getElementById('share').hidden);
-    process.stdout.write(JSON.stringify({ overflow, reached: [...reached].sort(), shareHidden }) + '\n');
+    process.stdout.write(JSON.stringify({ overflow: closed.overflow, reached: [...reached].sort(), shareHidden, closed, chatOpen }) + '\n');
   } finally {
     await browser.close();
   }
@@ -297,64 +342,85 @@ async function videoStats(p) {
 }
 
 // Simulcast: Ada publishes three layers; Bea gets the layer her tile needs, none
-// while the tile is off screen, and a keyframe when it comes back.
+// while the tile is off screen, and a keyframe when it comes back. Bea joins first;
+// the caller then puts five synthetic participants in (after {"ready": ...}), and
+// Ada comes last, so on Bea's narrow window (6 tiles a page) Ada's tile is on the
+// second page.
 async function simulcast() {
+  // What Bea receives of Ada's video (the others' are beside it).
+  const fromAda = async (p, id) => p.page.evaluate(async (peer) => {
+    const v = document.querySelector(`.tile[data-peer="${peer}"] video`);
+    const track = v && v.srcObject && v.srcObject.getVideoTracks()[0];
+    let out = null;
+    (await window.raum.pc.getStats()).forEach((r) => {
+      if (track && r.type === 'inbound-rtp' && r.trackIdentifier === track.id) {
+        out = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, keyframes: r.keyFramesDecoded || 0, packets: r.packetsReceived || 0 };
+      }
+    });
+    return out;
+  }, id);
   const browser = await launch();
   try {
     const a = await participant(browser, 'Ada', args.url, args.locale);
     const b = await participant(browser, 'Bea', args.url, args.locale);
-    await join(a);
     await join(b);
+    process.stdout.write(JSON.stringify({ ready: 'Bea' }) + '\n');
+    await until('Bea sees the synthetic five', () => b.page.evaluate(() => window.raum.tiles.length === 6), 60000);
+    await join(a);
+    const adaId = await a.page.evaluate(() => window.raum.id);
+    await until('Bea sees Ada', () => b.page.evaluate(() => window.raum.tiles.length === 7));
     const out = {};
-    // A large screen in the speaker view: Ada's tile is about 1200 pixels wide, so
-    // all of Ada's layers are needed (once Ada's bandwidth estimate allows them).
+    // A large screen, Ada pinned: her tile is about 1200 pixels wide, so all of her
+    // layers are needed (once her bandwidth estimate allows them).
     await b.page.setViewportSize({ width: 1600, height: 1000 });
-    await b.page.click('#view');
+    const pin = () => b.page.click(`.tile[data-peer="${adaId}"] .pin`);
+    await pin();
+    out.pinned = await b.page.evaluate(() => window.raum.pinned);
     out.sent = await until('Ada sends three encodings', async () => {
       const s = await videoStats(a);
       return Object.keys(s.sent).length === 3 && Object.values(s.sent).every((x) => x.frames > 0) ? s.sent : null;
     }, 60000);
-    out.largest = (await videoStats(b)).recv; // recorded, not required: CPU load may scale it
-    // Back to the grid on a smaller screen: two tiles side by side, about 310 wide.
-    await b.page.click('#view');
+    out.largest = (await fromAda(b, adaId)); // recorded, not required: CPU load may scale it
+    // Unpinned, the grid of seven on a smaller screen: tiles about 200 wide.
+    await pin();
     await b.page.setViewportSize({ width: 1000, height: 700 });
     out.small = await until('Bea: a small layer', async () => {
-      const s = await videoStats(b);
-      return s.recv && s.recv.frames > 30 && s.recv.width > 0 && s.recv.width <= 320 ? s.recv : null;
+      const s = await fromAda(b, adaId);
+      return s && s.frames > 30 && s.width > 0 && s.width <= 320 ? s : null;
     }, 40000);
     out.smallLayout = await b.page.evaluate(() => window.raum.layout);
-    // The speaker view: Ada's tile spans the grid.
+    // Pinned again: Ada's tile spans the stage.
     const clicked = Date.now();
-    await b.page.click('#view');
+    await pin();
     out.large = await until('Bea: at least 640 wide', async () => {
-      const s = await videoStats(b);
-      return s.recv && s.recv.width >= 640 ? s.recv : null;
+      const s = await fromAda(b, adaId);
+      return s && s.width >= 640 ? s : null;
     }, 20000);
     out.upMs = Date.now() - clicked;
     out.largeLayout = await b.page.evaluate(() => window.raum.layout);
     await sleep(1500);
-    out.afterUp = (await videoStats(b)).recv;
-    // Back to the grid in a small window: one column, Ada's tile below the fold.
-    await b.page.click('#view');
-    await b.page.setViewportSize({ width: 800, height: 400 });
-    await until('Bea: Ada off screen', async () => {
+    out.afterUp = (await fromAda(b, adaId));
+    // Unpinned in a narrow window: six tiles a page, Ada's on the second.
+    await pin();
+    await b.page.setViewportSize({ width: 560, height: 800 });
+    out.offLayout = await until('Bea: Ada not in the layout', async () => {
       const l = await b.page.evaluate(() => window.raum.layout);
-      return l && l.length === 0;
+      return l && !l.some((t) => t.id === String(adaId)) ? l : null;
     });
     await sleep(1500);
-    out.pausedStart = (await videoStats(b)).recv;
+    out.pausedStart = (await fromAda(b, adaId));
     await sleep(2000);
-    out.pausedEnd = (await videoStats(b)).recv;
-    // Scrolling brings it back.
-    const scrolled = Date.now();
-    await b.page.evaluate(() => { const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight; });
+    out.pausedEnd = (await fromAda(b, adaId));
+    // The next page brings it back.
+    const turned = Date.now();
+    await b.page.click('#page-next');
     out.resumed = await until('Bea: a keyframe decoded again', async () => {
-      const s = (await videoStats(b)).recv;
+      const s = (await fromAda(b, adaId));
       return s && s.frames > out.pausedEnd.frames && s.keyframes > out.pausedEnd.keyframes ? s : null;
     }, 20000);
-    out.resumeMs = Date.now() - scrolled;
+    out.resumeMs = Date.now() - turned;
     await sleep(1000);
-    out.afterResume = (await videoStats(b)).recv;
+    out.afterResume = (await fromAda(b, adaId));
     process.stdout.write(JSON.stringify(out) + '\n');
   } finally {
     await browser.close();
@@ -812,6 +878,7 @@ async function contrast() {
         await page.click('#mic');
         await page.click('#hand');
         await until('hand raised', () => page.evaluate(() => window.raum.hand));
+        await openPanel(p, 'chat');
         await page.fill('#chat-input', 'Guten Morgen');
         await page.press('#chat-input', 'Enter');
         await sleep(300);
@@ -827,7 +894,240 @@ async function contrast() {
   }
 }
 
-const scenarios = { contrast, call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario, firstcall: firstCall };
+
+// The stage: one page (1280x800 unless told) in a meeting where the caller has put
+// synthetic participants. Once `expect` tiles are there, the tiles' rectangles: how
+// much of the stage (the area beside the side panel, between header and toolbar)
+// they cover, each 16:9, none overlapping another or leaving the stage; in the grid
+// view with the side panel open and with it closed, and the speaker view's large tile.
+async function stageScenario() {
+  const browser = await launch();
+  try {
+    const viewport = args.viewport || { width: 1280, height: 800 };
+    const context = await browser.newContext({ locale: args.locale || 'en-US', viewport, isMobile: viewport.width < 500 });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => process.stderr.write(`[stage] page error: ${e}\n`));
+    await page.goto(args.url);
+    const p = { name: 'Ada Lovelace', page, context };
+    await join(p);
+    await until(`${args.expect} tiles`, () => page.evaluate((n) => window.raum.tiles.length === n, args.expect), 60000);
+    await sleep(1000);
+    const geometry = () => page.evaluate(() => {
+      const st = document.getElementById('stage').getBoundingClientRect();
+      const rs = [...document.querySelectorAll('.tile:not([hidden])')].map((t) => ({ r: t.getBoundingClientRect(), main: t.classList.contains('main') }));
+      const eps = 1;
+      let overlaps = 0;
+      let outside = 0;
+      let worstAspect = 0;
+      rs.forEach(({ r: a }, i) => {
+        worstAspect = Math.max(worstAspect, Math.abs(a.width / a.height - 16 / 9));
+        if (a.left < st.left - eps || a.top < st.top - eps || a.right > st.right + eps || a.bottom > st.bottom + eps) outside += 1;
+        rs.slice(i + 1).forEach(({ r: b }) => {
+          if (a.left < b.right - eps && b.left < a.right - eps && a.top < b.bottom - eps && b.top < a.bottom - eps) overlaps += 1;
+        });
+      });
+      const area = (r) => r.width * r.height;
+      const covered = rs.reduce((sum, t) => sum + area(t.r), 0);
+      const main = rs.find((t) => t.main);
+      return {
+        tiles: rs.length, stage: [Math.round(st.width), Math.round(st.height)],
+        coverage: covered / area(st), ofWindow: covered / (window.innerWidth * window.innerHeight),
+        mainShare: main ? area(main.r) / area(st) : null,
+        // How far the large tile reaches across the stage (16:9 on a tall phone
+        // reaches across, not down).
+        mainSpan: main ? Math.max(main.r.width / st.width, main.r.height / st.height) : null,
+        overlaps, outside, worstAspect,
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+      };
+    });
+    const shot = async (what) => {
+      if (args.screenshots) await page.screenshot({ path: `${args.screenshots}/stage-${args.expect}-${viewport.width}-${what}.png` });
+    };
+    const out = {};
+    out.grid = await geometry();
+    await shot('grid');
+    // With the side panel closed (phones start so), the stage takes its room.
+    for (const name of ['people', 'chat']) {
+      if (await page.evaluate((n) => !document.getElementById(`${n}-panel`).hidden, name)) await page.click(`#${name}-toggle`);
+    }
+    await sleep(500);
+    out.closed = await geometry();
+    await shot('closed');
+    await page.click('#view');
+    await sleep(500);
+    out.speaker = await geometry();
+    await shot('speaker');
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// Devices and the rest of the toolbar. Ada's lobby shows her microphone's level; Bob
+// joins with microphone and camera off (his lobby toggles) and Ada sees it; he
+// switches both on; Ada switches camera, microphone and speaker mid-call (fake
+// devices) and the call goes on without a new offer; full screen on and off; the
+// chat's unread badge; a connection quality on every tile.
+async function devicesScenario() {
+  // Three fake cameras: Chromium's second (fake_device_1) plays in a video element
+  // but feeds no encoder (as a depth camera would; checked), so Ada switches to the
+  // third.
+  const browser = await launch(true, CHROMIUM, 3);
+  try {
+    const out = {};
+    const ada = await participant(browser, 'Ada', args.url);
+    await ada.page.waitForSelector('#join-form');
+    // The fake microphone beeps: the level rises above silence within a few seconds.
+    let level = 0;
+    const end = Date.now() + 8000;
+    while (Date.now() < end && level < 0.05) {
+      level = Math.max(level, await ada.page.evaluate(() => document.getElementById('mic-level').value));
+      await sleep(50);
+    }
+    out.lobbyLevel = level;
+    await join(ada);
+    const adaId = await ada.page.evaluate(() => window.raum.id);
+    const bob = await participant(browser, 'Bob', args.url);
+    await bob.page.waitForSelector('#join-form');
+    await bob.page.check('#join-muted');
+    await bob.page.check('#join-camera-off');
+    await join(bob);
+    const bobId = await bob.page.evaluate(() => window.raum.id);
+    out.bobButtons = await bob.page.evaluate(() => ({
+      mic: document.getElementById('mic').getAttribute('aria-pressed'), cam: document.getElementById('cam').getAttribute('aria-pressed'),
+    }));
+    out.adaSeesBob = await until('Ada sees Bob muted, camera off', () => ada.page.evaluate((id) => {
+      const t = document.querySelector(`.tile[data-peer="${id}"]`);
+      return t && t.classList.contains('camera-off') && t.querySelector('figcaption .muted') ? { cameraOff: true, muted: true } : null;
+    }, bobId));
+    await bob.page.click('#mic');
+    await bob.page.click('#cam');
+    out.adaReceivesBob = await receiving(ada, 1);
+    await receiving(bob, 1);
+    const bobsTrackOfAda = () => bob.page.evaluate((id) => {
+      const v = document.querySelector(`.tile[data-peer="${id}"] video`);
+      return v && v.srcObject ? v.srcObject.getTracks().map((t) => t.id).sort().join(',') : null;
+    }, adaId);
+    const tracksBefore = await bobsTrackOfAda();
+
+    // Ada's devices dialog: the second camera, microphone and speaker.
+    await ada.page.click('#devices-open');
+    await until('the dialog opens', () => ada.page.evaluate(() => document.getElementById('devices').open));
+    const options = (sel) => ada.page.evaluate((s) => [...document.querySelectorAll(`${s} option`)].map((o) => ({ value: o.value, label: o.textContent, selected: o.selected })), sel);
+    out.choices = { cameras: await options('#call-camera'), microphones: await options('#call-microphone'), speakers: await options('#call-speaker') };
+    out.speakerShown = await ada.page.evaluate(() => !document.getElementById('call-speaker').hidden);
+    const pick = (list, label) => { const o = list.find((x) => x.label === label); if (!o) throw new Error(`no ${label}`); return o.value; };
+    await ada.page.selectOption('#call-camera', pick(out.choices.cameras, 'fake_device_2'));
+    await ada.page.selectOption('#call-microphone', pick(out.choices.microphones, 'Fake Audio Input 1'));
+    const speaker = pick(out.choices.speakers, 'Fake Audio Output 1');
+    await ada.page.selectOption('#call-speaker', speaker);
+    const sending = () => ada.page.evaluate(() => window.raum.pc.getSenders().filter((s) => s.track).map((s) => s.track.label).sort());
+    out.adaSends = await until('the new devices go out', async () => {
+      const labels = await sending();
+      return labels.includes('fake_device_2') && labels.includes('Fake Audio Input 1') ? labels : null;
+    });
+    await ada.page.click('#devices-close');
+    out.dialogClosed = await ada.page.evaluate(() => !document.getElementById('devices').open);
+    out.adaSameSession = (await ada.page.evaluate(() => window.raum.id)) === adaId;
+    out.sinks = await until('the speaker is set', () => ada.page.evaluate((want) => {
+      const sinks = [...document.querySelectorAll('.tile:not([data-peer="self"]) video')].map((v) => v.sinkId);
+      return sinks.length && sinks.every((s) => s === want) ? sinks.length : null;
+    }, speaker));
+    // Bob goes on seeing and hearing Ada, on the same tracks (no new offer).
+    out.bobReceivesAda = await receiving(bob, 1);
+    out.bobSameTracks = (await bobsTrackOfAda()) === tracksBefore;
+
+    // Full screen, and back.
+    await ada.page.click('#fullscreen');
+    // The button follows the page's fullscreenchange event, a moment after.
+    const fsState = () => ada.page.evaluate(() => ({
+      on: !!document.fullscreenElement, pressed: document.getElementById('fullscreen').getAttribute('aria-pressed'),
+      label: document.getElementById('fullscreen').getAttribute('aria-label'),
+    }));
+    out.fullscreen = await until('full screen', async () => { const f = await fsState(); return f.on && f.pressed === 'true' ? f : null; }, 5000).catch(fsState);
+    await ada.page.click('#fullscreen');
+    out.windowed = await until('windowed', async () => { const f = await fsState(); return !f.on && f.pressed === 'false' ? f : null; }, 5000).catch(fsState);
+
+    // The chat closed, two lines from Bob: a badge says 2; opened, it goes.
+    await ada.page.click('#chat-toggle');
+    for (const text of ['eins', 'zwei']) {
+      await bob.page.fill('#chat-input', text);
+      await bob.page.press('#chat-input', 'Enter');
+    }
+    out.unread = await until('two unread', () => ada.page.evaluate(() => {
+      const b = document.querySelector('#chat-toggle .badge');
+      return b && b.textContent === '2' ? { badge: b.textContent, label: document.getElementById('chat-toggle').getAttribute('aria-label') } : null;
+    }));
+    await ada.page.click('#chat-toggle');
+    out.afterOpening = await ada.page.evaluate(() => ({
+      badge: !!document.querySelector('#chat-toggle .badge'), unread: window.raum.unread,
+      lines: [...document.querySelectorAll('#messages li span')].map((s) => s.textContent),
+    }));
+
+    // Every tile says how its connection is (loopback: good, or fair where the
+    // machine's load costs frames).
+    out.quality = await until('quality on every tile', () => ada.page.evaluate(() => {
+      const q = [...document.querySelectorAll('.tile')].map((t) => ({ peer: t.dataset.peer, level: t.dataset.quality || null, label: t.querySelector('.quality').getAttribute('aria-label') }));
+      return q.every((x) => x.level) ? q : null;
+    }), 10000);
+    out.banners = await ada.page.evaluate(() => window.raum.banners);
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// A weak downlink: "Inside" (whose namespace's link loses UDP towards it), "Outside"
+// and a synthetic participant the caller runs. Inside's banner says its connection is
+// weak and both others' tiles are poor on its page; Outside's page shows Inside's
+// tile (Inside's uplink is clean) and puts up no banner.
+async function weak() {
+  const outside = await launch(true, args.outside);
+  const inside = await launch(true, args.inside);
+  try {
+    const o = await participant(outside, 'Outside', args.url);
+    const i = await participant(inside, 'Inside', args.url);
+    await join(o);
+    await join(i);
+    await until('Inside hears both', () => i.page.evaluate(() => window.raum.tiles.length === 3));
+    const insideId = await i.page.evaluate(() => window.raum.id);
+    const out = {};
+    // What each page measures, for a failure to say.
+    const diag = (p) => p.page.evaluate(async () => {
+      const d = { tiles: [...document.querySelectorAll('.tile')].map((t) => [t.dataset.peer, t.querySelector('.quality').getAttribute('aria-label')]), stats: [] };
+      (await window.raum.pc.getStats()).forEach((r) => {
+        if (r.type === 'remote-inbound-rtp') d.stats.push([r.kind, r.fractionLost, r.packetsLost, r.roundTripTime]);
+        if (r.type === 'inbound-rtp') d.stats.push(['in', r.kind, r.packetsLost, r.packetsReceived, r.nackCount]);
+      });
+      return d;
+    });
+    const explain = async (e) => { throw new Error(`${e.message}: inside ${JSON.stringify(await diag(i))} outside ${JSON.stringify(await diag(o))}`); };
+    out.insideBanner = await until('Inside is told', () => i.page.evaluate(() => {
+      const b = document.getElementById('banner');
+      return b.hidden ? null : b.textContent;
+    }), 60000).catch(explain);
+    out.insideSees = await until('Inside sees both others poor', () => i.page.evaluate(() => {
+      const q = [...document.querySelectorAll('.tile:not([data-peer="self"])')].map((t) => t.querySelector('.quality').getAttribute('aria-label') || '');
+      return q.length === 2 && q.every((l) => l.startsWith('Connection poor')) ? q : null;
+    }), 30000).catch(() => i.page.evaluate(() => [...document.querySelectorAll('.tile:not([data-peer="self"]) .quality')].map((e) => e.getAttribute('aria-label'))));
+    // Inside's id now (a join that lost its media path under this loss joins again,
+    // as someone new).
+    out.outsideSeesInside = await until('Outside rates Inside', async () => o.page.evaluate((id) => {
+      const t = document.querySelector(`.tile[data-peer="${id}"]`);
+      return t && t.dataset.quality ? t.querySelector('.quality').getAttribute('aria-label') : null;
+    }, await i.page.evaluate(() => window.raum.id)), 30000).catch(explain);
+    out.outsideBanners = await o.page.evaluate(() => window.raum.banners);
+    out.insideBanners = await i.page.evaluate(() => window.raum.banners);
+    out.insideRejoined = (await i.page.evaluate(() => window.raum.id)) !== insideId;
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } finally {
+    await inside.close();
+    await outside.close();
+  }
+}
+
+const scenarios = { contrast, call, full, waiting, denied, phone, simulcast, class: klass, firewalled, lesson, share: shareScenario, firstcall: firstCall,
+  stage: stageScenario, devices: devicesScenario, weak };
 scenarios[args.scenario]().then(
   () => process.exit(0),
   (e) => { process.stderr.write(`${e.stack || e}\n`); process.exit(1); },

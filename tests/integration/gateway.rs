@@ -193,6 +193,19 @@ async fn browsers_call_through_the_gateway_and_reconnect_after_a_drop() {
         json!(["Ada"]),
         "{result}"
     );
+    // Each page said in its banner that the connection was lost, and took it down
+    // once the call was back.
+    for name in ["Ada", "Grace"] {
+        let b = &result["banners"][name];
+        assert!(
+            b["shown"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(raum::gateway::i18n::EN.err_lost)),
+            "{name}: {result}"
+        );
+        assert_eq!(b["now"], serde_json::Value::Null, "{name}: {result}");
+    }
 
     // Access log: per browser one page load and one join, and for the two who stayed
     // at least one join again after the drop (a join tried while the new gateway was

@@ -38,8 +38,12 @@
   const tiles = new Map(); // id -> tile element
   let speakerId = null; // the active speaker, as the SFU says
   let view = 'grid'; // or 'speaker'
+  let pinned = null; // the tile someone chose to see large, whoever talks
   let pageNo = 0;
-  const PAGE = 16; // tiles per page in the grid view
+  // Tiles per page in the grid view: 16 where there is room, 6 on a phone.
+  const pageSize = () => ($('stage').clientWidth < 600 ? 6 : 16);
+  const GAP = 8; // px between tiles
+  const ASPECT = 16 / 9;
   let lastLayout = ''; // what the SFU was told last
   let videoSender = null;
   let role = 'participant'; // or 'host': what the SFU made of our link
@@ -81,6 +85,11 @@
     speaker: '<rect x="3" y="4" width="18" height="11" rx="1"/><path d="M5 19h3M10.5 19h3M16 19h3"/>',
     leave: '<path d="M10 17l-5-5 5-5M5 12h11M14 4h4a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-4"/>',
     link: '<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"/>',
+    people: '<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0M16 4.5a3.5 3.5 0 0 1 0 7M18 14a6 6 0 0 1 3.5 6"/>',
+    chat: '<path d="M4 5h16v11H9l-5 4z"/>',
+    settings: '<circle cx="12" cy="12" r="3"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>',
+    expand: '<path d="M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5"/>',
+    shrink: '<path d="M9 4v5H4M15 4v5h5M9 20v-5H4M15 20v-5h5"/>',
   };
   ICONS['mic-off'] = ICONS.mic + SLASH;
   ICONS['cam-off'] = ICONS.cam + SLASH;
@@ -159,46 +168,115 @@
     fill('microphone', 'audioinput');
   }
 
+  // The microphone's level in the lobby, so a silent or wrong microphone is noticed
+  // before anyone hears it. Measured in the page; nothing of it is sent.
+  let meter = null;
+  function stopMeter() {
+    if (meter) { meter(); meter = null; }
+  }
+  function startMeter() {
+    stopMeter();
+    const el = $('mic-level');
+    if (!el) return;
+    const track = local && local.getAudioTracks()[0];
+    const AC = window.AudioContext || window.webkitAudioContext;
+    el.hidden = !track;
+    el.value = 0;
+    if (!track || !AC) return;
+    const ctx = new AC();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 512;
+    ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+    const data = new Float32Array(analyser.fftSize);
+    let frame = 0;
+    const tick = () => {
+      analyser.getFloatTimeDomainData(data);
+      let peak = 0;
+      for (const v of data) peak = Math.max(peak, Math.abs(v));
+      // Falls back slowly, so a syllable stays visible.
+      el.value = Math.min(1, Math.max(peak, el.value * 0.9));
+      frame = requestAnimationFrame(tick);
+    };
+    frame = requestAnimationFrame(tick);
+    // Browsers start audio only after a gesture: the first key or click will do.
+    const resume = () => { if (ctx.state === 'suspended') ctx.resume().catch(() => {}); };
+    resume();
+    document.addEventListener('pointerdown', resume);
+    document.addEventListener('keydown', resume);
+    meter = () => {
+      cancelAnimationFrame(frame);
+      document.removeEventListener('pointerdown', resume);
+      document.removeEventListener('keydown', resume);
+      ctx.close().catch(() => {});
+      el.value = 0;
+    };
+  }
+
   async function lobby() {
-    if (M.audio || M.video) {
-      if (!navigator.mediaDevices) { lobbyMsg(S.err_no_devices); } else {
-        await preview(); // asks for permission, so device labels become known
-        await listDevices();
-        if (local) {
-          // Select the devices actually in use.
-          for (const t of local.getTracks()) {
-            const el = $(t.kind === 'video' ? 'camera' : 'microphone');
-            const id = t.getSettings && t.getSettings().deviceId;
-            if (el && id) el.value = id;
-          }
-        }
-        for (const id of ['camera', 'microphone']) {
-          if ($(id)) $(id).addEventListener('change', preview);
-        }
-      }
-    }
     // The name entered before in this tab (joining again, or after the waiting page):
     // kept in the tab's session storage only, never sent anywhere but to join.
     const known = store('raum-name');
     if (known && !$('name').value) $('name').value = known;
     $('name').focus();
-    $('join-form').addEventListener('submit', (ev) => {
+    // Camera and microphone are asked for first (the preview); a Join pressed before
+    // that has finished waits for it rather than submitting the form.
+    let devicesReady = Promise.resolve();
+    let joining = false;
+    $('join-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const name = $('name').value.trim();
       if (!name || name.length > 64) { lobbyMsg(S.err_name); $('name').focus(); return; }
+      if (joining) return;
+      joining = true;
+      await devicesReady;
       myName = name;
       store('raum-name', name);
+      stopMeter();
+      // Joining muted or without the camera: the tracks go out disabled (and can be
+      // switched on in the call).
+      audioMuted = !!($('join-muted') && $('join-muted').checked);
+      videoMuted = !!($('join-camera-off') && $('join-camera-off').checked);
+      if (local) {
+        local.getAudioTracks().forEach((t) => { t.enabled = !audioMuted; });
+        local.getVideoTracks().forEach((t) => { t.enabled = !videoMuted; });
+      }
       $('lobby').hidden = true;
       $('call').hidden = false;
+      const roomy = !phone() && window.innerWidth >= 900;
+      setPanel('people', roomy);
+      setPanel('chat', roomy);
       addTile('self', `${myName} (${S.you})`, local, true);
       updateControls();
       join();
     });
+    if (!(M.audio || M.video)) return;
+    if (!navigator.mediaDevices) { lobbyMsg(S.err_no_devices); return; }
+    devicesReady = (async () => {
+      await preview(); // asks for permission, so device labels become known
+      await listDevices();
+      if (local) {
+        // Select the devices actually in use.
+        for (const t of local.getTracks()) {
+          const el = $(t.kind === 'video' ? 'camera' : 'microphone');
+          const id = t.getSettings && t.getSettings().deviceId;
+          if (el && id) el.value = id;
+        }
+      }
+      for (const id of ['camera', 'microphone']) {
+        if ($(id)) $(id).addEventListener('change', async () => { await preview(); startMeter(); });
+      }
+      startMeter();
+    })().catch((e) => console.warn('devices', e));
   }
 
   // ---- call ----------------------------------------------------------------
 
   const status = (text) => { $('status').textContent = text || ''; };
+  // A status that goes by itself after a few seconds (unless replaced meanwhile).
+  function toast(text) {
+    status(text);
+    setTimeout(() => { if ($('status').textContent === text) status(''); }, 5000);
+  }
 
   function send(msg) {
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
@@ -215,11 +293,29 @@
       video.playsInline = true;
       if (self) video.muted = true; // never hear yourself
       const caption = document.createElement('figcaption');
+      const name = document.createElement('span');
+      name.className = 'name';
+      caption.append(name);
       // Shown instead of the picture while the camera is off (or there is none).
       const initials = document.createElement('span');
       initials.className = 'initials';
       initials.setAttribute('aria-hidden', 'true');
-      tile.append(video, initials, caption);
+      // How well this person's media comes (or, on one's own tile, goes).
+      const quality = document.createElement('span');
+      quality.className = 'quality';
+      quality.setAttribute('role', 'img');
+      quality.hidden = true;
+      quality.innerHTML = '<i></i><i></i><i></i>';
+      tile.append(video, initials, caption, quality);
+      if (!self && !id.endsWith('-screen')) {
+        // Pinned, a person stays large (the teacher, the board camera) whoever talks.
+        const pin = document.createElement('button');
+        pin.type = 'button';
+        pin.className = 'pin';
+        pin.addEventListener('click', () => { pinned = pinned === id ? null : id; layout(); });
+        tile.append(pin);
+      }
+      if (!self && sinkId && video.setSinkId) video.setSinkId(sinkId).catch(() => {});
       if (id.endsWith('-screen')) tile.classList.add('screen');
       $('grid').append(tile);
       tiles.set(id, tile);
@@ -232,11 +328,12 @@
     return tile;
   }
 
-  // A tile's caption text (its first node; the muted mark, if any, follows it).
+  // A tile's name (the muted mark, if any, follows it); cut short with an ellipsis
+  // on a small tile, whole in its tooltip.
   function setCaption(tile, text) {
-    const caption = tile.querySelector('figcaption');
-    if (caption.firstChild && caption.firstChild.nodeType === 3) caption.firstChild.nodeValue = text;
-    else caption.prepend(text);
+    const name = tile.querySelector('figcaption .name');
+    name.textContent = text;
+    name.title = text;
   }
 
   // A tile's camera-off look and initials, from what is known of its person (a
@@ -275,32 +372,33 @@
   function removeTile(id) {
     const tile = tiles.get(id);
     if (tile) { tile.remove(); tiles.delete(id); }
+    if (pinned === id) pinned = null;
     layout();
   }
 
-  // Which tiles are shown: the grid view pages them; the speaker view shows the
-  // active speaker large and the others in a strip.
+  // Which tiles are shown and where. The grid view pages them and picks the number
+  // of columns that makes 16:9 tiles largest on the stage; the speaker view (and a
+  // shared screen, in either view) shows one large, the others in a strip under it.
   function layout() {
     const grid = $('grid');
     const ids = [...tiles.keys()];
-    grid.classList.toggle('speaker-view', view === 'speaker');
-    // A shared screen is shown large, first, in either view, on every page.
     const screen = ids.find((i) => i.endsWith('-screen'));
     const people = ids.filter((i) => i !== screen);
-    const main = screen || (view === 'speaker' ? (tiles.has(speakerId) ? speakerId : people.find((i) => i !== 'self')) : null);
-    const pages = view === 'grid' ? Math.max(1, Math.ceil(people.length / PAGE)) : 1;
+    const focus = screen || (pinned && tiles.has(pinned) ? pinned : null) || (view === 'speaker'
+      ? (tiles.has(speakerId) ? speakerId : people.find((i) => i !== 'self') || people[0])
+      : null);
+    const per = pageSize();
+    const pages = focus ? 1 : Math.max(1, Math.ceil(people.length / per));
     pageNo = Math.min(pageNo, pages - 1);
-    grid.classList.toggle('has-screen', !!screen);
-    if (screen) tiles.get(screen).hidden = false;
-    people.forEach((id, i) => {
-      const tile = tiles.get(id);
-      tile.classList.toggle('main', id === main);
+    const shown = focus ? [focus, ...people.filter((i) => i !== focus)] : people.slice(pageNo * per, (pageNo + 1) * per);
+    for (const [id, tile] of tiles) {
+      tile.hidden = !shown.includes(id);
+      tile.classList.toggle('main', id === focus);
       tile.classList.toggle('speaking', id === speakerId);
-      tile.hidden = view === 'grid' && Math.floor(i / PAGE) !== pageNo;
-    });
-    if (screen) tiles.get(screen).classList.add('main');
-    const shown = ids.filter((id) => !tiles.get(id).hidden).length;
-    grid.dataset.count = String(shown);
+      renderPin(id, tile);
+    }
+    place(shown, focus);
+    grid.dataset.count = String(shown.length);
     const pager = $('pager');
     if (pager) {
       pager.hidden = pages < 2;
@@ -314,6 +412,70 @@
       v.setAttribute('aria-pressed', String(view === 'speaker'));
     }
     sendLayoutSoon();
+  }
+
+  // A tile's pin button: its icon, state and name.
+  function renderPin(id, tile) {
+    const pin = tile.querySelector('.pin');
+    if (!pin) return;
+    const on = pinned === id;
+    pin.innerHTML = icon(on ? 'shrink' : 'expand');
+    pin.setAttribute('aria-pressed', String(on));
+    pin.setAttribute('aria-label', (on ? S.unpin : S.pin).replace('{name}', label(id)));
+    pin.title = pin.getAttribute('aria-label');
+  }
+
+  // The largest 16:9 tiles that `n` of fit in w x h, and in how many columns.
+  function fit(n, w, h) {
+    let best = { cols: 1, width: 0 };
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      const width = Math.min((w - (cols - 1) * GAP) / cols, ((h - (rows - 1) * GAP) / rows) * ASPECT);
+      if (width > best.width) best = { cols, width };
+    }
+    best.width = Math.max(0, Math.floor(best.width));
+    best.height = Math.floor(best.width / ASPECT);
+    return best;
+  }
+
+  function put(id, x, y, w, h) {
+    const st = tiles.get(id).style;
+    st.left = `${Math.round(x)}px`;
+    st.top = `${Math.round(y)}px`;
+    st.width = `${w}px`;
+    st.height = `${h}px`;
+  }
+
+  // Places the shown tiles on the stage: a centred grid, or `focus` large over a
+  // strip of the others (which scrolls sideways when they do not fit).
+  function place(shown, focus) {
+    const stage = $('stage');
+    const W = stage.clientWidth;
+    const H = stage.clientHeight;
+    if (!W || !H || !shown.length) return;
+    if (!focus || shown.length === 1) {
+      const f = fit(shown.length, W, H);
+      const rows = Math.ceil(shown.length / f.cols);
+      const top = (H - rows * f.height - (rows - 1) * GAP) / 2;
+      shown.forEach((id, i) => {
+        const row = Math.floor(i / f.cols);
+        // The last row, if not full, is centred too.
+        const inRow = row === rows - 1 ? shown.length - row * f.cols : f.cols;
+        const left = (W - inRow * f.width - (inRow - 1) * GAP) / 2;
+        put(id, left + (i % f.cols) * (f.width + GAP), top + row * (f.height + GAP), f.width, f.height);
+      });
+      return;
+    }
+    // A fifth of the stage's height (at most 150 px), and on a narrow one small
+    // enough that three tiles fit across.
+    const stripH = Math.round(Math.min(150, Math.max(64, H * 0.2), (W - 2 * GAP) / 3 / ASPECT));
+    const stripW = Math.round(stripH * ASPECT);
+    const main = fit(1, W, H - stripH - GAP);
+    put(focus, (W - main.width) / 2, (H - stripH - GAP - main.height) / 2, main.width, main.height);
+    const rest = shown.filter((id) => id !== focus);
+    const total = rest.length * stripW + (rest.length - 1) * GAP;
+    const left = total <= W ? (W - total) / 2 : 0;
+    rest.forEach((id, i) => put(id, left + i * (stripW + GAP), H - stripH, stripW, stripH));
   }
 
   // Tells the SFU the videos on screen and their sizes in device pixels, when that
@@ -333,8 +495,10 @@
       // Screens always come (the SFU does not pause them): not part of the layout.
       if (id === 'self' || id.endsWith('-screen') || tile.hidden) continue;
       const r = tile.getBoundingClientRect();
+      // In the stage's visible part (it scrolls when a strip is wider) and the window's.
       const onScreen = r.width > 0 && r.height > 0 && r.bottom > Math.max(0, area.top) &&
-        r.top < Math.min(window.innerHeight, area.bottom) && r.right > 0 && r.left < window.innerWidth;
+        r.top < Math.min(window.innerHeight, area.bottom) && r.right > Math.max(0, area.left) &&
+        r.left < Math.min(window.innerWidth, area.right);
       if (!onScreen) continue;
       const side = (x) => Math.min(8192, Math.max(0, Math.round(x * dpr)));
       list.push({ id, width: side(r.width), height: side(r.height) });
@@ -413,7 +577,7 @@
     }
     for (const [id] of peers) {
       const tile = tiles.get(id);
-      if (tile) setCaption(tile, label(id));
+      if (tile) { setCaption(tile, label(id)); renderPin(id, tile); }
       tileState(id);
     }
   }
@@ -456,6 +620,7 @@
     setButton(hand, 'hand', myHand ? S.lower_hand : S.raise_hand);
     hand.setAttribute('aria-pressed', String(myHand));
     renderKnocks();
+    renderToggles();
   }
 
   function chatLine(from, text, mine) {
@@ -513,6 +678,246 @@
     updateControls();
     renderPeople();
     tileState('self');
+  }
+
+  // ---- the side panel: people and chat -------------------------------------
+
+  // Either can close; with both closed the stage takes their room. Both are open at
+  // first where the screen leaves the stage room beside them; on phones, where they
+  // open over the stage, one at a time and closed at first.
+  const phone = () => window.matchMedia('(max-width: 760px)').matches;
+  const panels = { people: false, chat: false };
+  let unread = 0; // chat lines from others while the chat was closed
+
+  function setPanel(name, open) {
+    const panel = $(`${name}-panel`);
+    if (!panel) return;
+    panels[name] = open;
+    panel.hidden = !open;
+    if (open && name === 'chat') unread = 0;
+    if (open && phone()) for (const other of Object.keys(panels)) if (other !== name && panels[other]) setPanel(other, false);
+    $('call').classList.toggle('no-side', !Object.values(panels).some(Boolean));
+    renderToggles();
+  }
+
+  function renderToggles() {
+    const badge = (el, n, text) => {
+      if (!n) return;
+      const b = document.createElement('span');
+      b.className = 'badge';
+      b.textContent = String(n);
+      b.setAttribute('aria-hidden', 'true');
+      el.append(b);
+      el.setAttribute('aria-label', `${el.getAttribute('aria-label')}, ${text}`);
+    };
+    const people = $('people-toggle');
+    if (people) {
+      setButton(people, 'people', S.people_toggle);
+      people.setAttribute('aria-expanded', String(panels.people));
+      // Hosts: how many wait in the lobby.
+      if (role === 'host') badge(people, knocks.size, `${S.lobby_heading}: ${knocks.size}`);
+    }
+    const chat = $('chat-toggle');
+    if (chat) {
+      setButton(chat, 'chat', S.chat);
+      chat.setAttribute('aria-expanded', String(panels.chat));
+      badge(chat, unread, S.chat_unread.replace('{n}', unread));
+    }
+  }
+
+  // ---- banner: one's own connection ------------------------------------------
+
+  // What is wrong with this participant's own connection, in a bar over the stage:
+  // 'lost' (signaling reconnects), 'media' (the media path is interrupted), 'weak'
+  // (poor for a while), or nothing.
+  let bannerWhy = null;
+  const bannersShown = []; // for tests: every text the banner showed
+  function banner(why) {
+    bannerWhy = why;
+    const text = { lost: S.err_lost, media: S.media_interrupted, weak: S.weak_connection }[why] || '';
+    const el = $('banner');
+    if (el.textContent !== text) {
+      el.textContent = text;
+      if (text) bannersShown.push(text);
+    }
+    el.hidden = !text;
+  }
+
+  // ---- connection quality ----------------------------------------------------
+
+  // Every 2 s from getStats: for each tile, what arrives of that person's media
+  // (packets lost, frames a second while its video is on screen) over this
+  // connection's round trip to the SFU; for one's own tile, what the SFU reports of
+  // what it receives from us (its receiver reports). Three levels, in colour and in
+  // words. One's own connection weak (a long round trip, the SFU losing what we
+  // send, or loss from every sender) for two samples in a row puts up the banner.
+  let lastSample = null;
+  let weakSamples = 0;
+
+  function rate(loss, ms, fps) {
+    let level = 'good';
+    if (loss > 3 || (ms !== null && ms > 300) || (fps !== null && fps < 12)) level = 'fair';
+    if (loss > 10 || (ms !== null && ms > 600) || (fps !== null && fps < 5)) level = 'poor';
+    return { level, loss, ms, fps };
+  }
+
+  function showQuality(tile, q) {
+    const el = tile.querySelector('.quality');
+    if (!q) { el.hidden = true; return; }
+    el.hidden = false;
+    el.className = `quality ${q.level}`;
+    const detail = S.quality_detail
+      .replace('{loss}', q.loss.toFixed(q.loss < 10 ? 1 : 0))
+      .replace('{fps}', q.fps === null ? '–' : String(Math.round(q.fps)))
+      .replace('{rtt}', q.ms === null ? '–' : String(q.ms));
+    const text = `${S[`quality_${q.level}`]}: ${detail}`;
+    el.setAttribute('aria-label', text);
+    el.title = text;
+    tile.dataset.quality = q.level;
+  }
+
+  async function measure() {
+    const conn = pc;
+    if (!conn || !myId) return;
+    let report;
+    try { report = await conn.getStats(); } catch { return; }
+    if (conn !== pc) return;
+    const at = performance.now();
+    const byTrack = new Map();
+    let pairId = null;
+    const own = { lost: 0, rtt: null, fps: null };
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp') {
+        byTrack.set(r.trackIdentifier, { lost: r.packetsLost || 0, received: r.packetsReceived || 0, frames: r.framesDecoded || 0, video: r.kind === 'video' });
+      } else if (r.type === 'transport' && r.selectedCandidatePairId) {
+        pairId = r.selectedCandidatePairId;
+      } else if (r.type === 'remote-inbound-rtp') {
+        own.lost = Math.max(own.lost, (r.fractionLost || 0) * 100);
+        if (typeof r.roundTripTime === 'number') own.rtt = Math.max(own.rtt || 0, r.roundTripTime);
+      } else if (r.type === 'outbound-rtp' && r.kind === 'video' && typeof r.framesPerSecond === 'number') {
+        own.fps = Math.max(own.fps || 0, r.framesPerSecond);
+      }
+    });
+    const pair = pairId && report.get(pairId);
+    const rtt = pair && typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime : own.rtt;
+    const ms = rtt === null || rtt === undefined ? null : Math.round(rtt * 1000);
+    const onScreen = new Set((lastLayout ? JSON.parse(lastLayout) : []).map((t) => t.id));
+    const prev = lastSample;
+    lastSample = { at, byTrack, onScreen };
+    if (!prev) return;
+    const secs = (at - prev.at) / 1000;
+    // Loss on what arrives is one's own downlink's only where every sender shows it
+    // (one sender's loss may be its own uplink's).
+    let lossyTiles = 0;
+    let heardTiles = 0;
+    for (const [id, tile] of tiles) {
+      if (id === 'self') {
+        const sending = local && local.getTracks().length;
+        const cameraOn = local && local.getVideoTracks().length && !videoMuted;
+        showQuality(tile, sending ? rate(own.lost, ms, cameraOn ? own.fps : null) : null);
+        continue;
+      }
+      const stream = tile.querySelector('video').srcObject;
+      let lost = 0;
+      let got = 0;
+      let frames = null;
+      for (const t of stream ? stream.getTracks() : []) {
+        const a = byTrack.get(t.id);
+        const b = prev.byTrack.get(t.id);
+        if (!a || !b) continue;
+        lost += Math.max(0, a.lost - b.lost);
+        got += Math.max(0, a.received - b.received);
+        if (a.video) frames = a.frames - b.frames;
+      }
+      if (got + lost) {
+        heardTiles += 1;
+        if (lost > 0.1 * (got + lost)) lossyTiles += 1;
+      }
+      // Frames count only for a video on screen since the sample before (the SFU
+      // sends none off screen) and not switched off.
+      const watching = onScreen.has(id) && prev.onScreen.has(id) && !tile.classList.contains('camera-off');
+      const fps = watching && frames !== null ? frames / secs : null;
+      showQuality(tile, got + lost || fps !== null ? rate(got + lost ? (100 * lost) / (got + lost) : 0, ms, fps) : null);
+    }
+    const downlinkLossy = heardTiles >= 2 && lossyTiles === heardTiles;
+    const weak = (ms !== null && ms > 600) || own.lost > 10 || downlinkLossy;
+    weakSamples = weak ? weakSamples + 1 : 0;
+    if (weakSamples >= 2 && !bannerWhy) banner('weak');
+    else if (!weak && bannerWhy === 'weak') banner(null);
+  }
+  setInterval(measure, 2000);
+
+  // ---- devices during the call -----------------------------------------------
+
+  let sinkId = ''; // the speaker chosen in the call ('' the browser's default)
+
+  // The devices of each kind, the ones in use selected. A kind this participant does
+  // not send cannot be switched to mid-call (that would take a new track and a new
+  // offer): its list is disabled.
+  async function fillDevices() {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const fill = (id, kind, current) => {
+      const el = $(id);
+      if (!el) return;
+      el.textContent = '';
+      devices.filter((d) => d.kind === kind).forEach((d, i) => {
+        el.append(new Option(d.label || `${kind === 'audiooutput' ? S.speaker : kind === 'videoinput' ? S.camera : S.microphone} ${i + 1}`, d.deviceId));
+      });
+      if (current && [...el.options].some((o) => o.value === current)) el.value = current;
+    };
+    const inUse = (kind) => {
+      const t = local && (kind === 'video' ? local.getVideoTracks() : local.getAudioTracks())[0];
+      return t ? t.getSettings().deviceId : null;
+    };
+    fill('call-camera', 'videoinput', inUse('video'));
+    fill('call-microphone', 'audioinput', inUse('audio'));
+    if ($('call-camera')) $('call-camera').disabled = !inUse('video');
+    if ($('call-microphone')) $('call-microphone').disabled = !inUse('audio');
+    // Choosing the speaker: where the browser can (not Safari or Firefox on phones).
+    const canChoose = 'setSinkId' in HTMLMediaElement.prototype && devices.some((d) => d.kind === 'audiooutput');
+    document.querySelectorAll('.speaker-choice').forEach((el) => { el.hidden = !canChoose; });
+    if (canChoose) fill('call-speaker', 'audiooutput', sinkId || 'default');
+  }
+
+  // Another camera or microphone, mid-call: the new track replaces the old one in
+  // its sender (no new offer; the others' tiles just go on), muted as the old was.
+  async function switchDevice(kind, deviceId) {
+    const old = local && (kind === 'video' ? local.getVideoTracks() : local.getAudioTracks())[0];
+    if (!old || !deviceId || old.getSettings().deviceId === deviceId) return;
+    $('devices-msg').textContent = '';
+    const c = kind === 'video'
+      ? { video: { deviceId: { exact: deviceId }, width: { ideal: 1280 }, height: { ideal: 720 } } }
+      : { audio: { deviceId: { exact: deviceId } } };
+    let track;
+    try {
+      track = (await navigator.mediaDevices.getUserMedia(c)).getTracks()[0];
+    } catch {
+      $('devices-msg').textContent = S.device_failed;
+      return;
+    }
+    track.enabled = !(kind === 'video' ? videoMuted : audioMuted);
+    const sender = pc && pc.getSenders().find((x) => x.track === old);
+    try {
+      if (sender) await sender.replaceTrack(track);
+    } catch {
+      track.stop();
+      $('devices-msg').textContent = S.device_failed;
+      return;
+    }
+    local.removeTrack(old);
+    old.stop();
+    local.addTrack(track);
+    const self = tiles.get('self');
+    if (self) { const v = self.querySelector('video'); v.srcObject = null; v.srcObject = local; }
+  }
+
+  async function setSpeaker(id) {
+    sinkId = id;
+    for (const [tid, tile] of tiles) {
+      const v = tile.querySelector('video');
+      if (tid === 'self' || !v.setSinkId) continue;
+      try { await v.setSinkId(id); } catch { $('devices-msg').textContent = S.device_failed; }
+    }
   }
 
   // ---- who is talking --------------------------------------------------------
@@ -654,6 +1059,7 @@
   function end(title, text, again = true) {
     leaving = true;
     teardown();
+    banner(null);
     if (local) local.getTracks().forEach((t) => t.stop());
     $('call').hidden = true;
     $('knock').hidden = true;
@@ -669,7 +1075,7 @@
     teardown();
     attempt += 1;
     if (attempt > 6) { end(S.err_gone, ''); return; }
-    status(S.err_lost);
+    banner('lost');
     const delay = Math.min(8000, 500 * 2 ** (attempt - 1));
     setTimeout(join, delay);
   }
@@ -715,7 +1121,8 @@
     };
     conn.onconnectionstatechange = () => {
       if (conn !== pc) return;
-      if (conn.connectionState === 'connected') { attempt = 0; status(''); }
+      if (conn.connectionState === 'connected') { attempt = 0; if (bannerWhy === 'media') banner(null); }
+      if (conn.connectionState === 'disconnected' && !bannerWhy) banner('media');
       if (conn.connectionState === 'failed') { status(S.err_media); lost(); }
     };
     socket.onopen = async () => {
@@ -746,6 +1153,8 @@
       }
       case 'welcome': {
         myId = msg.id;
+        if (bannerWhy === 'lost') banner(null);
+        lastSample = null;
         $('knock').hidden = true;
         $('call').hidden = false;
         role = msg.role === 'host' ? 'host' : 'participant';
@@ -855,11 +1264,16 @@
       case 'lobby-joined':
         knocks.set(String(msg.peer.id), msg.peer.name);
         notice(S.knock_notice.replace('{name}', msg.peer.name));
+        toast(S.knock_notice.replace('{name}', msg.peer.name));
+        // Someone waits: a host sees it (over the stage on a phone: the badge says it).
+        if (!panels.people && !phone()) setPanel('people', true);
         renderKnocks();
+        renderToggles();
         break;
       case 'lobby-left':
         knocks.delete(String(msg.id));
         renderKnocks();
+        renderToggles();
         break;
       case 'hand': {
         if (String(msg.id) === myId) {
@@ -886,6 +1300,7 @@
       case 'chat': {
         const p = peers.get(String(msg.from));
         chatLine(p ? p.name : '?', msg.text, false);
+        if (!panels.chat) { unread += 1; renderToggles(); }
         break;
       }
       case 'error':
@@ -917,7 +1332,45 @@
 
   setButton($('leave'), 'leave', S.leave);
   setButton($('invite'), 'link', S.invite);
+  setButton($('devices-open'), 'settings', S.devices);
   updateControls();
+  renderToggles();
+
+  if ($('people-toggle')) $('people-toggle').addEventListener('click', () => setPanel('people', !panels.people));
+  // A window narrowed to a phone's width: the panels would cover the stage there.
+  window.matchMedia('(max-width: 760px)').addEventListener('change', (ev) => {
+    if (ev.matches) for (const name of Object.keys(panels)) setPanel(name, false);
+  });
+  if ($('chat-toggle')) {
+    $('chat-toggle').addEventListener('click', () => {
+      setPanel('chat', !panels.chat);
+      if (panels.chat) $('chat-input').focus();
+    });
+  }
+  $('devices-open').addEventListener('click', async () => {
+    $('devices-msg').textContent = '';
+    try { await fillDevices(); } catch { /* listed as far as the browser lets us */ }
+    $('devices').showModal();
+  });
+  if ($('call-camera')) $('call-camera').addEventListener('change', (ev) => switchDevice('video', ev.target.value));
+  if ($('call-microphone')) $('call-microphone').addEventListener('change', (ev) => switchDevice('audio', ev.target.value));
+  $('call-speaker').addEventListener('change', (ev) => setSpeaker(ev.target.value));
+  // Full screen, where the browser has it (not on iPhones): the whole page, so
+  // panels and dialogs work in it too.
+  const fs = $('fullscreen');
+  if (document.fullscreenEnabled) {
+    const render = () => {
+      const on = !!document.fullscreenElement;
+      setButton(fs, on ? 'shrink' : 'expand', on ? S.exit_fullscreen : S.fullscreen);
+      fs.setAttribute('aria-pressed', String(on));
+    };
+    render();
+    fs.hidden = false;
+    fs.addEventListener('click', () => {
+      (document.fullscreenElement ? document.exitFullscreen() : document.documentElement.requestFullscreen()).catch(() => {});
+    });
+    document.addEventListener('fullscreenchange', render);
+  }
 
   if ($('mic')) $('mic').addEventListener('click', () => setMute(!audioMuted, videoMuted));
   if ($('cam')) $('cam').addEventListener('click', () => {
@@ -943,8 +1396,7 @@
       document.execCommand('copy');
       field.remove();
     }
-    status(S.invite_copied);
-    setTimeout(() => { if ($('status').textContent === S.invite_copied) status(''); }, 4000);
+    toast(S.invite_copied);
   });
   $('knock-leave').addEventListener('click', () => { send({ type: 'leave' }); end(S.left, ''); });
   $('hand').addEventListener('click', () => send({ type: 'hand', raised: !myHand }));
@@ -953,14 +1405,14 @@
   $('lift-all').addEventListener('click', () => send({ type: 'mute-everyone', audio: false, video: false }));
   $('lock').addEventListener('click', () => send({ type: 'lock', locked: !locked }));
   $('end-all').addEventListener('click', () => { if (window.confirm(S.end_confirm)) send({ type: 'end-meeting' }); });
-  if ($('view')) $('view').addEventListener('click', () => { view = view === 'grid' ? 'speaker' : 'grid'; layout(); });
+  if ($('view')) $('view').addEventListener('click', () => { view = view === 'grid' ? 'speaker' : 'grid'; pinned = null; layout(); });
   if ($('page-prev')) $('page-prev').addEventListener('click', () => { pageNo = Math.max(0, pageNo - 1); layout(); });
   if ($('page-next')) $('page-next').addEventListener('click', () => { pageNo += 1; layout(); });
-  // Sizes and scrolling change what is on screen.
-  window.addEventListener('resize', sendLayoutSoon);
+  // Sizes and scrolling change where tiles go and what is on screen.
+  window.addEventListener('resize', layout);
   window.addEventListener('scroll', sendLayoutSoon, { passive: true });
   $('grid').addEventListener('scroll', sendLayoutSoon, { passive: true });
-  if (window.ResizeObserver) new ResizeObserver(sendLayoutSoon).observe($('grid'));
+  if (window.ResizeObserver) new ResizeObserver(() => layout()).observe($('stage'));
   if ($('chat-form')) {
     $('chat-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -989,6 +1441,10 @@
     get speaker() { return speakerId; },
     get talking() { return [...tiles.entries()].filter(([, t]) => t.classList.contains('talking')).map(([id]) => id); },
     get view() { return view; },
+    get pinned() { return pinned; },
+    get banners() { return [...bannersShown]; },
+    get unread() { return unread; },
+    get sinkId() { return sinkId; },
     get layout() { return lastLayout ? JSON.parse(lastLayout) : null; },
     get pc() { return pc; },
     get role() { return role; },
