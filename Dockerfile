@@ -18,7 +18,12 @@ ENV RUSTFLAGS="-C target-feature=+crt-static --cfg getrandom_backend=\"linux_get
 RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
  && cp target/x86_64-unknown-linux-gnu/release/raum /raum
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# The image: the binary and nothing else. It runs as a numeric non-root user (no
+# /etc/passwd needed), and Kubernetes' restricted Pod Security Standard, a read-only
+# root filesystem and no volumes are what it is tested under (tests/node). The tests
+# build exactly this stage (tests/cluster/node/images), with the statically linked
+# binary of tests/static-binary as the `build` stage's /raum.
+FROM scratch
 COPY --from=build /raum /raum
 USER 65532:65532
 ENTRYPOINT ["/raum"]

@@ -541,6 +541,12 @@ async function firewalled() {
     result.received.Outside = await receiving(o, 1);
     result.insidePair = await selectedPair(i);
     process.stdout.write(JSON.stringify(result) + '\n');
+    // The caller may look at the call from outside meanwhile (holdMs: keep it up).
+    if (args.holdMs) {
+      await sleep(args.holdMs);
+      result.afterHold = { Inside: await receiving(i, 1), Outside: await receiving(o, 1) };
+      process.stdout.write(JSON.stringify(result) + '\n');
+    }
   } finally {
     await inside.close();
     await outside.close();

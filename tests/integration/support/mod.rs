@@ -1,5 +1,5 @@
 //! Test support shared by the integration tests: the real control plane and helpers.
 
-pub mod cluster;
+pub use raum_testkit::cluster;
 pub mod operator;
 pub mod sfu;

@@ -41,7 +41,7 @@ static NAMESPACES: AtomicU32 = AtomicU32::new(0);
 
 /// The repository root.
 pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::process::repo()
 }
 
 /// The cluster, started on first use.
