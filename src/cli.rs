@@ -53,6 +53,9 @@ pub enum Command {
     /// Gateway, SFU rooms, access log and daily pruning in one process, with meetings
     /// from YAML files; no Kubernetes needed.
     Standalone(crate::standalone::Args),
+    /// The kubectl plugin: holds, links, status and the privacy check. Installed as
+    /// `kubectl-raum` (a copy or link of this binary on the PATH) it is `kubectl raum`.
+    Kubectl(crate::plugin::Args),
 }
 
 /// Flags of `raum crd`.

@@ -75,6 +75,14 @@ fn read(path: &Path) -> Result<Kubeconfig, Error> {
 
 /// Loads the client configuration, from `explicit` if given (the `--kubeconfig` flag).
 pub async fn load(explicit: Option<&Path>) -> Result<kube::Config, Error> {
+    load_context(explicit, None).await
+}
+
+/// The same with another context than the kubeconfig's current one (`--context`).
+pub async fn load_context(
+    explicit: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, Error> {
     let (kubeconfig, described) = if let Some(path) = explicit {
         (read(path)?, path.display().to_string())
     } else if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
@@ -99,7 +107,11 @@ pub async fn load(explicit: Option<&Path>) -> Result<kube::Config, Error> {
         let path = Path::new(&home).join(".kube").join("config");
         (read(&path)?, path.display().to_string())
     };
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|source| Error::Invalid {
             path: described,

@@ -17,6 +17,7 @@ const SUBSYSTEMS: &[&str] = &[
     "prune_job",
     "loadtest",
     "turn",
+    "plugin",
 ];
 /// The one sideways arrow: standalone mode *is* the gateway's front end with rooms in
 /// the same process, so it uses the gateway's public face (items at `crate::gateway`'s

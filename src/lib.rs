@@ -5,10 +5,10 @@
 //!
 //! - the command line: [`cli`] (and `main.rs`);
 //! - the subsystems, beside each other: [`operator`], [`sfu`], [`gateway`],
-//!   [`standalone`], [`prune_job`], [`loadtest`], [`turn`];
+//!   [`standalone`], [`prune_job`], [`loadtest`], [`turn`], [`plugin`] (`kubectl raum`);
 //! - the shared core: the resources ([`api`], [`crd`]), [`token`], [`schedule`],
 //!   [`public_url`], [`signaling`], [`media`] (the sans-IO media core), [`rooms`],
-//!   [`relay`] (TURN), [`turn_credentials`],
+//!   [`relay`] (TURN), [`turn_credentials`], [`cron`],
 //!   [`access_log`], [`kubeconfig`],
 //!   [`telemetry`], [`shutdown`], [`host`].
 
@@ -16,12 +16,14 @@ pub mod access_log;
 pub mod api;
 pub mod cli;
 pub mod crd;
+pub mod cron;
 pub mod gateway;
 pub mod host;
 pub mod kubeconfig;
 pub mod loadtest;
 pub mod media;
 pub mod operator;
+pub mod plugin;
 pub mod prune_job;
 pub mod public_url;
 pub mod relay;

@@ -7,7 +7,17 @@ use clap::Parser;
 use raum::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Run as `kubectl-raum` (by `kubectl raum ...`), the binary is the plugin.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == raum::plugin::PLUGIN_NAME);
+    if invoked {
+        args[0] = "kubectl raum".into();
+        args.insert(1, "kubectl".into());
+    }
+    let cli = Cli::parse_from(args);
     raum::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -57,6 +67,10 @@ async fn run(command: Command) -> ExitCode {
         },
         Command::Standalone(args) => match raum::standalone::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Kubectl(args) => match raum::plugin::run(args).await {
+            Ok(code) => code,
             Err(e) => fail(&e),
         },
     }

@@ -147,10 +147,24 @@ pub async fn run(args: Args) -> Result<ExitCode, Error> {
             entries_kept_for_holds: summary.entries_kept_for_holds,
             outcome: Some(outcome),
         };
+        // The last successful run's end stays until another run succeeds (this field
+        // manager owns it: an apply without it would remove it).
+        let last_success = if result.is_ok() {
+            Some(Time(finished))
+        } else {
+            match api.get_status(&name).await {
+                Ok(rp) => rp.status.and_then(|s| s.last_success),
+                Err(_) => None,
+            }
+        };
+        let mut status = json!({"lastRun": run});
+        if let Some(t) = last_success {
+            status["lastSuccess"] = json!(t);
+        }
         let patch = json!({
             "apiVersion": "raum.dev/v1alpha1",
             "kind": "RetentionPolicy",
-            "status": {"lastRun": run},
+            "status": status,
         });
         if let Err(e) = api
             .patch_status(

@@ -367,6 +367,8 @@ fn scenario(c: &Cluster, node: &Node) {
         &format!("operator.advertiseIps={{{}}}", node.ip()),
         "--set",
         "gateway.accessLog.storageClass=raum-local",
+        "--set",
+        "gateway.accessLog.summaryInterval=3s",
         "--wait",
         "--timeout",
         "90s",
@@ -440,7 +442,11 @@ fn scenario(c: &Cluster, node: &Node) {
             &json!({
                 "apiVersion": "raum.dev/v1alpha1", "kind": "Meeting",
                 "metadata": {"name": "lesson", "namespace": TEAM},
-                "spec": {"title": "Lesson"}
+                // A CPU limit, so the SFU reports its share of it.
+                "spec": {"title": "Lesson", "sfu": {"resources": {
+                    "requests": {"cpu": "100m", "memory": "64Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"}
+                }}}
             })
             .to_string(),
         ),
@@ -706,6 +712,9 @@ fn scenario(c: &Cluster, node: &Node) {
     assert_eq!(run["filesDeleted"], 1, "{run}");
     assert_eq!(run["entriesKeptForHolds"], 1, "{run}");
 
+    // --- 6b. kubectl raum: the link, the status, the privacy check. ----------------------
+    plugin_and_monitoring(c, node, &url);
+
     // --- 7. No container wrote into its root filesystem. --------------------------------
     // The upper (writable) layer of every container's snapshot holds at most the empty
     // mount points runc made; a file with data there would be something a container
@@ -777,4 +786,369 @@ fn scenario(c: &Cluster, node: &Node) {
             }
         },
     );
+}
+
+/// The access log's summary as the gateway last published it.
+fn published_summary(c: &Cluster) -> Value {
+    let cm = get(c, &["configmap", "raum-access-log-summary", "-n", NS]);
+    serde_json::from_str(cm["data"]["summary.json"].as_str().unwrap_or("{}")).unwrap_or_default()
+}
+
+/// Waits until the published summary's file names satisfy `ok`.
+fn summary_until(c: &Cluster, what: &str, ok: impl Fn(&[String]) -> bool) {
+    until(what, Duration::from_secs(60), || {
+        let s = published_summary(c);
+        let names: Vec<String> = s["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect();
+        if ok(&names) {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    });
+}
+
+/// The privacy auditor's kubeconfig (a static token of tests/cluster/up), pointed at
+/// the API server's address in the node's and outside namespaces.
+fn auditor_kubeconfig(c: &Cluster, node: &Node) -> tempfile::NamedTempFile {
+    let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
+    let server = v["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = server.rsplit(':').next().unwrap();
+    v["clusters"][0]["cluster"]["server"] = format!("https://{}:{port}", node.ip()).into();
+    v["users"][0]["user"] = serde_yaml::from_str("{token: auditor-token}").unwrap();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, serde_yaml::to_string(&v).unwrap().as_bytes()).unwrap();
+    f
+}
+
+/// `raum kubectl ARGS` (what `kubectl raum` runs) in the outside namespace, where the
+/// public URL is reachable, as the privacy auditor.
+fn plugin(node: &Node, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", node.get("RAUM_OUTSIDE_NETNS")])
+        .arg(raum_testkit::process::raum_bin())
+        .arg("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("the plugin runs");
+    (
+        out.status.code(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)),
+    )
+}
+
+/// The check's verdict per item name.
+fn verdicts(output: &str) -> HashMap<String, String> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let verdict = parts.next()?;
+            let name = parts.next()?;
+            matches!(verdict, "PASS" | "FAIL").then(|| (name.to_owned(), verdict.to_owned()))
+        })
+        .collect()
+}
+
+/// Metric names in a Prometheus text exposition.
+fn metric_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}
+
+/// `kubectl raum url` and `status`; the privacy check passing, then failing on each of
+/// three planted faults with the right item; the dashboard's and alerts' queries parsed
+/// by Prometheus' own parsers, every metric they name scraped from raum's pods.
+fn plugin_and_monitoring(c: &Cluster, node: &Node, url: &str) {
+    kubectl(
+        c,
+        &[
+            "create",
+            "clusterrolebinding",
+            "raum-privacy-auditors",
+            "--clusterrole=raum-privacy-auditor",
+            "--group=dpo",
+        ],
+    );
+    let auditor = auditor_kubeconfig(c, node);
+    let kc = auditor.path();
+    let (code, out) = plugin(node, kc, &["url", "lesson", "-n", TEAM]);
+    assert_eq!((code, out.trim()), (Some(0), url), "{out}");
+    // The call is over: the operator's count from the (replaced) SFU drops to 0.
+    until(
+        "status.participants 0 after the call",
+        Duration::from_secs(60),
+        || {
+            let m = meeting(c);
+            if m["status"]["participants"] == 0 {
+                Ok(())
+            } else {
+                Err(m["status"].to_string())
+            }
+        },
+    );
+    let (code, out) = plugin(node, kc, &["status", "-A", "-n", NS]);
+    assert_eq!(code, Some(0), "{out}");
+    for line in [
+        "Running",
+        "Participants now: 0",
+        "Last pruning run: ",
+        "Succeeded",
+        "Oldest access-log entry: ",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    // The summary after the prune: the expired day gone, the held day kept.
+    summary_until(c, "the summary after the prune", |names| {
+        !names.is_empty()
+            && names
+                .iter()
+                .all(|n| !n.contains(".planted.") || !n.contains(&day_ago(100)))
+    });
+    let check = || plugin(node, kc, &["check", "-n", NS]);
+    let (code, out) = check();
+    eprintln!("{out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the privacy check passes on the chart's install: {out}"
+    );
+    let v = verdicts(&out);
+    assert_eq!(v.len(), 6, "{out}");
+    assert!(v.values().all(|x| x == "PASS"), "{out}");
+
+    // An access-log file older than maxAge, no hold over it.
+    let old = node
+        .access_log()
+        .join(format!("access-{}.planted.jsonl", day_ago(120)));
+    std::fs::write(
+        &old,
+        format!(
+            "{{\"time\":\"{}T12:00:00.000Z\",\"ip\":\"198.18.0.9\",\"user_agent\":\"planted\"}}\n",
+            day_ago(120)
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&old, Some(65532), Some(65532)).unwrap();
+    summary_until(c, "the planted file in the summary", |names| {
+        names.iter().any(|n| n.contains(&day_ago(120)))
+    });
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    let v = verdicts(&out);
+    assert_eq!(v["access-log-age"], "FAIL", "{out}");
+    assert_eq!(
+        v.values().filter(|x| *x == "FAIL").count(),
+        1,
+        "only that item: {out}"
+    );
+    assert!(
+        out.contains(&format!("{}T12:00:00Z", day_ago(120))),
+        "the evidence names it: {out}"
+    );
+    std::fs::remove_file(&old).unwrap();
+    summary_until(c, "the planted file gone from the summary", |names| {
+        !names.iter().any(|n| n.contains(&day_ago(120)))
+    });
+
+    // A hold that does not parse.
+    kubectl(
+        c,
+        &[
+            "annotate",
+            "retentionpolicy",
+            "access-log",
+            "-n",
+            NS,
+            "hold.raum.dev/broken=last week",
+        ],
+    );
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    let v = verdicts(&out);
+    assert_eq!(v["holds"], "FAIL", "{out}");
+    assert!(out.contains("hold.raum.dev/broken"), "{out}");
+    kubectl(
+        c,
+        &[
+            "annotate",
+            "retentionpolicy",
+            "access-log",
+            "-n",
+            NS,
+            "hold.raum.dev/broken-",
+        ],
+    );
+
+    // An SFU pod with a volume. A pod's volumes cannot be patched in place, so a pod
+    // that carries the SFU's labels stands in for one whose spec was changed.
+    kubectl_in(
+        c,
+        &["apply", "-f", "-"],
+        Some(
+            &json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "raum-impostor", "namespace": TEAM,
+                             "labels": {"app.kubernetes.io/name": "raum-sfu"}},
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "restartPolicy": "Never",
+                    "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "sfu", "image": "ghcr.io/raum-dev/raum:test", "imagePullPolicy": "Never",
+                        "args": ["sfu", "--help"],
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+                    }],
+                    "volumes": [{"name": "data", "emptyDir": {}}]
+                }
+            })
+            .to_string(),
+        ),
+    );
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    let v = verdicts(&out);
+    assert_eq!(v["sfu-pods"], "FAIL", "{out}");
+    assert!(
+        out.contains(&format!("{TEAM}/raum-impostor has volumes (data)")),
+        "{out}"
+    );
+    kubectl(
+        c,
+        &["delete", "pod", "raum-impostor", "-n", TEAM, "--wait=false"],
+    );
+
+    // The dashboard and the alerts: Prometheus' parsers, and every metric they name
+    // is one raum's pods export (scraped from the outside namespace, through the node).
+    let rendered = helm(&[
+        "template",
+        "raum",
+        &raum_testkit::process::repo()
+            .join("charts/raum")
+            .display()
+            .to_string(),
+        "-n",
+        NS,
+        "--kube-version",
+        "1.35.4",
+        "--set",
+        "publicUrl=https://meet.example.org",
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "prometheusRule.enabled=true",
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    let (rules, dashboard) = (
+        files.path().join("rules.yaml"),
+        files.path().join("raum.json"),
+    );
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+        match v["kind"].as_str() {
+            Some("PrometheusRule") => {
+                std::fs::write(&rules, serde_yaml::to_string(&v["spec"]).unwrap()).unwrap()
+            }
+            Some("ConfigMap") if v["metadata"]["name"] == "raum-grafana-dashboard" => {
+                std::fs::write(&dashboard, v["data"]["raum.json"].as_str().unwrap()).unwrap()
+            }
+            _ => {}
+        }
+    }
+    let out = Command::new(raum_testkit::tools::dir().join("promql-check"))
+        .arg(&rules)
+        .arg(&dashboard)
+        .output()
+        .expect("promql-check runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(parsed["alerts"].as_array().unwrap().len() >= 8, "{parsed}");
+    assert!(parsed["queries"].as_u64().unwrap() >= 15, "{parsed}");
+    let leader = get(c, &["lease", "raum-operator", "-n", NS])["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ip_of = |ns: &str, pod: &str| {
+        get(c, &["pod", pod, "-n", ns])["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let gateway = get(
+        c,
+        &[
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            "app.kubernetes.io/name=raum-gateway",
+        ],
+    )["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (sfu, _) = ready_sfu(c).expect("the SFU");
+    let mut exported = Vec::new();
+    for (ns, pod) in [
+        (NS, leader.as_str()),
+        (NS, gateway.as_str()),
+        (TEAM, sfu.as_str()),
+    ] {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                node.get("RAUM_OUTSIDE_NETNS"),
+                "curl",
+                "-sf",
+                "--max-time",
+                "5",
+            ])
+            .arg(format!("http://{}:8080/metrics", ip_of(ns, pod)))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "scraping {ns}/{pod}: {}",
+            stderr(&out)
+        );
+        exported.extend(metric_names(&String::from_utf8_lossy(&out.stdout)));
+    }
+    let missing: Vec<&str> = parsed["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|m| !exported.iter().any(|e| e == m))
+        .collect();
+    assert_eq!(
+        missing,
+        Vec::<&str>::new(),
+        "named by the dashboard or alerts, exported by no pod"
+    );
+}
+
+/// The date `days` before today (UTC), as access-log file names write it.
+fn day_ago(days: i64) -> String {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    today
+        .checked_sub(jiff::Span::new().days(days))
+        .unwrap()
+        .to_string()
 }

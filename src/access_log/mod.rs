@@ -6,4 +6,5 @@
 
 pub mod entry;
 pub mod prune;
+pub mod summary;
 pub mod writer;

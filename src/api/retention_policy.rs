@@ -197,6 +197,10 @@ pub struct RetentionPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<PruneRun>,
 
+    /// When the latest successful pruning run finished (kept while later runs fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Time>,
+
     /// The latest observations of the policy's state (e.g. HoldsValid), following the
     /// Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -20,6 +20,7 @@ pub mod meetings;
 pub mod metrics;
 pub mod pages;
 pub mod server;
+pub mod summary;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,16 @@ pub struct Args {
     /// Watch Meetings in this namespace only; repeat for several. Default: all.
     #[arg(long = "namespace", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
+
+    /// Publish a summary of the access log (per day: entries, oldest and newest time;
+    /// lines with other fields than the three) into this ConfigMap, NAMESPACE/NAME,
+    /// for the operator's metrics and `kubectl raum check`. Default: none.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub access_log_summary: Option<summary::Target>,
+
+    /// How often the summary is taken and published.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub access_log_summary_interval: Duration,
 
     /// The web front end.
     #[command(flatten)]
@@ -236,6 +247,19 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let listener = bind(args.listen).await?;
     let local = listener.local_addr().unwrap_or(args.listen);
     info!(listen = %local, "gateway listening");
+    let summary = args.access_log_summary.clone().map(|target| {
+        let dir = args
+            .web
+            .access_log_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ACCESS_LOG_DIR));
+        tokio::spawn(summary::run(
+            client.clone(),
+            target,
+            dir,
+            args.access_log_summary_interval,
+        ))
+    });
     let watch = tokio::spawn(meetings::run(
         client,
         args.namespaces.clone(),
@@ -243,6 +267,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
     ));
     serve(listener, front, crate::shutdown::signal()).await;
     watch.abort();
+    if let Some(s) = summary {
+        s.abort();
+    }
     info!("gateway stopped");
     Ok(())
 }

@@ -19,7 +19,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{Meeting, MeetingPhase};
+use crate::access_log::summary::Summary;
+use crate::api::holds::Holds;
+use crate::api::{Meeting, MeetingPhase, RetentionPolicy};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabel {
@@ -37,6 +39,14 @@ struct PhaseLabel {
     phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    namespace: String,
+    policy: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 type HistogramFamily = Family<ControllerLabel, Histogram, fn() -> Histogram>;
 
 /// The operator's metrics.
@@ -49,6 +59,25 @@ pub struct Metrics {
     leader: Gauge,
     /// Meetings as the controllers see them, counted by phase at scrape time.
     stores: std::sync::Mutex<Vec<Store<Meeting>>>,
+    retention: Retention,
+}
+
+/// What makes the retention promise observable, computed at scrape time from the
+/// RetentionPolicies (their holds and the pruner's status) and the access log's
+/// summary the gateway publishes.
+#[derive(Default)]
+struct Retention {
+    policies: std::sync::Mutex<Vec<Store<RetentionPolicy>>>,
+    summary: std::sync::Mutex<Option<Summary>>,
+    oldest_unheld_age: Family<PolicyLabels, FloatGauge>,
+    max_age: Family<PolicyLabels, FloatGauge>,
+    kept_for_holds: Family<PolicyLabels, Gauge>,
+    last_success: Family<PolicyLabels, FloatGauge>,
+    last_run_failed: Family<PolicyLabels, Gauge>,
+    holds_invalid: Family<PolicyLabels, Gauge>,
+    oldest_age: FloatGauge,
+    summary_age: FloatGauge,
+    other_fields: Gauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +106,52 @@ impl Default for Metrics {
             "1 while this replica leads, 0 on standby",
             leader.clone(),
         );
+        let retention = Retention::default();
+        registry.register(
+            "access_log_oldest_unheld_entry_age_seconds",
+            "Age of the oldest access-log entry no hold of the policy covers (by day file; absent without a summary)",
+            retention.oldest_unheld_age.clone(),
+        );
+        registry.register(
+            "retention_max_age_seconds",
+            "The policy's maxAge",
+            retention.max_age.clone(),
+        );
+        registry.register(
+            "retention_entries_kept_for_holds",
+            "Expired entries the last pruning run kept because a hold covers them",
+            retention.kept_for_holds.clone(),
+        );
+        registry.register(
+            "retention_last_success_timestamp_seconds",
+            "When the last successful pruning run finished (Unix time)",
+            retention.last_success.clone(),
+        );
+        registry.register(
+            "retention_last_run_failed",
+            "1 if the latest pruning run failed",
+            retention.last_run_failed.clone(),
+        );
+        registry.register(
+            "retention_holds_invalid",
+            "Hold annotations that do not parse (each holds everything)",
+            retention.holds_invalid.clone(),
+        );
+        registry.register(
+            "access_log_oldest_entry_age_seconds",
+            "Age of the oldest access-log entry, held or not",
+            retention.oldest_age.clone(),
+        );
+        registry.register(
+            "access_log_summary_age_seconds",
+            "How long ago the gateway last published the access log's summary",
+            retention.summary_age.clone(),
+        );
+        registry.register(
+            "access_log_lines_with_other_fields",
+            "Access-log lines the gateway found with other fields than time, ip and user_agent",
+            retention.other_fields.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -85,6 +160,7 @@ impl Default for Metrics {
             meetings,
             leader,
             stores: Default::default(),
+            retention,
         }
     }
 }
@@ -120,8 +196,23 @@ impl Metrics {
         self.stores.lock().expect("not poisoned").push(store);
     }
 
+    /// Adds a controller's store of RetentionPolicies.
+    pub fn watch_policies(&self, store: Store<RetentionPolicy>) {
+        self.retention
+            .policies
+            .lock()
+            .expect("not poisoned")
+            .push(store);
+    }
+
+    /// The access log's latest summary, as the gateway published it.
+    pub fn set_access_log_summary(&self, summary: Option<Summary>) {
+        *self.retention.summary.lock().expect("not poisoned") = summary;
+    }
+
     /// The metrics in Prometheus' text format.
     pub fn render(&self) -> String {
+        self.retention.refresh(jiff::Timestamp::now());
         let phases = [
             MeetingPhase::Scheduled,
             MeetingPhase::Starting,
@@ -151,6 +242,79 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+}
+
+impl Retention {
+    fn refresh(&self, now: jiff::Timestamp) {
+        let secs = |d: jiff::SignedDuration| d.as_secs_f64().max(0.0);
+        let summary = self.summary.lock().expect("not poisoned").clone();
+        for family in [&self.oldest_unheld_age, &self.max_age, &self.last_success] {
+            family.clear();
+        }
+        for family in [
+            &self.kept_for_holds,
+            &self.last_run_failed,
+            &self.holds_invalid,
+        ] {
+            family.clear();
+        }
+        if let Some(s) = &summary {
+            self.oldest_age
+                .set(s.oldest().map_or(0.0, |t| secs(now.duration_since(t))));
+            self.summary_age.set(
+                s.updated
+                    .map_or(f64::INFINITY, |t| secs(now.duration_since(t))),
+            );
+            self.other_fields.set(s.lines_with_other_fields as i64);
+        }
+        for store in self.policies.lock().expect("not poisoned").iter() {
+            for rp in store.state() {
+                let labels = PolicyLabels {
+                    namespace: rp.metadata.namespace.clone().unwrap_or_default(),
+                    policy: rp.metadata.name.clone().unwrap_or_default(),
+                };
+                let holds = Holds::from_annotations(
+                    rp.metadata
+                        .annotations
+                        .as_ref()
+                        .unwrap_or(&Default::default()),
+                );
+                self.holds_invalid
+                    .get_or_create(&labels)
+                    .set(holds.invalid.len() as i64);
+                if let Ok(max_age) = rp.spec.max_age() {
+                    self.max_age
+                        .get_or_create(&labels)
+                        .set(max_age.duration().as_secs_f64());
+                }
+                if let Some(st) = &rp.status {
+                    if let Some(run) = &st.last_run {
+                        self.kept_for_holds
+                            .get_or_create(&labels)
+                            .set(run.entries_kept_for_holds as i64);
+                        let failed = run.outcome.as_deref().is_some_and(|o| o != "Succeeded");
+                        self.last_run_failed
+                            .get_or_create(&labels)
+                            .set(i64::from(failed));
+                    }
+                    if let Some(t) = &st.last_success {
+                        self.last_success
+                            .get_or_create(&labels)
+                            .set(t.0.as_second() as f64);
+                    }
+                }
+                if let Some(s) = &summary {
+                    // Spans are inclusive; `contain` takes a half-open one.
+                    let oldest = s.oldest_unheld(|from, to| {
+                        holds.contain(from, to + jiff::SignedDuration::from_millis(1))
+                    });
+                    self.oldest_unheld_age
+                        .get_or_create(&labels)
+                        .set(oldest.map_or(0.0, |t| secs(now.duration_since(t))));
+                }
+            }
+        }
     }
 }
 

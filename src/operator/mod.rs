@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use jiff::SignedDuration;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
@@ -81,6 +81,11 @@ pub struct Args {
     /// pods of the operator's namespace, media from anywhere.
     #[arg(long)]
     pub network_policies: bool,
+
+    /// With --network-policies: pods of this namespace (Prometheus') may also reach the
+    /// SFU pods' signaling port, where /metrics is served. Repeatable.
+    #[arg(long = "metrics-from", value_name = "NAMESPACE")]
+    pub metrics_from: Vec<String>,
 
     /// The operator's own namespace: it holds the leader-election Lease and the
     /// Secret with the join-URL key.
@@ -280,6 +285,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 network_policy_from: args
                     .network_policies
                     .then(|| args.operator_namespace.clone()),
+                metrics_from: args.metrics_from.clone(),
                 turn,
             },
         },
@@ -319,9 +325,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         let owned = watcher::Config::default().labels(&names::managed_selector());
-        Controller::new(policies, watcher::Config::default().any_semantic())
+        let controller = Controller::new(policies, watcher::Config::default().any_semantic())
             .owns(cron_jobs, owned)
-            .graceful_shutdown_on(wait_for(stop_rx.clone()))
+            .graceful_shutdown_on(wait_for(stop_rx.clone()));
+        metrics.watch_policies(controller.store());
+        controller
             .run(
                 retention::reconcile,
                 retention::error_policy,
@@ -358,6 +366,30 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 .for_each(|res| report("meeting", res))
         })
         .collect();
+    // The access log's summary, as the gateway publishes it, for the retention metrics.
+    let summary_poller = {
+        let (metrics, mut stop) = (metrics.clone(), stop_rx.clone());
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &args.operator_namespace);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let summary = match api.get_opt(crate::access_log::summary::CONFIG_MAP).await {
+                    Ok(cm) => cm
+                        .as_ref()
+                        .and_then(crate::access_log::summary::from_config_map),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the access log's summary");
+                        None
+                    }
+                };
+                metrics.set_access_log_summary(summary);
+            }
+        })
+    };
     let poller = tokio::spawn(meeting::participants::run(
         client.clone(),
         stores.clone(),
@@ -390,6 +422,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     metrics.set_leader(false);
     poller.abort();
     sweeper.abort();
+    summary_poller.abort();
 
     let lost_leadership = *lost.lock().expect("not poisoned");
     drop(leading);

@@ -149,6 +149,26 @@ impl Collector for Snapshot {
             let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(v).encode(m)?;
         }
+        // Load: the process's CPU time, and its pod's limit where it has one (an
+        // alert compares the two).
+        if let Some(cpu) = crate::host::cpu_seconds() {
+            let m = encoder.encode_descriptor(
+                "cpu_seconds",
+                "CPU time the SFU process has used",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(m)?;
+        }
+        if let Some(limit) = crate::host::cpu_limit_cores() {
+            let m = encoder.encode_descriptor(
+                "cpu_limit_cores",
+                "The CPU limit of the SFU's cgroup (its pod's limits.cpu), in cores",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(limit).encode(m)?;
+        }
         Ok(())
     }
 }

@@ -9,5 +9,6 @@ mod crds;
 mod gateway;
 mod harness;
 mod meeting_controller;
+mod plugin;
 mod pod_security;
 mod retention;

@@ -433,7 +433,11 @@ async fn ensure_sfu(
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(objects::network_policy(meeting, from)),
+                &Patch::Apply(objects::network_policy(
+                    meeting,
+                    from,
+                    &ctx.settings.sfu.metrics_from,
+                )),
             )
             .await
             .map_err(|source| Error::ApplyNetworkPolicy {

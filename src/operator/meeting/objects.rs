@@ -72,6 +72,9 @@ pub struct SfuSettings {
     /// gateway and operator pods of this namespace (media from anywhere). `None`: no
     /// NetworkPolicies.
     pub network_policy_from: Option<String>,
+    /// Namespaces whose pods may scrape the SFU's /metrics through that NetworkPolicy
+    /// (Prometheus'): they reach the signaling port, where /metrics is served.
+    pub metrics_from: Vec<String>,
     /// TURN for participants, when the cluster runs `raum turn`.
     pub turn: Option<TurnSettings>,
 }
@@ -214,7 +217,7 @@ pub fn service(meeting: &Meeting, settings: &SfuSettings) -> Service {
 /// TCP 50000) from anywhere,
 /// since participants are anywhere; nothing else in. Egress stays open: the SFU
 /// answers participants wherever they are.
-pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
+pub fn network_policy(meeting: &Meeting, from: &str, scrapers: &[String]) -> NetworkPolicy {
     let raum_pods = |name: &str| NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector {
             match_labels: Some(BTreeMap::from([(
@@ -247,7 +250,21 @@ pub fn network_policy(meeting: &Meeting, from: &str) -> NetworkPolicy {
             policy_types: Some(vec!["Ingress".to_owned()]),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
-                    from: Some(vec![raum_pods("raum-gateway"), raum_pods(OPERATOR)]),
+                    from: Some(
+                        [raum_pods("raum-gateway"), raum_pods(OPERATOR)]
+                            .into_iter()
+                            .chain(scrapers.iter().map(|ns| NetworkPolicyPeer {
+                                namespace_selector: Some(LabelSelector {
+                                    match_labels: Some(BTreeMap::from([(
+                                        "kubernetes.io/metadata.name".to_owned(),
+                                        ns.clone(),
+                                    )])),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }))
+                            .collect(),
+                    ),
                     ports: Some(vec![port("TCP", SIGNALING_PORT)]),
                 },
                 NetworkPolicyIngressRule {
@@ -433,12 +450,40 @@ mod network_policy_tests {
     use super::*;
 
     #[test]
+    fn prometheus_namespaces_may_scrape_the_signaling_port_and_nothing_more() {
+        let m: Meeting = serde_yaml::from_str(
+            "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata: {name: m, namespace: team, uid: u1}\nspec: {title: T}\n",
+        )
+        .unwrap();
+        let np = network_policy(&m, "raum-system", &["monitoring".to_owned()]);
+        let rules = np.spec.unwrap().ingress.unwrap();
+        let from = rules[0].from.as_ref().unwrap();
+        assert_eq!(from.len(), 3, "gateway, operator, and monitoring's pods");
+        let scraper = &from[2];
+        assert_eq!(
+            scraper
+                .namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "monitoring"
+        );
+        assert_eq!(
+            rules[0].ports.as_ref().unwrap().len(),
+            1,
+            "the signaling port only"
+        );
+    }
+
+    #[test]
     fn signaling_only_from_raums_pods_and_media_from_anywhere() {
         let m: Meeting = serde_yaml::from_str(
             "apiVersion: raum.dev/v1alpha1\nkind: Meeting\nmetadata: {name: m, namespace: team, uid: u1}\nspec: {title: T}\n",
         )
         .unwrap();
-        let np = network_policy(&m, "raum-system");
+        let np = network_policy(&m, "raum-system", &[]);
         assert_eq!(np.metadata.name.as_deref(), Some("raum-m"));
         assert_eq!(np.metadata.namespace.as_deref(), Some("team"));
         assert!(
@@ -519,6 +564,7 @@ mod tests {
             media_exposure: exposure,
             advertise_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
             network_policy_from: None,
+            metrics_from: vec![],
             turn: None,
         }
     }

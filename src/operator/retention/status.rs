@@ -88,6 +88,7 @@ pub fn compute(
         hold_count: Some(list.len() as u32),
         holds: list,
         last_run: None,
+        last_success: None,
         conditions: vec![Condition {
             type_: HOLDS_VALID.to_owned(),
             status: status.to_owned(),

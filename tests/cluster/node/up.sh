@@ -58,6 +58,8 @@ inn ip addr add "$NODE_IP/24" dev "rn${tag}n"
 ino ip addr add "$OUTSIDE_IP/24" dev "rn${tag}o"
 inn ip link set "rn${tag}n" up
 ino ip link set "rn${tag}o" up
+# The outside reaches pods (a monitoring scrape) through the node.
+ino ip route add "$POD_CIDR" via "$NODE_IP"
 # Pods reach the outside namespace and back through the node (which routes and, for
 # the bridge plugin's masquerade, NATs); bridged traffic passes iptables so Services
 # work between pods on the same bridge.
