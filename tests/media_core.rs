@@ -19,6 +19,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -132,8 +133,21 @@ impl Client {
             .unwrap();
 
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        // Liveness as a browser judges it. These peers (rtc 0.21) count only STUN
+        // responses as proof the path lives, not the media arriving on it, and drop all
+        // media while they think it dead: with a quarter of the downlink lost, two
+        // keepalive responses lost in a row (1 in 16) left a peer 5 s without one,
+        // "disconnected" and deaf to a track opening just then (1 in about 6,000
+        // joins of the lossy-downlink test). Chromium counts every packet received, and
+        // consent expires after 30 s without a response (RFC 7675), so that is the
+        // limit here too. No test here watches these peers' own connection state go
+        // down; the room's timeouts are what the tests of lost participants measure.
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(Some(Duration::from_secs(30)), None, None)
+            .build();
         let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .build(now)
