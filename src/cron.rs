@@ -1,14 +1,30 @@
 //! Cron schedules as Kubernetes CronJobs read them (five fields: minute, hour, day
-//! of month, month, day of week; `*`, numbers, ranges, lists and steps, and the
-//! `@daily`-style macros), for one question: how long can it be between two runs?
-//! The privacy check allows the oldest unheld access-log entry `maxAge` plus that.
+//! of month, month, day of week; `*`, numbers or names (`JAN`, `MON`), ranges, lists
+//! and steps, and the `@daily`-style macros), for one question: how long can it be
+//! between two runs, in the schedule's time zone? The privacy check allows the
+//! oldest unheld access-log entry `maxAge` plus that.
 
-use jiff::SignedDuration;
 use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 /// One field: which values it allows.
 #[derive(Clone, Debug)]
 struct Field(Vec<bool>);
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// `text` with month or day names replaced by their numbers.
+fn numbered(text: &str, names: &[&str], first: u32) -> String {
+    let mut out = text.to_ascii_uppercase();
+    for (i, name) in names.iter().enumerate() {
+        out = out.replace(name, &(first + i as u32).to_string());
+    }
+    out
+}
 
 impl Field {
     fn parse(text: &str, min: u32, max: u32, what: &str) -> Result<Field, String> {
@@ -49,7 +65,7 @@ impl Field {
 
 fn num(s: &str, what: &str) -> Result<u32, String> {
     s.parse()
-        .map_err(|_| format!("{what}: {s:?} is not a number"))
+        .map_err(|_| format!("{what}: {s:?} is not a number or a name"))
 }
 
 /// A parsed schedule.
@@ -84,10 +100,10 @@ impl std::str::FromStr for Schedule {
             minute: Field::parse(minute, 0, 59, "minute")?,
             hour: Field::parse(hour, 0, 23, "hour")?,
             dom: Field::parse(dom, 1, 31, "day of month")?,
-            month: Field::parse(month, 1, 12, "month")?,
+            month: Field::parse(&numbered(month, &MONTHS, 1), 1, 12, "month")?,
             // 7 is Sunday too.
             dow: {
-                let mut f = Field::parse(dow, 0, 7, "day of week")?;
+                let mut f = Field::parse(&numbered(dow, &DAYS, 0), 0, 7, "day of week")?;
                 if f.has(7) {
                     f.0[0] = true;
                 }
@@ -112,22 +128,29 @@ impl Schedule {
             && self.month.has(t.month() as u32)
     }
 
-    /// The longest time between two runs in the year from `from` (minute by minute),
-    /// or an error when it runs less than twice in that year.
-    pub fn longest_gap(&self, from: DateTime) -> Result<SignedDuration, String> {
-        let start = from.truncate_to_minute();
-        let (mut last, mut longest): (Option<DateTime>, SignedDuration) =
-            (None, SignedDuration::ZERO);
-        let mut t = start;
+    /// The longest time between two runs in the year from `from`, the schedule read
+    /// in `tz` (minute by minute of real time: a skipped hour passes without a run,
+    /// a repeated one runs once), or an error when it runs less than twice in that
+    /// year.
+    pub fn longest_gap(&self, from: Timestamp, tz: &TimeZone) -> Result<SignedDuration, String> {
+        let minute = SignedDuration::from_mins(1);
+        let start = Timestamp::from_second(from.as_second() - from.as_second().rem_euclid(60))
+            .unwrap_or(from);
         let end = start + SignedDuration::from_hours(24 * 366);
+        let (mut last, mut longest): (Option<Timestamp>, SignedDuration) =
+            (None, SignedDuration::ZERO);
+        let mut ran: Option<DateTime> = None;
+        let mut t = start;
         while t < end {
-            if self.runs_at(t) {
+            let civil = t.to_zoned(tz.clone()).datetime();
+            if ran != Some(civil) && self.runs_at(civil) {
                 if let Some(l) = last {
                     longest = longest.max(t.duration_since(l));
                 }
                 last = Some(t);
+                ran = Some(civil);
             }
-            t += SignedDuration::from_mins(1);
+            t += minute;
         }
         if longest.is_zero() {
             return Err("it runs less than twice a year".into());
@@ -136,31 +159,24 @@ impl Schedule {
     }
 }
 
-trait TruncateToMinute {
-    fn truncate_to_minute(self) -> Self;
-}
-
-impl TruncateToMinute for DateTime {
-    fn truncate_to_minute(self) -> Self {
-        self.with()
-            .second(0)
-            .subsec_nanosecond(0)
-            .build()
-            .unwrap_or(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn gap(s: &str) -> i64 {
+    fn gap_in(s: &str, tz: &str) -> i64 {
         s.parse::<Schedule>()
             .unwrap()
-            .longest_gap("2026-12-06T13:45".parse().unwrap())
+            .longest_gap(
+                "2026-12-06T13:45:00Z".parse().unwrap(),
+                &TimeZone::get(tz).unwrap(),
+            )
             .unwrap()
             .as_secs()
             / 60
+    }
+
+    fn gap(s: &str) -> i64 {
+        gap_in(s, "UTC")
     }
 
     #[test]
@@ -179,6 +195,18 @@ mod tests {
             "the 15th to the 1st of a 31-day month"
         );
         assert_eq!(gap("0 2 * * 7"), 7 * 24 * 60, "Sunday as 7");
+        assert_eq!(gap("0 2 * * sun"), 7 * 24 * 60, "Sunday by name");
+        // From 2026-12-06 the year holds one gap: 1 January to 1 July 2027.
+        assert_eq!(gap("0 0 1 jan,Jul *"), 181 * 24 * 60, "months by name");
+    }
+
+    #[test]
+    fn summer_time_lengthens_a_day_or_skips_a_run() {
+        // 02:30 does not exist on the last Sunday of March in Berlin: from Saturday's
+        // run to Monday's, two days less the hour skipped.
+        assert_eq!(gap_in("30 2 * * *", "Europe/Berlin"), 47 * 60);
+        // 03:17 on the day summer time ends comes 25 hours after the day before's.
+        assert_eq!(gap_in("17 3 * * *", "Europe/Berlin"), 25 * 60);
     }
 
     #[test]
@@ -192,6 +220,7 @@ mod tests {
             ("0 0 * * 8", "day of week"),
             ("*/0 * * * *", "step"),
             ("a * * * *", "not a number"),
+            ("0 0 * * FUN", "not a number"),
         ] {
             let e = s.parse::<Schedule>().unwrap_err();
             assert!(e.contains(says), "{s}: {e}");
@@ -199,7 +228,7 @@ mod tests {
         let e = "0 0 30 2 *"
             .parse::<Schedule>()
             .unwrap()
-            .longest_gap("2026-01-01T00:00".parse().unwrap());
+            .longest_gap("2026-01-01T00:00:00Z".parse().unwrap(), &TimeZone::UTC);
         assert!(e.is_err(), "February 30th never comes");
     }
 }

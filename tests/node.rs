@@ -812,9 +812,9 @@ fn summary_until(c: &Cluster, what: &str, ok: impl Fn(&[String]) -> bool) {
     });
 }
 
-/// The privacy auditor's kubeconfig (a static token of tests/cluster/up), pointed at
-/// the API server's address in the node's and outside namespaces.
-fn auditor_kubeconfig(c: &Cluster, node: &Node) -> tempfile::NamedTempFile {
+/// A kubeconfig pointed at the API server's address in the node's and outside
+/// namespaces: the admin's, or a static token's of tests/cluster/up.
+fn outside_kubeconfig(c: &Cluster, node: &Node, token: Option<&str>) -> tempfile::NamedTempFile {
     let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
     let mut v: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
     let server = v["clusters"][0]["cluster"]["server"]
@@ -823,7 +823,9 @@ fn auditor_kubeconfig(c: &Cluster, node: &Node) -> tempfile::NamedTempFile {
         .to_owned();
     let port = server.rsplit(':').next().unwrap();
     v["clusters"][0]["cluster"]["server"] = format!("https://{}:{port}", node.ip()).into();
-    v["users"][0]["user"] = serde_yaml::from_str("{token: auditor-token}").unwrap();
+    if let Some(token) = token {
+        v["users"][0]["user"] = serde_yaml::from_str(&format!("{{token: {token}}}")).unwrap();
+    }
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, serde_yaml::to_string(&v).unwrap().as_bytes()).unwrap();
     f
@@ -882,9 +884,15 @@ fn plugin_and_monitoring(c: &Cluster, node: &Node, url: &str) {
             "--group=dpo",
         ],
     );
-    let auditor = auditor_kubeconfig(c, node);
+    let auditor = outside_kubeconfig(c, node, Some("auditor-token"));
     let kc = auditor.path();
+    // The auditor may not read Meetings (their status holds join links): `url` and
+    // `status` are the platform team's, here the admin's.
     let (code, out) = plugin(node, kc, &["url", "lesson", "-n", TEAM]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("forbidden"), "{out}");
+    let admin = outside_kubeconfig(c, node, None);
+    let (code, out) = plugin(node, admin.path(), &["url", "lesson", "-n", TEAM]);
     assert_eq!((code, out.trim()), (Some(0), url), "{out}");
     // The call is over: the operator's count from the (replaced) SFU drops to 0.
     until(
@@ -899,7 +907,7 @@ fn plugin_and_monitoring(c: &Cluster, node: &Node, url: &str) {
             }
         },
     );
-    let (code, out) = plugin(node, kc, &["status", "-A", "-n", NS]);
+    let (code, out) = plugin(node, admin.path(), &["status", "-A", "-n", NS]);
     assert_eq!(code, Some(0), "{out}");
     for line in [
         "Running",

@@ -99,7 +99,7 @@ pub struct Args {
     pub access_log_summary: Option<summary::Target>,
 
     /// How often the summary is taken and published.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = summary::interval)]
     pub access_log_summary_interval: Duration,
 
     /// The web front end.
@@ -258,6 +258,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             target,
             dir,
             args.access_log_summary_interval,
+            args.public_url.as_str().to_owned(),
         ))
     });
     let watch = tokio::spawn(meetings::run(

@@ -47,9 +47,25 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// A summary interval: more than nothing.
+pub fn interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("the interval must be longer than 0s".into());
+    }
+    Ok(d)
+}
+
 /// Takes a summary of `dir` every `every` and writes it into `target` (server-side
-/// apply), until the task is dropped. Failures are logged and tried again.
-pub async fn run(client: kube::Client, target: Target, dir: PathBuf, every: Duration) {
+/// apply) with `public_url`, until the task is dropped. Failures are logged and tried
+/// again.
+pub async fn run(
+    client: kube::Client,
+    target: Target,
+    dir: PathBuf,
+    every: Duration,
+    public_url: String,
+) {
     let api: Api<ConfigMap> = Api::namespaced(client, &target.namespace);
     let mut summarizer = Some(Summarizer::default());
     let mut tick = tokio::time::interval(every);
@@ -77,7 +93,10 @@ pub async fn run(client: kube::Client, target: Target, dir: PathBuf, every: Dura
         };
         summarizer = Some(s);
         let summary = match taken {
-            Ok(summary) => summary,
+            Ok(summary) => Summary {
+                public_url: Some(public_url.clone()),
+                ..summary
+            },
             Err(e) => {
                 warn!(error = %e, "cannot read the access-log directory for its summary");
                 continue;
@@ -93,10 +112,8 @@ async fn publish(api: &Api<ConfigMap>, name: &str, summary: &Summary) -> Result<
     let cm = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "labels": {"app.kubernetes.io/part-of": "raum", "app.kubernetes.io/component": "access-log-summary"},
-        },
+        // Its data only: the chart made it and owns the rest.
+        "metadata": {"name": name},
         "data": {KEY: serde_json::to_string(summary).expect("a summary serializes")},
     });
     api.patch(

@@ -115,6 +115,9 @@ pub struct Keys {
 const RESEND_FIRST: Duration = Duration::from_secs(1);
 const RESEND_MAX_WAIT: Duration = Duration::from_secs(8);
 const RESENDS: u32 = 8;
+/// How long a handshake datagram that made us say nothing waits before we take it for
+/// the peer repeating itself (its flight's other datagrams come right after it).
+const REPEAT_GRACE: Duration = Duration::from_millis(50);
 
 /// One peer's DTLS association.
 pub struct Dtls {
@@ -212,9 +215,11 @@ impl Dtls {
             n += 1;
         }
         if n > 0 {
-            // The library is driving again.
+            // The library is driving again (a new flight, or its own resend): ours
+            // start afresh.
             self.resend_at = None;
             self.resend_wait = RESEND_FIRST;
+            self.resends = 0;
         }
         n
     }
@@ -252,8 +257,11 @@ impl Dtls {
         }
         if peer_repeated {
             // The peer sent a handshake record and we had nothing to say: it repeated
-            // its flight, so ours was lost (RFC 6347 4.2.4).
-            self.resend(now);
+            // its flight, so ours was lost (RFC 6347 4.2.4), or this is the first
+            // datagram of a flight of several, whose rest will make us answer. A
+            // moment's grace tells the two apart.
+            let soon = now + REPEAT_GRACE;
+            self.resend_at = Some(self.resend_at.map_or(soon, |at| at.min(soon)));
         } else if self.resend_at.is_none() {
             self.resend_at = Some(now + self.resend_wait);
         }
@@ -283,9 +291,10 @@ impl Dtls {
                 _ => {}
             }
         }
-        // Content type 22: a handshake record.
+        // Content type 22: a handshake record. The one that completed the handshake
+        // repeats nothing.
         let handshake = datagram.first() == Some(&22);
-        self.keep_flight_alive(now, handshake && queued == 0);
+        self.keep_flight_alive(now, handshake && queued == 0 && keys.is_none());
         Ok(keys)
     }
 

@@ -75,9 +75,9 @@ struct Retention {
     last_success: Family<PolicyLabels, FloatGauge>,
     last_run_failed: Family<PolicyLabels, Gauge>,
     holds_invalid: Family<PolicyLabels, Gauge>,
-    oldest_age: FloatGauge,
-    summary_age: FloatGauge,
-    other_fields: Gauge,
+    oldest_age: Family<PolicyLabels, FloatGauge>,
+    summary_age: Family<PolicyLabels, FloatGauge>,
+    other_fields: Family<PolicyLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -124,7 +124,7 @@ impl Default for Metrics {
         );
         registry.register(
             "retention_last_success_timestamp_seconds",
-            "When the last successful pruning run finished (Unix time)",
+            "When the last successful pruning run finished (Unix time; the policy's creation while none has)",
             retention.last_success.clone(),
         );
         registry.register(
@@ -144,7 +144,7 @@ impl Default for Metrics {
         );
         registry.register(
             "access_log_summary_age_seconds",
-            "How long ago the gateway last published the access log's summary",
+            "How long ago the gateway last published the access log's summary (+Inf: none read)",
             retention.summary_age.clone(),
         );
         registry.register(
@@ -249,24 +249,24 @@ impl Retention {
     fn refresh(&self, now: jiff::Timestamp) {
         let secs = |d: jiff::SignedDuration| d.as_secs_f64().max(0.0);
         let summary = self.summary.lock().expect("not poisoned").clone();
-        for family in [&self.oldest_unheld_age, &self.max_age, &self.last_success] {
+        // Only the leader has policies: a standby exports none of these (alerts take
+        // the max over replicas), and a deleted policy's series go.
+        for family in [
+            &self.oldest_unheld_age,
+            &self.max_age,
+            &self.last_success,
+            &self.oldest_age,
+            &self.summary_age,
+        ] {
             family.clear();
         }
         for family in [
             &self.kept_for_holds,
             &self.last_run_failed,
             &self.holds_invalid,
+            &self.other_fields,
         ] {
             family.clear();
-        }
-        if let Some(s) = &summary {
-            self.oldest_age
-                .set(s.oldest().map_or(0.0, |t| secs(now.duration_since(t))));
-            self.summary_age.set(
-                s.updated
-                    .map_or(f64::INFINITY, |t| secs(now.duration_since(t))),
-            );
-            self.other_fields.set(s.lines_with_other_fields as i64);
         }
         for store in self.policies.lock().expect("not poisoned").iter() {
             for rp in store.state() {
@@ -288,23 +288,42 @@ impl Retention {
                         .get_or_create(&labels)
                         .set(max_age.duration().as_secs_f64());
                 }
-                if let Some(st) = &rp.status {
-                    if let Some(run) = &st.last_run {
-                        self.kept_for_holds
-                            .get_or_create(&labels)
-                            .set(run.entries_kept_for_holds as i64);
-                        let failed = run.outcome.as_deref().is_some_and(|o| o != "Succeeded");
-                        self.last_run_failed
-                            .get_or_create(&labels)
-                            .set(i64::from(failed));
-                    }
-                    if let Some(t) = &st.last_success {
-                        self.last_success
-                            .get_or_create(&labels)
-                            .set(t.0.as_second() as f64);
-                    }
+                if let Some(run) = rp.status.as_ref().and_then(|st| st.last_run.as_ref()) {
+                    self.kept_for_holds
+                        .get_or_create(&labels)
+                        .set(run.entries_kept_for_holds as i64);
+                    let failed = run.outcome.as_deref().is_some_and(|o| o != "Succeeded");
+                    self.last_run_failed
+                        .get_or_create(&labels)
+                        .set(i64::from(failed));
                 }
+                // A policy that never pruned successfully counts from its creation,
+                // so a missed first run is overdue as any other.
+                let success = rp
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.last_success.as_ref())
+                    .or(rp.metadata.creation_timestamp.as_ref());
+                if let Some(t) = success {
+                    self.last_success
+                        .get_or_create(&labels)
+                        .set(t.0.as_second() as f64);
+                }
+                // Without a summary the age is +Inf (the "summary missing" alert) and
+                // nothing about the log is claimed.
+                self.summary_age.get_or_create(&labels).set(
+                    summary
+                        .as_ref()
+                        .and_then(|s| s.updated)
+                        .map_or(f64::INFINITY, |t| secs(now.duration_since(t))),
+                );
                 if let Some(s) = &summary {
+                    self.oldest_age
+                        .get_or_create(&labels)
+                        .set(s.oldest().map_or(0.0, |t| secs(now.duration_since(t))));
+                    self.other_fields
+                        .get_or_create(&labels)
+                        .set(s.lines_with_other_fields as i64);
                     // Spans are inclusive; `contain` takes a half-open one.
                     let oldest = s.oldest_unheld(|from, to| {
                         holds.contain(from, to + jiff::SignedDuration::from_millis(1))

@@ -20,8 +20,8 @@ use super::holds::summary_in;
 use super::status::ago;
 use super::{AUDITOR, Error, Target};
 use crate::access_log::summary::Summary;
+use crate::api::RetentionPolicy;
 use crate::api::holds::Holds;
-use crate::api::{Meeting, RetentionPolicy};
 use crate::cron::Schedule;
 use crate::public_url::PublicUrl;
 
@@ -33,7 +33,7 @@ pub struct Args {
     pub policy: String,
 
     /// The public URL whose pages' Content-Security-Policy is checked. Default: the
-    /// origin of a Meeting's URL.
+    /// one the gateway publishes with the access log's summary.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<PublicUrl>,
 
@@ -176,15 +176,18 @@ pub fn oldest_entry(
     }
 }
 
-/// The longest time between two runs of the policy's schedule.
+/// The longest time between two runs of the policy's schedule, in its time zone (a
+/// change to summer time makes a day 23 or 25 hours long).
 fn period(rp: &RetentionPolicy, now: Timestamp) -> Result<SignedDuration, String> {
     let schedule: Schedule = rp
         .spec
         .schedule
         .parse()
         .map_err(|e| format!("the policy's schedule {:?}: {e}", rp.spec.schedule))?;
+    let tz = jiff::tz::TimeZone::get(&rp.spec.time_zone)
+        .map_err(|e| format!("the policy's time zone {:?}: {e}", rp.spec.time_zone))?;
     schedule
-        .longest_gap(now.to_zoned(jiff::tz::TimeZone::UTC).datetime())
+        .longest_gap(now, &tz)
         .map_err(|e| format!("the policy's schedule {:?}: {e}", rp.spec.schedule))
 }
 
@@ -373,33 +376,16 @@ pub async fn run(target: &Target, args: Args, out: &mut impl Write) -> Result<Ex
         .map_err(|e| Error::api("list pods in all namespaces", AUDITOR, e))?;
     let summary = summary_in(&target.client, &target.namespace).await;
 
+    // Not from Meetings: their URLs carry join tokens, which an auditor needs not see.
     let url = match &args.public_url {
-        Some(u) => Some(u.origin().to_owned()),
-        None => {
-            let meetings: Api<Meeting> = Api::all(target.client.clone());
-            let list = meetings
-                .list(&ListParams::default().limit(50))
-                .await
-                .map_err(|e| Error::api("list Meetings in all namespaces", AUDITOR, e))?;
-            list.items
-                .iter()
-                .filter_map(|m| m.status.as_ref()?.url.as_ref()?.parse::<PublicUrl>().ok())
-                .map(|u| u.origin().to_owned())
-                .next()
-                .or_else(|| {
-                    list.items
-                        .iter()
-                        .filter_map(|m| m.status.as_ref()?.url.clone())
-                        .filter_map(|u| u.split("/j/").next().map(str::to_owned))
-                        .next()
-                })
-        }
+        Some(u) => Some(u.as_str().to_owned()),
+        None => summary.as_ref().and_then(|s| s.public_url.clone()),
     };
     let csp_item = match url {
         None => item(
             "content-security-policy",
             false,
-            "no public URL known (no Meeting has one): pass --public-url",
+            "no public URL known (the gateway publishes none): pass --public-url",
         ),
         Some(base) => {
             let page = format!("{}/privacy", base.trim_end_matches('/'));
@@ -474,8 +460,10 @@ mod tests {
                     entries: 2,
                     oldest: Some(t(&format!("{d}T08:00:00Z"))),
                     newest: Some(t(&format!("{d}T09:00:00Z"))),
+                    lines_with_other_fields: 0,
                 })
                 .collect(),
+            public_url: None,
             lines_checked: 2 * days.len() as u64,
             lines_with_other_fields: 0,
         }

@@ -320,6 +320,7 @@ mod tests {
             entries: n,
             oldest: Some(t(&format!("{day}T08:00:00Z"))),
             newest: Some(t(&format!("{day}T20:00:00Z"))),
+            lines_with_other_fields: 0,
         };
         let s = Summary {
             files: vec![

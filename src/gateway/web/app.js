@@ -218,9 +218,11 @@
     const known = store('raum-name');
     if (known && !$('name').value) $('name').value = known;
     $('name').focus();
-    // Camera and microphone are asked for first (the preview); a Join pressed before
-    // that has finished waits for it rather than submitting the form.
+    // Camera and microphone are asked for first (the preview), and again when another
+    // is chosen; a Join pressed meanwhile waits for the latest rather than submitting
+    // the form or joining without them.
     let devicesReady = Promise.resolve();
+    const after = (step) => { devicesReady = devicesReady.then(step).catch((e) => console.warn('devices', e)); };
     let joining = false;
     $('join-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -228,7 +230,8 @@
       if (!name || name.length > 64) { lobbyMsg(S.err_name); $('name').focus(); return; }
       if (joining) return;
       joining = true;
-      await devicesReady;
+      // A device chosen while waiting queues behind this: wait until nothing is left.
+      for (let seen = null; seen !== devicesReady;) { seen = devicesReady; await seen; }
       myName = name;
       store('raum-name', name);
       stopMeter();
@@ -251,7 +254,7 @@
     });
     if (!(M.audio || M.video)) return;
     if (!navigator.mediaDevices) { lobbyMsg(S.err_no_devices); return; }
-    devicesReady = (async () => {
+    after(async () => {
       await preview(); // asks for permission, so device labels become known
       await listDevices();
       if (local) {
@@ -263,10 +266,16 @@
         }
       }
       for (const id of ['camera', 'microphone']) {
-        if ($(id)) $(id).addEventListener('change', async () => { await preview(); startMeter(); });
+        if ($(id)) {
+          $(id).addEventListener('change', () => after(async () => {
+            if (joining) return; // the call's own devices are chosen in the call
+            await preview();
+            startMeter();
+          }));
+        }
       }
-      startMeter();
-    })().catch((e) => console.warn('devices', e));
+      if (!joining) startMeter();
+    });
   }
 
   // ---- call ----------------------------------------------------------------

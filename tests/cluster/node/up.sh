@@ -42,9 +42,14 @@ RAUM_NODE_NETNS=$node_ns
 RAUM_OUTSIDE_NETNS=$out_ns
 RAUM_OUTSIDE_IP=$OUTSIDE_IP
 RAUM_NODE_CGROUP=$cgroup_root
+RAUM_NODE_NETWORK=$cgroup_root
 RAUM_NODE_CONTAINERD=$n/containerd.sock
 RAUM_NODE_POD_CIDR=$POD_CIDR
 EOF
+# Registered, so a later sweep can tell this node (alive while its cluster's processes
+# are) from one whose cluster was killed before its down ran.
+mkdir -p /run/raum-nodes
+ln -sfn "$dir" "/run/raum-nodes/$cgroup_root"
 
 # --- network ----------------------------------------------------------------------
 ip netns add "$node_ns"
@@ -122,6 +127,8 @@ state = "$n/containerd/state"
   address = ""
 [metrics]
   address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$n/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "localhost/raum-test/pause:1"
   enable_selinux = false
@@ -141,7 +148,7 @@ EOF
 cat > "$n/cni/10-raum.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
-  "name": "raum",
+  "name": "$cgroup_root",
   "plugins": [
     {
       "type": "bridge",
@@ -206,6 +213,15 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 EOF
+# kubelet sets a few kernel settings for the whole machine (panic on oops, memory
+# overcommit, key quotas: not per namespace); the first node keeps what they were, and
+# node/down puts them back when the last one goes.
+if [ ! -f /run/raum-nodes/sysctl.saved ]; then
+  for key in kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom \
+      kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
+    echo "$key=$(sysctl -n "$key")"
+  done > /run/raum-nodes/sysctl.saved
+fi
 start kubelet nsenter --net="/run/netns/$node_ns" -- "$node_bin/kubelet" \
   --config "$n/kubelet.yaml" --kubeconfig "$n/kubelet.kubeconfig" \
   --root-dir "$n/kubelet" --hostname-override "$NODE" --node-ip "$NODE_IP" \
