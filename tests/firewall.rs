@@ -44,18 +44,6 @@ const WEB_PORT: u16 = 8080;
 const TURN_PORT: u16 = 3478;
 const TURN_TLS_PORT: u16 = 443;
 
-/// UDP packets the firewall dropped so far.
-fn dropped_udp(ns: &str) -> u64 {
-    let out = run(Pair::exec(ns, "nft").args(["list", "table", "inet", "raum_firewall"]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let at = words
-        .iter()
-        .position(|w| *w == "packets")
-        .unwrap_or_else(|| panic!("a counter in {text}"));
-    words[at + 1].parse().expect("a number")
-}
-
 fn side<'a>(v: &'a Value, who: &str) -> &'a Value {
     &v["received"][who]
 }
@@ -105,9 +93,7 @@ fn call_through(tcp_ports: &[u16], with_turn: bool) -> (Value, u64, String) {
     // One call at a time: four Chromiums at once would measure the two cores.
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let pair = Pair::new("fw");
-    let rules = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(rules.path(), firewall(tcp_ports)).unwrap();
-    run(Pair::exec(&pair.client, "nft").arg("-f").arg(rules.path()));
+    Pair::nft(&pair.client, &firewall(tcp_ports));
 
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = certificate(certs.path());
@@ -150,7 +136,7 @@ fn call_through(tcp_ports: &[u16], with_turn: bool) -> (Value, u64, String) {
         eprintln!("raum standalone's log:\n{}", s.log());
         std::panic::resume_unwind(e)
     });
-    let dropped = dropped_udp(&pair.client);
+    let dropped = Pair::nft_packets(&pair.client, "raum_firewall");
     (v, dropped, s.log())
 }
 

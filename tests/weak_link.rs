@@ -15,7 +15,7 @@ use std::time::Duration;
 use raum::gateway::i18n::EN;
 use raum_testkit::browser;
 use raum_testkit::loadgen::Generator;
-use raum_testkit::netns::{Pair, SERVER_IP, chromium_in, run};
+use raum_testkit::netns::{Pair, SERVER_IP, chromium_in};
 use raum_testkit::web::{Standalone, meeting_yaml};
 use serde_json::json;
 
@@ -27,21 +27,7 @@ fn lossy(ns: &str, dev: &str) {
     let rules = format!(
         "table inet raum_loss {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    oifname \"{dev}\" meta l4proto udp numgen random mod 100 < {LOSS} counter drop\n  }}\n}}\n"
     );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), rules).unwrap();
-    run(Pair::exec(ns, "nft").arg("-f").arg(file.path()));
-}
-
-/// UDP packets dropped so far in `ns`.
-fn dropped(ns: &str) -> u64 {
-    let out = run(Pair::exec(ns, "nft").args(["list", "table", "inet", "raum_loss"]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let at = words
-        .iter()
-        .position(|w| *w == "packets")
-        .expect("a counter");
-    words[at + 1].parse().expect("a number")
+    Pair::nft(ns, &rules);
 }
 
 #[test]
@@ -78,7 +64,7 @@ fn a_participant_on_a_lossy_downlink_is_told_and_the_others_are_not() {
     if r["insideRejoined"] != false {
         eprintln!("raum standalone's log:\n{}", s.log());
     }
-    assert!(dropped(&pair.server) > 0, "{r}");
+    assert!(Pair::nft_packets(&pair.server, "raum_loss") > 0, "{r}");
     // Joined once: the handshake survives the loss (before the DTLS repair in
     // src/media/dtls.rs, about 1 run in 10 lost its first join to a stalled
     // handshake and came back as someone new).

@@ -93,6 +93,27 @@ impl Pair {
         cmd.args(["netns", "exec", ns]).arg(program);
         cmd
     }
+
+    /// Loads nftables `rules` (a ruleset file's text) into namespace `ns`; they go
+    /// with the namespace.
+    pub fn nft(ns: &str, rules: &str) {
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), rules).expect("the rules are written");
+        run(Self::exec(ns, "nft").arg("-f").arg(file.path()));
+    }
+
+    /// The packets counted so far by the first `counter` of nftables table `inet
+    /// <table>` in namespace `ns`.
+    pub fn nft_packets(ns: &str, table: &str) -> u64 {
+        let out = run(Self::exec(ns, "nft").args(["list", "table", "inet", table]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| *w == "packets")
+            .unwrap_or_else(|| panic!("a counter in {text}"));
+        words[at + 1].parse().expect("a number")
+    }
 }
 
 impl Drop for Pair {
